@@ -1,0 +1,35 @@
+#include "events/event.hpp"
+#include "events/commit.hpp"
+
+namespace kiln {
+
+std::string_view to_string(status s) {
+  switch (s) {
+    case status::queued: return "QUEUED";
+    case status::running: return "RUNNING";
+    case status::passed: return "PASSED";
+    case status::failed: return "FAILED";
+    case status::cancelled: return "CANCELLED";
+    case status::timeout: return "TIMEOUT";
+    case status::lost: return "LOST";
+    case status::skipped: return "SKIPPED";
+  }
+  return "UNKNOWN";
+}
+
+std::string_view type_name(const event& e) {
+  return std::visit([](auto& x) { return std::decay_t<decltype(x)>::type_name; }, e);
+}
+
+std::string to_hex(const digest& d) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(d.size() * 2);
+  for (auto b : d) {
+    out.push_back(digits[b >> 4]);
+    out.push_back(digits[b & 0xf]);
+  }
+  return out;
+}
+
+} // namespace kiln

@@ -1,0 +1,193 @@
+#pragma once
+// Domain events: immutable facts, one struct each, named in the past tense.
+// Their stored form is schema/kiln.fbs; `type_name` matches the schema's
+// union member and is what outside tools see (`kiln.evt.….<type_name>`).
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace kiln {
+
+// Stored as schema::Status: never renumber.
+enum class status : std::uint8_t {
+  queued = 0,
+  running = 1,
+  passed = 2,
+  failed = 3,
+  cancelled = 4,
+  timeout = 5,
+  lost = 6,
+  skipped = 7,
+};
+
+std::string_view to_string(status s);
+
+// Sorted, so that encoding is deterministic.
+using param_map = std::map<std::string, std::string>;
+
+// ---- project ----
+struct project_created {
+  static constexpr std::string_view type_name = "ProjectCreated";
+  std::string name;
+  bool operator==(const project_created&) const = default;
+};
+struct project_definition_updated {
+  static constexpr std::string_view type_name = "ProjectDefinitionUpdated";
+  std::uint32_t definition_version = 0;
+  std::string yaml;
+  std::string content_sha256;
+  bool operator==(const project_definition_updated&) const = default;
+};
+struct project_secret_set {
+  static constexpr std::string_view type_name = "ProjectSecretSet";
+  std::string key;
+  std::string ciphertext;
+  bool operator==(const project_secret_set&) const = default;
+};
+struct project_secret_removed {
+  static constexpr std::string_view type_name = "ProjectSecretRemoved";
+  std::string key;
+  bool operator==(const project_secret_removed&) const = default;
+};
+struct project_deleted {
+  static constexpr std::string_view type_name = "ProjectDeleted";
+  std::string reason;
+  bool operator==(const project_deleted&) const = default;
+};
+
+// ---- build ----
+struct build_created {
+  static constexpr std::string_view type_name = "BuildCreated";
+  std::string project;
+  std::uint32_t number = 0;
+  std::string trigger;
+  param_map params;
+  std::string ref;
+  std::string sha;
+  std::string reason;
+  std::uint32_t definition_version = 0;
+  std::vector<std::string> runs;
+  bool operator==(const build_created&) const = default;
+};
+struct build_cancelled {
+  static constexpr std::string_view type_name = "BuildCancelled";
+  std::string reason;
+  bool operator==(const build_cancelled&) const = default;
+};
+struct build_completed {
+  static constexpr std::string_view type_name = "BuildCompleted";
+  kiln::status status = status::passed;
+  bool operator==(const build_completed&) const = default;
+};
+
+// ---- run ----
+struct run_queued {
+  static constexpr std::string_view type_name = "RunQueued";
+  std::string project;
+  std::uint32_t build = 0;
+  std::string name;
+  std::string host_tag;
+  std::string rundef;
+  std::uint32_t attempt = 1;
+  bool operator==(const run_queued&) const = default;
+};
+struct run_assigned {
+  static constexpr std::string_view type_name = "RunAssigned";
+  std::string worker;
+  std::uint32_t attempt = 1;
+  bool operator==(const run_assigned&) const = default;
+};
+struct run_started {
+  static constexpr std::string_view type_name = "RunStarted";
+  std::string worker;
+  bool operator==(const run_started&) const = default;
+};
+struct run_completed {
+  static constexpr std::string_view type_name = "RunCompleted";
+  kiln::status status = status::passed;
+  std::int32_t exit_code = 0;
+  std::string message;
+  bool operator==(const run_completed&) const = default;
+};
+struct run_cancel_requested {
+  static constexpr std::string_view type_name = "RunCancelRequested";
+  std::string reason;
+  bool operator==(const run_cancel_requested&) const = default;
+};
+struct run_requeued {
+  static constexpr std::string_view type_name = "RunRequeued";
+  std::string reason;
+  std::uint32_t attempt = 0;
+  bool operator==(const run_requeued&) const = default;
+};
+struct run_artifact_stored {
+  static constexpr std::string_view type_name = "RunArtifactStored";
+  std::string path;
+  std::uint64_t size = 0;
+  std::string sha256;
+  bool operator==(const run_artifact_stored&) const = default;
+};
+struct test_result {
+  std::string name;
+  kiln::status status = status::passed;
+  std::uint64_t duration_ms = 0;
+  std::string message;
+  bool operator==(const test_result&) const = default;
+};
+struct run_tests_reported {
+  static constexpr std::string_view type_name = "RunTestsReported";
+  std::string suite;
+  std::vector<test_result> results;
+  bool operator==(const run_tests_reported&) const = default;
+};
+
+// ---- worker ----
+struct worker_registered {
+  static constexpr std::string_view type_name = "WorkerRegistered";
+  std::string name;
+  std::vector<std::string> tags;
+  std::uint32_t concurrency = 1;
+  std::string host_json;
+  std::string token_sha256;
+  bool operator==(const worker_registered&) const = default;
+};
+struct worker_enlisted {
+  static constexpr std::string_view type_name = "WorkerEnlisted";
+  bool operator==(const worker_enlisted&) const = default;
+};
+struct worker_delisted {
+  static constexpr std::string_view type_name = "WorkerDelisted";
+  std::string reason;
+  bool operator==(const worker_delisted&) const = default;
+};
+struct worker_deleted {
+  static constexpr std::string_view type_name = "WorkerDeleted";
+  std::string reason;
+  bool operator==(const worker_deleted&) const = default;
+};
+struct worker_offline {
+  static constexpr std::string_view type_name = "WorkerOffline";
+  std::string reason;
+  bool operator==(const worker_offline&) const = default;
+};
+struct worker_online {
+  static constexpr std::string_view type_name = "WorkerOnline";
+  bool operator==(const worker_online&) const = default;
+};
+
+using event = std::variant<
+  project_created, project_definition_updated, project_secret_set,
+  project_secret_removed, project_deleted,
+  build_created, build_cancelled, build_completed,
+  run_queued, run_assigned, run_started, run_completed, run_cancel_requested,
+  run_requeued, run_artifact_stored, run_tests_reported,
+  worker_registered, worker_enlisted, worker_delisted, worker_deleted,
+  worker_offline, worker_online>;
+
+// The event's schema name, e.g. "RunCompleted".
+std::string_view type_name(const event& e);
+
+} // namespace kiln

@@ -1,0 +1,587 @@
+#include "storage/rocksdb_event_log.hpp"
+
+#include "events/codec.hpp"
+#include "storage/hash_chain.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/write_batch.h>
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+namespace kiln::storage {
+
+namespace {
+
+// Key layout (docs/architecture.md):
+//   records   : be64(seq)                         -> Record (schema/kiln.fbs)
+//   streams   : stream '\0' be64(first_version)   -> be64(seq) be64(last_version)
+//   snapshots : stream                            -> be64(version) state bytes
+//   default   : "format"                          -> "kiln-log-1"
+constexpr const char* cf_records = "records";
+constexpr const char* cf_streams = "streams";
+constexpr const char* cf_snapshots = "snapshots";
+constexpr const char* format_key = "format";
+constexpr const char* format_value = "kiln-log-1";
+
+// Above this many cached stream versions the cache starts over: a miss costs
+// one index seek, and memory stays bounded however many streams exist.
+constexpr std::size_t version_cache_limit = 100'000;
+
+void put_be64(std::string& out, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i)
+    out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::uint64_t get_be64(const char* p) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i)
+    v = (v << 8) | static_cast<std::uint8_t>(p[i]);
+  return v;
+}
+
+std::string seq_key(std::uint64_t seq) {
+  std::string k;
+  put_be64(k, seq);
+  return k;
+}
+
+std::string stream_key(std::string_view stream, std::uint64_t version) {
+  std::string k;
+  k.reserve(stream.size() + 9);
+  k.append(stream);
+  k.push_back('\0');
+  put_be64(k, version);
+  return k;
+}
+
+std::string stream_prefix(std::string_view stream) {
+  std::string k{stream};
+  k.push_back('\0');
+  return k;
+}
+
+struct index_entry {
+  std::uint64_t first_version = 0;
+  std::uint64_t seq = 0;
+  std::uint64_t last_version = 0;
+};
+
+error io_error(const rocksdb::Status& s, std::string_view what) {
+  return make_error(s.IsCorruption() ? errc::corrupt : errc::io,
+                    std::string{what} + ": " + s.ToString());
+}
+
+struct pending_append {
+  std::string stream;
+  std::uint64_t expected = 0;
+  std::uint64_t event_count = 0;
+  std::string commit_bytes;
+  append_callback done;
+};
+
+} // namespace
+
+struct rocksdb_event_log::impl {
+  rocksdb_log_options opts;
+  std::filesystem::path secondary_dir;  // read-only mode's private scratch dir
+  std::unique_ptr<rocksdb::DB> db;
+  rocksdb::ColumnFamilyHandle* records = nullptr;
+  rocksdb::ColumnFamilyHandle* streams = nullptr;
+  rocksdb::ColumnFamilyHandle* snapshots = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+
+  // Appenders -> writer.
+  std::mutex queue_mu;
+  std::condition_variable queue_cv;
+  std::deque<pending_append> queue;
+  bool stopping = false;
+  std::thread writer;
+
+  // Writer thread only.
+  std::uint64_t next_seq = 1;
+  digest last_hash{};
+  std::unordered_map<std::string, std::uint64_t> versions;
+
+  // Writer -> readers and subscriptions.
+  std::atomic<std::uint64_t> committed_seq{0};
+  std::mutex commit_mu;
+  std::condition_variable commit_cv;
+  std::atomic<bool> closed{false};
+
+  ~impl() {
+    shutdown();
+    for (auto h : handles)
+      db->DestroyColumnFamilyHandle(h);
+    handles.clear();
+    if (db)
+      db->Close();
+    db.reset();
+    if (!secondary_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(secondary_dir, ec);
+    }
+  }
+
+  void shutdown() {
+    {
+      std::lock_guard lock{queue_mu};
+      if (stopping)
+        return;
+      stopping = true;
+    }
+    queue_cv.notify_all();
+    if (writer.joinable())
+      writer.join();
+    {
+      std::lock_guard lock{commit_mu};
+      closed = true;
+    }
+    commit_cv.notify_all();
+    if (db && !opts.read_only) {
+      rocksdb::FlushOptions fo;
+      auto s = db->Flush(fo, handles);
+      if (!s.ok())
+        spdlog::warn("event_log flush_on_close=failed status=\"{}\"", s.ToString());
+    }
+  }
+
+  result<std::optional<index_entry>> last_index_entry(std::string_view stream) {
+    auto prefix = stream_prefix(stream);
+    auto upper = stream_key(stream, UINT64_MAX);
+    rocksdb::ReadOptions ro;
+    std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(ro, streams)};
+    it->SeekForPrev(upper);
+    if (!it->status().ok())
+      return io_error(it->status(), "index seek");
+    if (!it->Valid() || !it->key().starts_with(prefix))
+      return std::optional<index_entry>{};
+    auto k = it->key();
+    auto v = it->value();
+    if (k.size() != prefix.size() + 8 || v.size() != 16)
+      return make_error(errc::corrupt, "bad stream index entry for " + std::string{stream});
+    return std::optional<index_entry>{
+      index_entry{get_be64(k.data() + prefix.size()), get_be64(v.data()), get_be64(v.data() + 8)}};
+  }
+
+  result<std::uint64_t> current_version(const std::string& stream) {
+    if (auto it = versions.find(stream); it != versions.end())
+      return it->second;
+    auto entry = last_index_entry(stream);
+    if (!entry)
+      return entry.error();
+    std::uint64_t v = *entry ? (*entry)->last_version : 0;
+    if (versions.size() >= version_cache_limit)
+      versions.clear();
+    versions.emplace(stream, v);
+    return v;
+  }
+
+  void write_loop() {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    std::vector<pending_append> batch;
+    std::vector<std::optional<result<append_receipt>>> outcomes;
+    std::unordered_map<std::string, std::uint64_t> batch_versions;
+    for (;;) {
+      batch.clear();
+      {
+        std::unique_lock lock{queue_mu};
+        queue_cv.wait(lock, [&] { return !queue.empty() || stopping; });
+        if (queue.empty())
+          return;
+        while (!queue.empty() && batch.size() < opts.max_batch) {
+          batch.push_back(std::move(queue.front()));
+          queue.pop_front();
+        }
+      }
+      outcomes.assign(batch.size(), std::nullopt);
+      batch_versions.clear();
+      rocksdb::WriteBatch wb;
+      auto seq = next_seq;
+      auto hash = last_hash;
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        auto& p = batch[i];
+        std::uint64_t current;
+        if (auto it = batch_versions.find(p.stream); it != batch_versions.end()) {
+          current = it->second;
+        } else if (auto v = current_version(p.stream); v) {
+          current = *v;
+        } else {
+          outcomes[i] = v.error();
+          continue;
+        }
+        if (current != p.expected) {
+          outcomes[i] = make_error(errc::conflict, "stream " + p.stream + " is at version "
+                                                     + std::to_string(current) + ", expected "
+                                                     + std::to_string(p.expected));
+          continue;
+        }
+        auto h = chain_hash(hash, global_seq{seq}, p.commit_bytes);
+        wb.Put(records, seq_key(seq), codec::encode_record(global_seq{seq}, hash, h, p.commit_bytes));
+        std::string index_value;
+        auto last = p.expected + p.event_count;
+        put_be64(index_value, seq);
+        put_be64(index_value, last);
+        wb.Put(streams, stream_key(p.stream, p.expected + 1), index_value);
+        batch_versions[p.stream] = last;
+        outcomes[i] = append_receipt{global_seq{seq}, stream_version{last}};
+        hash = h;
+        ++seq;
+      }
+      if (wb.Count() > 0) {
+        auto s = db->Write(wo, &wb);
+        if (s.ok()) {
+          next_seq = seq;
+          last_hash = hash;
+          for (auto& [stream, v] : batch_versions)
+            versions[stream] = v;
+          {
+            std::lock_guard lock{commit_mu};
+            committed_seq.store(seq - 1);
+          }
+          commit_cv.notify_all();
+        } else {
+          spdlog::error("event_log write=failed commits={} status=\"{}\"", wb.Count() / 2,
+                        s.ToString());
+          for (auto& o : outcomes)
+            if (o && *o)
+              o = io_error(s, "synced write");
+          // What we cached may now be ahead of the disk: forget it.
+          versions.clear();
+        }
+      }
+      for (std::size_t i = 0; i < batch.size(); ++i)
+        batch[i].done(std::move(*outcomes[i]));
+    }
+  }
+
+  // Read-only mode: a secondary instance sees the primary's commits only
+  // after catching up with its MANIFEST and WAL.
+  status_result refresh() {
+    if (!opts.read_only)
+      return ok;
+    auto s = db->TryCatchUpWithPrimary();
+    if (!s.ok())
+      return io_error(s, "catch up with primary");
+    std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(rocksdb::ReadOptions{}, records)};
+    it->SeekToLast();
+    if (it->Valid() && it->key().size() == 8) {
+      std::lock_guard lock{commit_mu};
+      committed_seq = get_be64(it->key().data());
+    }
+    return ok;
+  }
+
+  result<logged_commit> decode(const rocksdb::Slice& value) {
+    // A std::string's buffer is aligned for the FlatBuffers reader.
+    thread_local std::string buf;
+    buf.assign(value.data(), value.size());
+    auto c = codec::decode_logged_commit(buf);
+    if (!c)
+      return make_error(errc::corrupt, c.error().message);
+    return c;
+  }
+
+  result<std::vector<logged_commit>> read_all(global_seq after, std::size_t max) {
+    std::vector<logged_commit> out;
+    rocksdb::ReadOptions ro;
+    std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(ro, records)};
+    for (it->Seek(seq_key(after.value + 1)); it->Valid() && out.size() < max; it->Next()) {
+      auto c = decode(it->value());
+      if (!c)
+        return c.error();
+      out.push_back(std::move(*c));
+    }
+    if (!it->status().ok())
+      return io_error(it->status(), "read_all");
+    return out;
+  }
+};
+
+namespace {
+
+class rocksdb_subscription final : public subscription {
+ public:
+  rocksdb_subscription(std::shared_ptr<rocksdb_event_log::impl> log, global_seq after,
+                       commit_handler on_commit, error_handler on_error)
+    : log_(std::move(log)), after_(after), on_commit_(std::move(on_commit)),
+      on_error_(std::move(on_error)) {
+    thread_ = std::thread([this] { run(); });
+  }
+
+  ~rocksdb_subscription() override {
+    {
+      std::lock_guard lock{log_->commit_mu};
+      stop_ = true;
+    }
+    log_->commit_cv.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void run() {
+    constexpr std::size_t page = 512;
+    for (;;) {
+      if (stop_)
+        return;
+      if (log_->opts.read_only)
+        (void) log_->refresh();
+      auto commits = log_->read_all(after_, page);
+      if (!commits) {
+        if (on_error_)
+          on_error_(commits.error());
+        return;
+      }
+      for (auto& c : *commits) {
+        if (stop_ || !on_commit_(c))
+          return;
+        after_ = c.seq;
+      }
+      if (commits->size() == page)
+        continue;
+      std::unique_lock lock{log_->commit_mu};
+      auto caught_up = [&] {
+        return stop_ || log_->closed || log_->committed_seq.load() > after_.value;
+      };
+      if (log_->opts.read_only)
+        // A secondary learns of new commits only by polling the primary.
+        log_->commit_cv.wait_for(lock, std::chrono::milliseconds(100), caught_up);
+      else
+        log_->commit_cv.wait(lock, caught_up);
+      if (log_->closed && !stop_ && log_->committed_seq.load() <= after_.value)
+        return;
+    }
+  }
+
+  std::shared_ptr<rocksdb_event_log::impl> log_;
+  global_seq after_;
+  commit_handler on_commit_;
+  error_handler on_error_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+} // namespace
+
+result<std::unique_ptr<rocksdb_event_log>> rocksdb_event_log::open(const rocksdb_log_options& o) {
+  auto p = std::make_shared<impl>();
+  p->opts = o;
+  std::error_code ec;
+  if (!o.read_only) {
+    // RocksDB does not create parent directories.
+    std::filesystem::create_directories(o.dir, ec);
+    if (ec)
+      return make_error(errc::io, "cannot create " + o.dir.string() + ": " + ec.message());
+  } else if (!std::filesystem::exists(o.dir / "CURRENT")) {
+    return make_error(errc::io, "no event log at " + o.dir.string());
+  }
+
+  rocksdb::Options db_opts;
+  db_opts.create_if_missing = !o.read_only;
+  db_opts.create_missing_column_families = !o.read_only;
+  db_opts.IncreaseParallelism(2);
+  db_opts.max_open_files = -1;  // required by secondary instances; cheap here
+  db_opts.keep_log_file_num = 5;
+
+  rocksdb::ColumnFamilyOptions record_opts;
+  // Records are small and hashed; uncompressed they read fastest, and a
+  // flipped byte on disk stays where the auditor can name its commit.
+  record_opts.compression = rocksdb::kNoCompression;
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs{
+    {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions{}},
+    {cf_records, record_opts},
+    {cf_streams, rocksdb::ColumnFamilyOptions{}},
+    {cf_snapshots, rocksdb::ColumnFamilyOptions{}},
+  };
+
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s;
+  if (o.read_only) {
+    auto tmpl = (std::filesystem::temp_directory_path() / "kiln-secondary-XXXXXX").string();
+    if (!mkdtemp(tmpl.data()))
+      return make_error(errc::io, "cannot create a scratch directory for a read-only open");
+    p->secondary_dir = tmpl;
+    s = rocksdb::DB::OpenAsSecondary(db_opts, o.dir.string(), p->secondary_dir.string(), cfs,
+                                     &p->handles, &raw);
+  } else {
+    s = rocksdb::DB::Open(db_opts, o.dir.string(), cfs, &p->handles, &raw);
+  }
+  if (!s.ok())
+    return io_error(s, "open " + o.dir.string());
+  p->db.reset(raw);
+  p->records = p->handles[1];
+  p->streams = p->handles[2];
+  p->snapshots = p->handles[3];
+
+  std::string format;
+  s = p->db->Get(rocksdb::ReadOptions{}, format_key, &format);
+  if (s.IsNotFound() && !o.read_only) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = p->db->Put(wo, format_key, format_value);
+    format = format_value;
+  }
+  if (!s.ok() && !s.IsNotFound())
+    return io_error(s, "read format");
+  if (!format.empty() && format != format_value)
+    return make_error(errc::corrupt, "unknown log format '" + format + "' in " + o.dir.string());
+
+  // The chain continues from the last stored record.
+  std::unique_ptr<rocksdb::Iterator> it{p->db->NewIterator(rocksdb::ReadOptions{}, p->records)};
+  it->SeekToLast();
+  if (!it->status().ok())
+    return io_error(it->status(), "find last record");
+  if (it->Valid()) {
+    auto last = p->decode(it->value());
+    if (!last)
+      return make_error(errc::corrupt, "the last record does not decode: " + last.error().message);
+    p->next_seq = last->seq.value + 1;
+    p->last_hash = last->hash;
+  }
+  it.reset();
+  p->committed_seq = p->next_seq - 1;
+  if (!o.read_only)
+    p->writer = std::thread([raw_p = p.get()] { raw_p->write_loop(); });
+  spdlog::info("event_log opened dir={} mode={} last_seq={}", o.dir.string(),
+               o.read_only ? "read_only" : "read_write", p->committed_seq.load());
+  return std::unique_ptr<rocksdb_event_log>{new rocksdb_event_log(std::move(p))};
+}
+
+rocksdb_event_log::rocksdb_event_log(std::shared_ptr<impl> p) : impl_(std::move(p)) {}
+
+rocksdb_event_log::~rocksdb_event_log() { close(); }
+
+void rocksdb_event_log::close() { impl_->shutdown(); }
+
+void rocksdb_event_log::append_async(append_request req, append_callback done) {
+  if (impl_->opts.read_only)
+    return done(make_error(errc::read_only, "the log is open read-only"));
+  if (req.events.empty() || req.stream.value.empty())
+    return done(make_error(errc::invalid_argument, "an append needs a stream and events"));
+  if (req.stream.value.find('\0') != std::string::npos)
+    return done(make_error(errc::invalid_argument, "a stream name cannot hold a NUL byte"));
+  // Encoding happens on the appender's thread, in parallel; the writer only
+  // checks versions, chains and writes.
+  commit c{std::move(req.stream), stream_version{req.expected.value + 1}, std::move(req.meta),
+           std::move(req.events)};
+  auto bytes = codec::encode_commit(c);
+  pending_append p{std::move(c.stream.value), req.expected.value, c.events.size(),
+                   std::move(bytes), std::move(done)};
+  {
+    std::lock_guard lock{impl_->queue_mu};
+    if (impl_->stopping) {
+      auto cb = std::move(p.done);
+      return cb(make_error(errc::closed, "the log is closing"));
+    }
+    impl_->queue.push_back(std::move(p));
+  }
+  impl_->queue_cv.notify_one();
+}
+
+result<std::vector<logged_commit>>
+rocksdb_event_log::read_stream(const stream_id& stream, stream_version from, std::size_t max) {
+  std::vector<logged_commit> out;
+  auto prefix = stream_prefix(stream.value);
+  rocksdb::ReadOptions ro;
+  std::unique_ptr<rocksdb::Iterator> it{impl_->db->NewIterator(ro, impl_->streams)};
+  // Start at the commit holding `from`: the last one whose first version <= from.
+  it->SeekForPrev(stream_key(stream.value, std::max<std::uint64_t>(from.value, 1)));
+  if (!it->Valid() || !it->key().starts_with(prefix))
+    it->Seek(stream_key(stream.value, 0));
+  for (; it->Valid() && it->key().starts_with(prefix) && out.size() < max; it->Next()) {
+    auto v = it->value();
+    if (v.size() != 16)
+      return make_error(errc::corrupt, "bad stream index entry for " + stream.value);
+    if (get_be64(v.data() + 8) < from.value)
+      continue;
+    std::string record;
+    auto s = impl_->db->Get(ro, impl_->records, seq_key(get_be64(v.data())), &record);
+    if (!s.ok())
+      return io_error(s, "read record of " + stream.value);
+    auto c = impl_->decode(record);
+    if (!c)
+      return c.error();
+    out.push_back(std::move(*c));
+  }
+  if (!it->status().ok())
+    return io_error(it->status(), "read_stream");
+  return out;
+}
+
+result<std::vector<logged_commit>> rocksdb_event_log::read_all(global_seq after, std::size_t max) {
+  return impl_->read_all(after, max);
+}
+
+result<stream_version> rocksdb_event_log::last_version(const stream_id& stream) {
+  auto e = impl_->last_index_entry(stream.value);
+  if (!e)
+    return e.error();
+  return stream_version{*e ? (*e)->last_version : 0};
+}
+
+global_seq rocksdb_event_log::last_seq() const { return {impl_->committed_seq.load()}; }
+
+std::unique_ptr<subscription>
+rocksdb_event_log::subscribe(global_seq after, commit_handler on_commit, error_handler on_error) {
+  return std::make_unique<rocksdb_subscription>(impl_, after, std::move(on_commit),
+                                                std::move(on_error));
+}
+
+status_result rocksdb_event_log::save_snapshot(const stream_id& stream, const snapshot& snap) {
+  if (impl_->opts.read_only)
+    return make_error(errc::read_only, "the log is open read-only");
+  std::string value;
+  value.reserve(8 + snap.bytes.size());
+  put_be64(value, snap.version.value);
+  value += snap.bytes;
+  auto s = impl_->db->Put(rocksdb::WriteOptions{}, impl_->snapshots, stream.value, value);
+  if (!s.ok())
+    return io_error(s, "save snapshot");
+  return ok;
+}
+
+result<std::optional<snapshot>> rocksdb_event_log::load_snapshot(const stream_id& stream) {
+  std::string value;
+  auto s = impl_->db->Get(rocksdb::ReadOptions{}, impl_->snapshots, stream.value, &value);
+  if (s.IsNotFound())
+    return std::optional<snapshot>{};
+  if (!s.ok())
+    return io_error(s, "load snapshot");
+  if (value.size() < 8)
+    return make_error(errc::corrupt, "snapshot of " + stream.value + " is truncated");
+  return std::optional<snapshot>{snapshot{stream_version{get_be64(value.data())}, value.substr(8)}};
+}
+
+status_result rocksdb_event_log::scan_records(
+  global_seq after, bool verify_checksums,
+  const std::function<bool(std::uint64_t, std::string_view)>& fn) {
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = verify_checksums;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it{impl_->db->NewIterator(ro, impl_->records)};
+  for (it->Seek(seq_key(after.value + 1)); it->Valid(); it->Next()) {
+    auto k = it->key();
+    if (k.size() != 8)
+      return make_error(errc::corrupt, "record key of " + std::to_string(k.size()) + " bytes");
+    if (!fn(get_be64(k.data()), {it->value().data(), it->value().size()}))
+      return ok;
+  }
+  if (!it->status().ok())
+    return io_error(it->status(), "scan");
+  return ok;
+}
+
+status_result rocksdb_event_log::refresh() { return impl_->refresh(); }
+
+} // namespace kiln::storage

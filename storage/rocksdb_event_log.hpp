@@ -1,0 +1,59 @@
+#pragma once
+// The event log on RocksDB (docs/architecture.md draws its key layout).
+// One writer thread gathers every pending append into one synced WriteBatch:
+// concurrent appenders share one sync (group commit).
+#include "storage/event_log.hpp"
+
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+
+namespace kiln::storage {
+
+struct rocksdb_log_options {
+  std::filesystem::path dir;
+  // read_only opens beside a running server (RocksDB's secondary instance):
+  // reads see the primary's commits after refresh(); appends fail.
+  bool read_only = false;
+  std::size_t max_batch = 1024;  // commits per synced write
+};
+
+class rocksdb_event_log final : public event_log {
+ public:
+  // Opens or creates the log. Errors: io (cannot open), corrupt (the last
+  // record does not decode).
+  static result<std::unique_ptr<rocksdb_event_log>> open(const rocksdb_log_options& opts);
+  ~rocksdb_event_log() override;
+
+  void append_async(append_request req, append_callback done) override;
+  result<std::vector<logged_commit>>
+  read_stream(const stream_id& stream, stream_version from, std::size_t max) override;
+  result<std::vector<logged_commit>> read_all(global_seq after, std::size_t max) override;
+  result<stream_version> last_version(const stream_id& stream) override;
+  global_seq last_seq() const override;
+  std::unique_ptr<subscription>
+  subscribe(global_seq after, commit_handler on_commit, error_handler on_error) override;
+  status_result save_snapshot(const stream_id& stream, const snapshot& s) override;
+  result<std::optional<snapshot>> load_snapshot(const stream_id& stream) override;
+
+  // Raw stored records in key order, for the auditor and benchmarks. With
+  // verify_checksums off, RocksDB's block checksums are skipped so that the
+  // hash chain is the judge of every byte. fn returns false to stop.
+  status_result scan_records(global_seq after, bool verify_checksums,
+                             const std::function<bool(std::uint64_t, std::string_view)>& fn);
+
+  // Read-only mode: catch up with the primary's latest commits.
+  status_result refresh();
+
+  // Finishes pending appends, then stops; flushes memtables so that the next
+  // open need not replay the WAL. Also done by the destructor.
+  void close();
+
+  struct impl;
+
+ private:
+  explicit rocksdb_event_log(std::shared_ptr<impl> p);
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace kiln::storage
