@@ -42,6 +42,12 @@ class rocksdb_event_log final : public event_log {
   status_result scan_records(global_seq after, bool verify_checksums,
                              const std::function<bool(std::uint64_t, std::string_view)>& fn);
 
+  struct write_stats {
+    std::uint64_t commits = 0;  // durable appends
+    std::uint64_t syncs = 0;    // synced writes that carried them
+  };
+  write_stats stats() const;
+
   // Read-only mode: catch up with the primary's latest commits.
   status_result refresh();
 
