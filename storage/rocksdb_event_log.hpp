@@ -32,7 +32,7 @@ class rocksdb_event_log final : public event_log {
   result<stream_version> last_version(const stream_id& stream) override;
   global_seq last_seq() const override;
   std::unique_ptr<subscription>
-  subscribe(global_seq after, commit_handler on_commit, error_handler on_error) override;
+  subscribe(global_seq after, commit_handler on_commit, error_handler on_error = {}) override;
   status_result save_snapshot(const stream_id& stream, const snapshot& s) override;
   result<std::optional<snapshot>> load_snapshot(const stream_id& stream) override;
 

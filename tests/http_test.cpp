@@ -1,0 +1,95 @@
+// `kiln up` as a real process over real loopback HTTP: health, readiness,
+// JSON errors for what is not built yet, limits, and a clean SIGTERM.
+#include "support/http_client.hpp"
+#include "support/process.hpp"
+#include "support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <regex>
+
+using namespace kiln::test;
+
+namespace {
+
+struct kiln_up {
+  temp_dir dir{"kiln-up"};
+  child_process proc{{{KILN_BINARY, "up", "--data", (dir / "data").string(), "--listen",
+                       "127.0.0.1:0", "--workers", "0"}}};
+  std::uint16_t port = 0;
+
+  kiln_up() {
+    auto line = proc.wait_for_line("listening on http://");
+    if (!line)
+      FAIL("kiln up did not start: " << proc.transcript());
+    std::smatch m;
+    std::regex re{R"(http://127\.0\.0\.1:(\d+))"};
+    REQUIRE(std::regex_search(*line, m, re));
+    port = static_cast<std::uint16_t>(std::stoi(m[1]));
+  }
+  http_reply get(const std::string& target) { return http_request("127.0.0.1", port, "GET", target); }
+};
+
+} // namespace
+
+TEST_CASE("kiln up answers health and readiness over HTTP", "[http][up]") {
+  kiln_up up;
+  auto health = up.get("/healthz");
+  CHECK(health.status == 200);
+  CHECK(health.headers["content-type"] == "application/json");
+  CHECK(health.body.find("\"ok\"") != std::string::npos);
+  CHECK(up.get("/readyz").status == 200);
+}
+
+TEST_CASE("what is not built answers a JSON error, not silence", "[http][up]") {
+  kiln_up up;
+  auto api = up.get("/v1/projects");
+  CHECK(api.status == 501);
+  CHECK(api.body.find("\"error\":\"not_implemented\"") != std::string::npos);
+  CHECK(api.body.find("issue 4") != std::string::npos);
+  auto missing = up.get("/nowhere");
+  CHECK(missing.status == 404);
+  CHECK(missing.body.find("\"error\":\"not_found\"") != std::string::npos);
+  auto wrong_method = http_request("127.0.0.1", up.port, "POST", "/healthz", "x");
+  CHECK(wrong_method.status == 405);
+}
+
+TEST_CASE("oversized bodies get 413 and malformed requests 400", "[http][up]") {
+  kiln_up up;
+  auto big = http_request("127.0.0.1", up.port, "PUT", "/v1/projects/p",
+                          std::string(2 * 1024 * 1024, 'x'));
+  CHECK(big.status == 413);
+  CHECK(big.body.find("\"error\":\"too_large\"") != std::string::npos);
+  auto bad = http_request("127.0.0.1", up.port, "GET", "not a target at all\x01", "");
+  CHECK(bad.status == 400);
+  CHECK(up.get("/healthz").status == 200);  // the server carried on
+}
+
+TEST_CASE("SIGTERM stops kiln up cleanly with exit 0", "[http][up]") {
+  kiln_up up;
+  REQUIRE(up.get("/healthz").status == 200);
+  up.proc.signal(SIGTERM);
+  CHECK(up.proc.wait() == 0);
+  CHECK(up.get("/healthz").status == 0);  // nobody listens any more
+}
+
+TEST_CASE("kiln up refuses an address it cannot bind, and bad options", "[http][up]") {
+  temp_dir dir;
+  auto [status, out] = run({KILN_BINARY, "up", "--data", (dir / "d").string(), "--listen",
+                            "127.0.0.1:99999"});
+  CHECK(status == 2);
+  CHECK(out.find("HOST:PORT") != std::string::npos);
+  auto [ustatus, uout] = run({KILN_BINARY, "up", "--bogus", "1"});
+  CHECK(ustatus == 2);
+  CHECK(uout.find("unknown option --bogus") != std::string::npos);
+}
+
+TEST_CASE("commands that are not built yet say so", "[cli]") {
+  auto [status, out] = run({KILN_BINARY, "replay", "--data", "x"});
+  CHECK(status == 2);
+  CHECK(out.find("not built yet") != std::string::npos);
+  auto [vstatus, vout] = run({KILN_BINARY, "--version"});
+  CHECK(vstatus == 0);
+  CHECK(vout.find("kiln 0.") != std::string::npos);
+}
