@@ -166,24 +166,26 @@ std::string bytes(const fb::Vector<std::uint8_t>* v) {
 
 status from_schema(s::Status x) { return static_cast<status>(x); }
 
-// Holds the buffer at an 8-byte boundary: RocksDB values carry no alignment
-// promise, and FlatBuffers reads scalars in place.
+// The buffer at an 8-byte boundary: RocksDB values and network buffers carry
+// no alignment promise, and FlatBuffers reads scalars in place. Unaligned
+// input is copied into a per-thread scratch buffer, which is safe because
+// decoding copies everything out before returning.
 class aligned_bytes {
  public:
   explicit aligned_bytes(std::string_view in) {
     if (reinterpret_cast<std::uintptr_t>(in.data()) % 8 == 0) {
       view_ = in;
     } else {
-      copy_.resize((in.size() + 7) / 8);
-      std::memcpy(copy_.data(), in.data(), in.size());
-      view_ = {reinterpret_cast<const char*>(copy_.data()), in.size()};
+      thread_local std::vector<std::uint64_t> scratch;
+      scratch.resize((in.size() + 7) / 8);
+      std::memcpy(scratch.data(), in.data(), in.size());
+      view_ = {reinterpret_cast<const char*>(scratch.data()), in.size()};
     }
   }
   const std::uint8_t* data() const { return reinterpret_cast<const std::uint8_t*>(view_.data()); }
   std::size_t size() const { return view_.size(); }
 
  private:
-  std::vector<std::uint64_t> copy_;
   std::string_view view_;
 };
 

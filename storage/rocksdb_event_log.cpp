@@ -307,10 +307,7 @@ struct rocksdb_event_log::impl {
   }
 
   result<logged_commit> decode(const rocksdb::Slice& value) {
-    // A std::string's buffer is aligned for the FlatBuffers reader.
-    thread_local std::string buf;
-    buf.assign(value.data(), value.size());
-    auto c = codec::decode_logged_commit(buf);
+    auto c = codec::decode_logged_commit({value.data(), value.size()});
     if (!c)
       return make_error(errc::corrupt, c.error().message);
     return c;
@@ -318,6 +315,7 @@ struct rocksdb_event_log::impl {
 
   result<std::vector<logged_commit>> read_all(global_seq after, std::size_t max) {
     std::vector<logged_commit> out;
+    out.reserve(std::min<std::size_t>(max, 1024));
     // Bounded by what is durable: a reader never sees a commit before its
     // appender could be told it is safe.
     auto upper_key = seq_key(committed_seq.load() + 1);
