@@ -198,6 +198,9 @@ fb::Verifier::Options verifier_options() {
 
 result<event> decode_event(const s::Event& ev) {
   using B = s::EventBody;
+  // The verifier accepts a union whose type is set but whose table is absent.
+  if (!ev.body())
+    return make_error(errc::malformed, "event without a body");
   switch (ev.body_type()) {
     case B::ProjectCreated: {
       auto t = ev.body_as_ProjectCreated();
