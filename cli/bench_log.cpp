@@ -183,12 +183,17 @@ double kiln_append_pooled(storage::event_log& log, std::size_t appenders,
   std::deque<std::size_t> ready;
   std::size_t finished = 0;
   std::string failure;
+  // Like a scheduler's run queue: wake a worker only when work appears, and
+  // let each wake drain everything ready.
   auto post = [&](std::size_t id) {
+    bool was_empty;
     {
       std::lock_guard lock{mu};
+      was_empty = ready.empty();
       ready.push_back(id);
     }
-    cv.notify_one();
+    if (was_empty)
+      cv.notify_one();
   };
   auto t0 = clock::now();
   for (std::size_t i = 0; i < appenders; ++i)
@@ -196,32 +201,41 @@ double kiln_append_pooled(storage::event_log& log, std::size_t appenders,
   std::vector<std::thread> threads;
   for (std::size_t t = 0; t < pool; ++t)
     threads.emplace_back([&] {
+      std::deque<std::size_t> mine;
       for (;;) {
-        std::size_t id;
         {
           std::unique_lock lock{mu};
           cv.wait(lock, [&] { return !ready.empty() || finished == appenders; });
           if (ready.empty())
             return;
-          id = ready.front();
-          ready.pop_front();
+          // Take half of what is ready (at least one): the other worker gets the rest.
+          auto take = std::max<std::size_t>(1, (ready.size() + 1) / 2);
+          for (std::size_t i = 0; i < take; ++i) {
+            mine.push_back(ready.front());
+            ready.pop_front();
+          }
+          if (!ready.empty())
+            cv.notify_one();
         }
-        auto& a = as[id];
-        if (a.done == per_appender) {
-          std::lock_guard lock{mu};
-          if (++finished == appenders)
-            cv.notify_all();
-          continue;
+        for (; !mine.empty(); mine.pop_front()) {
+          auto id = mine.front();
+          auto& a = as[id];
+          if (a.done == per_appender) {
+            std::lock_guard lock{mu};
+            if (++finished == appenders)
+              cv.notify_all();
+            continue;
+          }
+          log.append_async(sample_append(a.stream, a.done, a.rng),
+                           [&, id](result<storage::append_receipt> r) {
+                             if (!r) {
+                               std::lock_guard lock{mu};
+                               failure = r.error().message;
+                             }
+                             ++as[id].done;
+                             post(id);
+                           });
         }
-        log.append_async(sample_append(a.stream, a.done, a.rng),
-                         [&, id](result<storage::append_receipt> r) {
-                           if (!r) {
-                             std::lock_guard lock{mu};
-                             failure = r.error().message;
-                           }
-                           ++as[id].done;
-                           post(id);
-                         });
       }
     });
   for (auto& t : threads)
@@ -271,7 +285,7 @@ double raw_iterate(const std::filesystem::path& dir, std::size_t& count) {
 }
 
 double kiln_read_all(const std::filesystem::path& dir, std::size_t& count) {
-  auto log = storage::rocksdb_event_log::open({.dir = dir, .read_only = true});
+  auto log = storage::rocksdb_event_log::open({.dir = dir});
   if (!log)
     throw std::runtime_error("open: " + log.error().message);
   count = 0;

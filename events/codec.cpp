@@ -317,7 +317,7 @@ bool read_digest(const fb::Vector<std::uint8_t>* v, digest& out) {
 } // namespace
 
 std::string encode_commit(const commit& c) {
-  fb::FlatBufferBuilder b(256 + 64 * c.events.size());
+  fb::FlatBufferBuilder b(1024 + 256 * c.events.size());
   std::vector<fb::Offset<s::Event>> events;
   events.reserve(c.events.size());
   for (auto& e : c.events) {
