@@ -2,6 +2,7 @@
 // of a running server (read-only secondary open).
 #include "cli/args.hpp"
 #include "cli/commands.hpp"
+#include "cli/data_dir.hpp"
 #include "storage/audit.hpp"
 #include "storage/rocksdb_event_log.hpp"
 
@@ -17,17 +18,13 @@ int cmd_audit(int argc, char** argv) {
   auto data = a.get("data");
   if (!data)
     throw usage_error("--data DIR is required");
-  auto log = storage::rocksdb_event_log::open(
-    {.dir = std::filesystem::path{*data} / "log", .read_only = true});
-  if (!log) {
-    std::fprintf(stderr, "kiln audit: cannot open the event log: %s\n",
-                 log.error().message.c_str());
+  auto log = open_log_for_tool(*data, "audit");
+  if (!log)
     return 2;
-  }
   storage::chain_verifier verifier;
   // Block checksums off: the hash chain judges every byte, and a bad byte is
   // then named by the commit that holds it rather than by its disk block.
-  auto scanned = (*log)->scan_records(global_seq{0}, false, [&](std::uint64_t seq, std::string_view bytes) {
+  auto scanned = log->scan_records(global_seq{0}, false, [&](std::uint64_t seq, std::string_view bytes) {
     return verifier.feed(seq, bytes);
   });
   if (!scanned)

@@ -2,6 +2,7 @@
 // Safe on the data dir of a running server (read-only secondary open).
 #include "cli/args.hpp"
 #include "cli/commands.hpp"
+#include "cli/data_dir.hpp"
 #include "events/json.hpp"
 #include "storage/rocksdb_event_log.hpp"
 
@@ -28,16 +29,12 @@ int cmd_events(int argc, char** argv) {
   if (a.has("follow"))
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  auto log = storage::rocksdb_event_log::open(
-    {.dir = std::filesystem::path{*data} / "log", .read_only = true});
-  if (!log) {
-    std::fprintf(stderr, "kiln events: cannot open the event log: %s\n",
-                 log.error().message.c_str());
+  auto log = open_log_for_tool(*data, "events");
+  if (!log)
     return 2;
-  }
   if (!a.has("follow")) {
     for (;;) {
-      auto page = (*log)->read_all(after, 1024);
+      auto page = log->read_all(after, 1024);
       if (!page) {
         std::fprintf(stderr, "kiln events: after seq %llu: %s\n",
                      static_cast<unsigned long long>(after.value), page.error().message.c_str());
@@ -51,7 +48,7 @@ int cmd_events(int argc, char** argv) {
     }
   }
   int failed = 0;
-  auto sub = (*log)->subscribe(
+  auto sub = log->subscribe(
     after,
     [](const logged_commit& c) {
       std::printf("%s\n", to_json_line(c).c_str());

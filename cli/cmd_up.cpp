@@ -3,6 +3,7 @@
 // issues 3–5 and are wired in here.
 #include "cli/args.hpp"
 #include "cli/commands.hpp"
+#include "cli/data_dir.hpp"
 #include "cli/version.hpp"
 #include "gateway/http_server.hpp"
 #include "gateway/routes.hpp"
@@ -58,7 +59,7 @@ int cmd_up(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  auto log = storage::rocksdb_event_log::open({.dir = std::filesystem::path{data} / "log"});
+  auto log = storage::rocksdb_event_log::open({.dir = log_dir(data)});
   if (!log) {
     std::fprintf(stderr, "kiln up: cannot open the event log: %s\n", log.error().message.c_str());
     return 1;
