@@ -48,8 +48,10 @@ int cmd_up(int argc, char** argv) {
   a.allow_only({"data", "listen", "workers", "executor", "public-read", "config"});
   auto data = a.get_or("data", "./kiln-data");
   auto listen = parse_listen(a.get_or("listen", "127.0.0.1:8080"));
-  if (a.has("config") || a.has("executor") || a.get_u64("workers", 1) > 0 || a.has("public-read"))
-    spdlog::warn("up options=ignored reason=\"workers, executors, --public-read and --config "
+  // Accepted so that scripts written against API.md keep working; they take
+  // effect when the gateway and worker issues land.
+  if (a.has("config") || a.has("executor") || a.get_u64("workers", 0) > 0 || a.has("public-read"))
+    spdlog::warn("up options=ignored reason=\"--workers, --executor, --public-read and --config "
                  "take effect with issues 4 and 5\"");
 
   // Signals are taken by sigwait below; block them before any thread starts.
