@@ -92,7 +92,7 @@ TEST_CASE("illegal transitions are refused with an error code", "[run]") {
         == "not_assigned_to_you");
 }
 
-TEST_CASE("cancelling a queued run ends it; a held run waits for its worker", "[run]") {
+TEST_CASE("cancelling a queued run ends it, a held run waits for its worker", "[run]") {
   auto q = then(given({queued}), run::cancel_run{"by alice"});
   REQUIRE(q.size() == 2);
   auto s = given({queued, q[0], q[1]});
