@@ -71,6 +71,10 @@ body_ref encode(fb::FlatBufferBuilder& b, const project_secret_removed& e) {
 body_ref encode(fb::FlatBufferBuilder& b, const project_deleted& e) {
   return {s::EventBody::ProjectDeleted, s::CreateProjectDeleted(b, str(b, e.reason)).Union()};
 }
+body_ref encode(fb::FlatBufferBuilder& b, const build_number_allocated& e) {
+  return {s::EventBody::BuildNumberAllocated,
+          s::CreateBuildNumberAllocated(b, e.number, str(b, e.trigger), e.definition_version).Union()};
+}
 body_ref encode(fb::FlatBufferBuilder& b, const build_created& e) {
   std::vector<fb::Offset<s::Param>> params;
   for (auto& [k, v] : e.params)
@@ -219,6 +223,10 @@ result<event> decode_event(const s::Event& ev) {
       return event{project_secret_removed{str(ev.body_as_ProjectSecretRemoved()->key())}};
     case B::ProjectDeleted:
       return event{project_deleted{str(ev.body_as_ProjectDeleted()->reason())}};
+    case B::BuildNumberAllocated: {
+      auto t = ev.body_as_BuildNumberAllocated();
+      return event{build_number_allocated{t->number(), str(t->trigger()), t->definition_version()}};
+    }
     case B::BuildCreated: {
       auto t = ev.body_as_BuildCreated();
       build_created e{str(t->project()), t->number(), str(t->trigger()), {}, str(t->ref()),

@@ -58,6 +58,14 @@ struct project_deleted {
   bool operator==(const project_deleted&) const = default;
 };
 
+struct build_number_allocated {
+  static constexpr std::string_view type_name = "BuildNumberAllocated";
+  std::uint32_t number = 0;
+  std::string trigger;
+  std::uint32_t definition_version = 0;
+  bool operator==(const build_number_allocated&) const = default;
+};
+
 // ---- build ----
 struct build_created {
   static constexpr std::string_view type_name = "BuildCreated";
@@ -180,7 +188,7 @@ struct worker_online {
 
 using event = std::variant<
   project_created, project_definition_updated, project_secret_set,
-  project_secret_removed, project_deleted,
+  project_secret_removed, project_deleted, build_number_allocated,
   build_created, build_cancelled, build_completed,
   run_queued, run_assigned, run_started, run_completed, run_cancel_requested,
   run_requeued, run_artifact_stored, run_tests_reported,

@@ -19,6 +19,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(project_definition_updated, definition_versio
                                    content_sha256)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(project_secret_removed, key)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(project_deleted, reason)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_number_allocated, number, trigger, definition_version)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_created, project, number, trigger, params, ref, sha,
                                    reason, definition_version, runs)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_cancelled, reason)

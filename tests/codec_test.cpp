@@ -19,6 +19,7 @@ std::vector<event> one_of_each() {
     project_secret_set{"token", std::string("\x00\x01sealed", 8)},
     project_secret_removed{"token"},
     project_deleted{"retired"},
+    build_number_allocated{12, "ci", 3},
     build_created{"app", 12, "ci", {{"A", "1"}, {"B", "two"}}, "refs/heads/main", "deadbeef",
                   "push", 3, {"unit-test", "flake8"}},
     build_cancelled{"by alice"},

@@ -1,0 +1,121 @@
+#include "actors/project_aggregate.hpp"
+
+#include <openssl/evp.h>
+
+namespace kiln::domain::project {
+
+std::string_view to_string(errc e) {
+  switch (e) {
+    case errc::not_found: return "not_found";
+    case errc::invalid_definition: return "invalid_definition";
+    case errc::invalid_argument: return "invalid_argument";
+    case errc::unknown_trigger: return "unknown_trigger";
+  }
+  return "unknown";
+}
+
+std::string content_hash(std::string_view yaml) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(yaml.data(), yaml.size(), md, &len, EVP_sha256(), nullptr);
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) {
+    hex.push_back(digits[md[i] >> 4]);
+    hex.push_back(digits[md[i] & 0xf]);
+  }
+  return hex;
+}
+
+namespace {
+
+using events = std::vector<event>;
+
+error refuse(errc e, std::string message) { return {std::string{to_string(e)}, std::move(message)}; }
+
+// Secret keys become file names under $SECRETS: keep them plain.
+bool valid_secret_key(const std::string& k) {
+  if (k.empty() || k.size() > 128 || k == "." || k == "..")
+    return false;
+  for (char c : k)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+      return false;
+  return true;
+}
+
+result<events> decide_one(const state& s, const put_definition& c) {
+  auto parsed = parse_project_definition(c.yaml);
+  if (!parsed)
+    return refuse(errc::invalid_definition, parsed.error().message);
+  auto hash = content_hash(c.yaml);
+  if (s.live() && hash == s.content_sha256)
+    return events{};  // the same text again
+  events out;
+  if (!s.live())
+    out.push_back(project_created{c.name});
+  out.push_back(project_definition_updated{s.definition_version + 1, c.yaml, hash});
+  return out;
+}
+
+result<events> decide_one(const state& s, const set_secret& c) {
+  if (!s.live())
+    return refuse(errc::not_found, "no such project");
+  if (!valid_secret_key(c.key))
+    return refuse(errc::invalid_argument,
+                  "a secret key is 1-128 of letters, digits, '-', '_' and '.', not '" + c.key + "'");
+  return events{project_secret_set{c.key, c.sealed}};
+}
+
+result<events> decide_one(const state& s, const remove_secret& c) {
+  if (!s.live())
+    return refuse(errc::not_found, "no such project");
+  if (!s.secrets.count(c.key))
+    return refuse(errc::not_found, "no secret '" + c.key + "'");
+  return events{project_secret_removed{c.key}};
+}
+
+result<events> decide_one(const state& s, const delete_project& c) {
+  if (!s.live())
+    return refuse(errc::not_found, "no such project");
+  return events{project_deleted{c.reason}};
+}
+
+result<events> decide_one(const state& s, const allocate_build& c) {
+  if (!s.live())
+    return refuse(errc::not_found, "no such project");
+  // The definition was valid when stored; reparse to find its triggers.
+  auto def = parse_project_definition(s.yaml);
+  if (!def || !def->find_trigger(c.trigger))
+    return refuse(errc::unknown_trigger, "project " + s.name + " has no trigger '" + c.trigger + "'");
+  return events{build_number_allocated{s.last_build + 1, c.trigger, s.definition_version}};
+}
+
+} // namespace
+
+result<std::vector<event>> decide(const state& s, const command& c) {
+  return std::visit([&](auto& x) { return decide_one(s, x); }, c);
+}
+
+void apply(state& s, const event& e) {
+  if (auto x = std::get_if<project_created>(&e)) {
+    s.exists = true;
+    s.deleted = false;
+    s.name = x->name;
+  } else if (auto x = std::get_if<project_definition_updated>(&e)) {
+    s.definition_version = x->definition_version;
+    s.yaml = x->yaml;
+    s.content_sha256 = x->content_sha256;
+  } else if (auto x = std::get_if<project_secret_set>(&e)) {
+    s.secrets[x->key] = x->ciphertext;
+  } else if (auto x = std::get_if<project_secret_removed>(&e)) {
+    s.secrets.erase(x->key);
+  } else if (std::get_if<project_deleted>(&e)) {
+    s.deleted = true;
+    s.secrets.clear();
+    s.content_sha256.clear();  // a later PUT of the same text recreates it
+  } else if (auto x = std::get_if<build_number_allocated>(&e)) {
+    s.last_build = x->number;
+  }
+}
+
+} // namespace kiln::domain::project

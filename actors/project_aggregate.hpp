@@ -1,0 +1,69 @@
+#pragma once
+// The project aggregate, pure. A project holds its definition (versioned
+// YAML), its sealed secrets, and the counter that numbers its builds.
+//
+//   ∅ ──put_definition──> LIVE ──delete──> DELETED ──put_definition──> LIVE
+//                         │  ▲
+//                         └──┘ put_definition (new text: new version;
+//                              same text: nothing), set/remove secret,
+//                              allocate_build (1, 2, 3… never reused)
+#include "actors/project_definition.hpp"
+#include "events/event.hpp"
+#include "events/result.hpp"
+
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace kiln::domain::project {
+
+enum class errc {
+  not_found,           // no such project (or it was deleted)
+  invalid_definition,  // the YAML failed to parse or validate (line, column)
+  invalid_argument,    // e.g. a bad secret key
+  unknown_trigger,     // allocate_build names no trigger of the definition
+};
+std::string_view to_string(errc e);
+
+struct state {
+  bool exists = false;
+  bool deleted = false;
+  std::string name;
+  std::uint32_t definition_version = 0;
+  std::string yaml;
+  std::string content_sha256;
+  std::map<std::string, std::string> secrets;  // key -> sealed value
+  std::uint32_t last_build = 0;
+
+  bool live() const { return exists && !deleted; }
+};
+
+// ---- commands ----
+struct put_definition {
+  std::string name;
+  std::string yaml;
+};
+struct set_secret {
+  std::string key;
+  std::string sealed;  // sealed by the host before deciding: decide stays pure
+};
+struct remove_secret {
+  std::string key;
+};
+struct delete_project {
+  std::string reason;
+};
+struct allocate_build {
+  std::string trigger;
+};
+
+using command = std::variant<put_definition, set_secret, remove_secret, delete_project, allocate_build>;
+
+result<std::vector<event>> decide(const state& s, const command& c);
+void apply(state& s, const event& e);
+
+// Hex SHA-256 of the definition text (what ProjectDefinitionUpdated records).
+std::string content_hash(std::string_view yaml);
+
+} // namespace kiln::domain::project

@@ -1,0 +1,89 @@
+// The project aggregate, pure: definitions, secrets, deletion, build numbers.
+#include "actors/project_aggregate.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace kiln;
+using namespace kiln::domain;
+
+namespace {
+
+const std::string yaml_v1 =
+  "timeout: 5\ntriggers:\n  - {name: ci, type: simple, runs: [{name: a, host-tag: x, script: s}]}\n"
+  "scripts: {s: \"true\"}\n";
+const std::string yaml_v2 = yaml_v1 + "description: second\n";
+
+project::state fold(project::state s, const std::vector<event>& es) {
+  for (auto& e : es)
+    project::apply(s, e);
+  return s;
+}
+
+project::state step(const project::state& s, const project::command& c) {
+  auto r = project::decide(s, c);
+  if (!r)
+    FAIL(r.error().code << ": " << r.error().message);
+  return fold(s, *r);
+}
+
+std::string refused(const project::state& s, const project::command& c) {
+  auto r = project::decide(s, c);
+  if (r)
+    FAIL("accepted");
+  return r.error().code;
+}
+
+} // namespace
+
+TEST_CASE("a PUT creates, a changed PUT versions, the same PUT changes nothing", "[project]") {
+  project::state s;
+  auto first = project::decide(s, project::put_definition{"app", yaml_v1});
+  REQUIRE(first);
+  REQUIRE(first->size() == 2);
+  CHECK(std::holds_alternative<project_created>((*first)[0]));
+  s = fold(s, *first);
+  CHECK(s.definition_version == 1);
+  CHECK(s.content_sha256 == project::content_hash(yaml_v1));
+  CHECK(project::decide(s, project::put_definition{"app", yaml_v1})->empty());
+  s = step(s, project::put_definition{"app", yaml_v2});
+  CHECK(s.definition_version == 2);
+  CHECK(s.yaml == yaml_v2);
+}
+
+TEST_CASE("a bad definition is refused with its line and column", "[project]") {
+  auto r = project::decide({}, project::put_definition{"app", "timeout: 5\ntriggers: nope\n"});
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == "invalid_definition");
+  CHECK(r.error().message.find("line 2, column 11") != std::string::npos);
+}
+
+TEST_CASE("build numbers count 1, 2, 3 and survive delete and re-create", "[project]") {
+  auto s = step({}, project::put_definition{"app", yaml_v1});
+  for (std::uint32_t n = 1; n <= 3; ++n) {
+    auto r = project::decide(s, project::allocate_build{"ci"});
+    REQUIRE(r);
+    CHECK(std::get<build_number_allocated>(r->at(0)).number == n);
+    CHECK(std::get<build_number_allocated>(r->at(0)).definition_version == 1);
+    s = fold(s, *r);
+  }
+  CHECK(refused(s, project::allocate_build{"nightly"}) == "unknown_trigger");
+  s = step(s, project::delete_project{"retired"});
+  CHECK(refused(s, project::allocate_build{"ci"}) == "not_found");
+  s = step(s, project::put_definition{"app", yaml_v1});
+  CHECK(s.definition_version == 2);
+  auto r = project::decide(s, project::allocate_build{"ci"});
+  CHECK(std::get<build_number_allocated>(r->at(0)).number == 4);
+}
+
+TEST_CASE("secrets are set, replaced and removed; keys are plain names", "[project]") {
+  auto s = step({}, project::put_definition{"app", yaml_v1});
+  s = step(s, project::set_secret{"token", "sealed-1"});
+  s = step(s, project::set_secret{"token", "sealed-2"});
+  CHECK(s.secrets.at("token") == "sealed-2");
+  CHECK(refused(s, project::set_secret{"../etc", "x"}) == "invalid_argument");
+  CHECK(refused(s, project::set_secret{"", "x"}) == "invalid_argument");
+  s = step(s, project::remove_secret{"token"});
+  CHECK(s.secrets.empty());
+  CHECK(refused(s, project::remove_secret{"token"}) == "not_found");
+  CHECK(refused({}, project::set_secret{"k", "v"}) == "not_found");
+}
