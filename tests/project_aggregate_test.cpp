@@ -75,7 +75,7 @@ TEST_CASE("build numbers count 1, 2, 3 and survive delete and re-create", "[proj
   CHECK(std::get<build_number_allocated>(r->at(0)).number == 4);
 }
 
-TEST_CASE("secrets are set, replaced and removed; keys are plain names", "[project]") {
+TEST_CASE("secrets are set, replaced and removed, keys are plain names", "[project]") {
   auto s = step({}, project::put_definition{"app", yaml_v1});
   s = step(s, project::set_secret{"token", "sealed-1"});
   s = step(s, project::set_secret{"token", "sealed-2"});
