@@ -92,6 +92,10 @@ body_ref encode(fb::FlatBufferBuilder& b, const build_completed& e) {
   return {s::EventBody::BuildCompleted,
           s::CreateBuildCompleted(b, to_schema(e.status)).Union()};
 }
+body_ref encode(fb::FlatBufferBuilder& b, const build_runs_added& e) {
+  return {s::EventBody::BuildRunsAdded,
+          s::CreateBuildRunsAdded(b, str(b, e.trigger), str(b, e.parent_run), strs(b, e.runs)).Union()};
+}
 body_ref encode(fb::FlatBufferBuilder& b, const run_queued& e) {
   return {s::EventBody::RunQueued,
           s::CreateRunQueued(b, str(b, e.project), e.build, str(b, e.name), str(b, e.host_tag),
@@ -240,6 +244,10 @@ result<event> decode_event(const s::Event& ev) {
       return event{build_cancelled{str(ev.body_as_BuildCancelled()->reason())}};
     case B::BuildCompleted:
       return event{build_completed{from_schema(ev.body_as_BuildCompleted()->status())}};
+    case B::BuildRunsAdded: {
+      auto t = ev.body_as_BuildRunsAdded();
+      return event{build_runs_added{str(t->trigger()), str(t->parent_run()), strs(t->runs())}};
+    }
     case B::RunQueued: {
       auto t = ev.body_as_RunQueued();
       return event{run_queued{str(t->project()), t->build(), str(t->name()), str(t->host_tag()),

@@ -91,6 +91,14 @@ struct build_completed {
   bool operator==(const build_completed&) const = default;
 };
 
+struct build_runs_added {
+  static constexpr std::string_view type_name = "BuildRunsAdded";
+  std::string trigger;
+  std::string parent_run;
+  std::vector<std::string> runs;
+  bool operator==(const build_runs_added&) const = default;
+};
+
 // ---- run ----
 struct run_queued {
   static constexpr std::string_view type_name = "RunQueued";
@@ -189,7 +197,7 @@ struct worker_online {
 using event = std::variant<
   project_created, project_definition_updated, project_secret_set,
   project_secret_removed, project_deleted, build_number_allocated,
-  build_created, build_cancelled, build_completed,
+  build_created, build_cancelled, build_completed, build_runs_added,
   run_queued, run_assigned, run_started, run_completed, run_cancel_requested,
   run_requeued, run_artifact_stored, run_tests_reported,
   worker_registered, worker_enlisted, worker_delisted, worker_deleted,

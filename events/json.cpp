@@ -24,6 +24,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_created, project, number, trigger, para
                                    reason, definition_version, runs)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_cancelled, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_completed, status)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_runs_added, trigger, parent_run, runs)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_queued, project, build, name, host_tag, rundef, attempt)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_assigned, worker, attempt)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_started, worker)

@@ -24,6 +24,7 @@ std::vector<event> one_of_each() {
                   "push", 3, {"unit-test", "flake8"}},
     build_cancelled{"by alice"},
     build_completed{status::failed},
+    build_runs_added{"post-build", "build-gcc", {"smoke-gcc"}},
     run_queued{"app", 12, "unit-test", "amd64", "{\"script\":\"x\"}", 1},
     run_assigned{"lab-3", 1},
     run_started{"lab-3"},

@@ -1,0 +1,106 @@
+#include "actors/build_aggregate.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace kiln::domain::build {
+
+std::string_view to_string(errc e) {
+  switch (e) {
+    case errc::not_found: return "not_found";
+    case errc::already_exists: return "already_exists";
+    case errc::finished: return "finished";
+    case errc::duplicate_run: return "duplicate_run";
+    case errc::invalid_argument: return "invalid_argument";
+  }
+  return "unknown";
+}
+
+namespace {
+
+using events = std::vector<event>;
+
+error refuse(errc e, std::string message) { return {std::string{to_string(e)}, std::move(message)}; }
+
+bool unique(const std::vector<std::string>& names) {
+  return std::set<std::string>(names.begin(), names.end()).size() == names.size();
+}
+
+result<events> decide_one(const state& s, const create_build& c) {
+  if (s.exists)
+    return refuse(errc::already_exists, "build " + std::to_string(c.facts.number) + " exists");
+  if (c.facts.runs.empty() || !unique(c.facts.runs))
+    return refuse(errc::invalid_argument, "a build needs runs with unique names");
+  return events{c.facts};
+}
+
+result<events> decide_one(const state& s, const add_runs& c) {
+  if (!s.exists)
+    return refuse(errc::not_found, "no such build");
+  if (s.completed || s.cancelled)
+    return refuse(errc::finished, "the build is over");
+  if (c.runs.empty() || !unique(c.runs))
+    return refuse(errc::invalid_argument, "added runs need unique names");
+  for (auto& r : c.runs)
+    if (std::find(s.runs.begin(), s.runs.end(), r) != s.runs.end())
+      return refuse(errc::duplicate_run, "run '" + r + "' is already in the build");
+  return events{build_runs_added{c.trigger, c.parent_run, c.runs}};
+}
+
+result<events> decide_one(const state& s, const cancel_build& c) {
+  if (!s.exists)
+    return refuse(errc::not_found, "no such build");
+  if (s.completed)
+    return refuse(errc::finished, "the build is over");
+  if (s.cancelled)
+    return events{};
+  return events{build_cancelled{c.reason}};
+}
+
+result<events> decide_one(const state& s, const complete_build& c) {
+  if (!s.exists)
+    return refuse(errc::not_found, "no such build");
+  if (s.completed)
+    return s.result == c.status ? result<events>{events{}}
+                                : refuse(errc::finished, "the build is over");
+  if (c.status != kiln::status::passed && c.status != kiln::status::failed
+      && c.status != kiln::status::cancelled)
+    return refuse(errc::invalid_argument, "a build completes PASSED, FAILED or CANCELLED");
+  return events{build_completed{c.status}};
+}
+
+} // namespace
+
+result<std::vector<event>> decide(const state& s, const command& c) {
+  return std::visit([&](auto& x) { return decide_one(s, x); }, c);
+}
+
+void apply(state& s, const event& e) {
+  if (auto x = std::get_if<build_created>(&e)) {
+    s = state{};
+    s.exists = true;
+    s.created = *x;
+    s.runs = x->runs;
+  } else if (auto x = std::get_if<build_runs_added>(&e)) {
+    s.runs.insert(s.runs.end(), x->runs.begin(), x->runs.end());
+  } else if (std::get_if<build_cancelled>(&e)) {
+    s.cancelled = true;
+  } else if (auto x = std::get_if<build_completed>(&e)) {
+    s.completed = true;
+    s.result = x->status;
+  }
+}
+
+kiln::status outcome(bool cancelled, const std::vector<kiln::status>& runs) {
+  bool all_passed = true;
+  for (auto r : runs) {
+    if (r == kiln::status::queued || r == kiln::status::running || r == kiln::status::lost)
+      return kiln::status::running;
+    all_passed = all_passed && r == kiln::status::passed;
+  }
+  if (cancelled)
+    return kiln::status::cancelled;
+  return all_passed ? kiln::status::passed : kiln::status::failed;
+}
+
+} // namespace kiln::domain::build
