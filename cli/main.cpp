@@ -18,9 +18,10 @@ void usage(std::FILE* out) {
     "  up [--data DIR] [--listen HOST:PORT]   single node (core + gateway)\n"
     "  audit verify --data DIR                verify the event log's hash chain\n"
     "  events --data DIR [--after SEQ] [--follow]  print events as JSON lines\n"
+    "  replay --data DIR [--at RFC3339|SEQ] [--project P]  state as of a moment, as JSON\n"
     "  bench log [--json] [--dir DIR]         event log benchmark\n"
     "  --version\n"
-    "not built yet: core, gateway, worker, simulate, replay (see README.md)\n",
+    "not built yet: core, gateway, worker, simulate (see README.md)\n",
     out);
 }
 
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
     if (cmd == "bench")
       return kiln::cli::cmd_bench(argc, argv);
     if (cmd == "replay")
-      return not_built(cmd, "the domain core (issue 3)");
+      return kiln::cli::cmd_replay(argc, argv);
     if (cmd == "core")
       return not_built(cmd, "the cluster (issue 6)");
     if (cmd == "gateway")

@@ -86,7 +86,7 @@ TEST_CASE("kiln up refuses an address it cannot bind, and bad options", "[http][
 }
 
 TEST_CASE("commands that are not built yet say so", "[cli]") {
-  auto [status, out] = run({KILN_BINARY, "replay", "--data", "x"});
+  auto [status, out] = run({KILN_BINARY, "worker", "--server", "http://127.0.0.1:1"});
   CHECK(status == 2);
   CHECK(out.find("not built yet") != std::string::npos);
   auto [vstatus, vout] = run({KILN_BINARY, "--version"});
