@@ -61,7 +61,8 @@ storage::append_request sample_append(const std::string& stream, std::uint64_t e
   storage::append_request r;
   r.stream = {stream};
   r.expected = {expected};
-  r.meta = {1'700'000'000'000'000'000, "bench", "cmd-" + std::to_string(nonce), ""};
+  // Every command carries an id (as real ones do); it must be unique.
+  r.meta = {1'700'000'000'000'000'000, "bench", stream + "#" + std::to_string(expected + 1), ""};
   r.events.push_back(run_completed{status::failed, 1, std::move(message)});
   return r;
 }

@@ -29,6 +29,9 @@ struct append_request {
   stream_id stream;
   // The stream's last version as the writer saw it; 0: the stream must not
   // exist yet. Anything else is a conflict: re-read, decide again.
+  // A non-empty meta.command_id makes the append idempotent: a retry with
+  // the same id returns the first receipt (duplicate = true) whatever the
+  // expected version; the same id on another stream is invalid_argument.
   stream_version expected;
   std::vector<event> events;
   commit_metadata meta;
@@ -37,6 +40,9 @@ struct append_request {
 struct append_receipt {
   global_seq seq;
   stream_version last_version;
+  // True when the commit's command id was already in the log: nothing was
+  // appended, and seq/last_version are those of the first commit.
+  bool duplicate = false;
 };
 
 // Called exactly once, after the commit is durable or has failed. It runs on

@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -99,7 +100,47 @@ error io_error(const rocksdb::Status& s, std::string_view what) {
                     std::string{what} + ": " + s.ToString());
 }
 
+// Command ids of recent commits, so that a retried command returns its first
+// receipt. Like JetStream's de-duplication window it covers a span of time
+// (and a bounded count); commits carry their ids, so open() rebuilds it
+// from the log's tail and it survives restarts.
+class command_window {
+ public:
+  static constexpr std::int64_t span_ns = 10LL * 60 * 1'000'000'000;  // 10 minutes
+  static constexpr std::size_t max_ids = 1'000'000;
+
+  struct entry {
+    std::string stream;
+    std::uint64_t seq = 0;
+    std::uint64_t last_version = 0;
+  };
+
+  const entry* find(const std::string& id) const {
+    auto it = ids_.find(id);
+    return it == ids_.end() ? nullptr : &it->second;
+  }
+
+  void add(const std::string& id, entry e, std::int64_t time_unix_ns) {
+    if (!ids_.emplace(id, std::move(e)).second)
+      return;
+    order_.emplace_back(time_unix_ns, id);
+    newest_ = std::max(newest_, time_unix_ns);
+    while (!order_.empty()
+           && (order_.size() > max_ids || order_.front().first < newest_ - span_ns)) {
+      ids_.erase(order_.front().second);
+      order_.pop_front();
+    }
+  }
+
+ private:
+  std::unordered_map<std::string, entry> ids_;
+  std::deque<std::pair<std::int64_t, std::string>> order_;  // oldest first
+  std::int64_t newest_ = INT64_MIN;
+};
+
 struct pending_append {
+  std::string command_id;
+  std::int64_t time_unix_ns = 0;
   std::string stream;
   std::uint64_t expected = 0;
   std::uint64_t event_count = 0;
@@ -128,6 +169,7 @@ struct rocksdb_event_log::impl {
   std::thread writer;
 
   // Writer thread only.
+  command_window commands;
   std::uint64_t next_seq = 1;
   digest last_hash{};
   std::unordered_map<std::string, std::uint64_t> versions;
@@ -195,6 +237,55 @@ struct rocksdb_event_log::impl {
       index_entry{get_be64(k.data() + prefix.size()), get_be64(v.data()), get_be64(v.data() + 8)}};
   }
 
+  // The first receipt of a command id seen in this batch or the window, or
+  // nothing when the id is new.
+  std::optional<result<append_receipt>>
+  seen_command(const pending_append& p,
+               const std::unordered_map<std::string, command_window::entry>& batch_commands) {
+    const command_window::entry* e = nullptr;
+    if (auto it = batch_commands.find(p.command_id); it != batch_commands.end())
+      e = &it->second;
+    else
+      e = commands.find(p.command_id);
+    if (!e)
+      return std::nullopt;
+    if (e->stream != p.stream)
+      return result<append_receipt>{make_error(
+        errc::invalid_argument, "command id " + p.command_id + " was used on another stream")};
+    return result<append_receipt>{
+      append_receipt{global_seq{e->seq}, stream_version{e->last_version}, true}};
+  }
+
+  // Refills the command window from the log's tail: newest commits back to
+  // the window's span (measured from the newest commit's time).
+  status_result load_command_window() {
+    std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(rocksdb::ReadOptions{}, records)};
+    struct found_id {
+      std::string id;
+      command_window::entry entry;
+      std::int64_t time;
+    };
+    std::vector<found_id> found;
+    std::int64_t newest = INT64_MIN;
+    for (it->SeekToLast(); it->Valid() && found.size() < command_window::max_ids; it->Prev()) {
+      auto c = decode(it->value());
+      if (!c)
+        return c.error();
+      auto t = c->body.meta.time_unix_ns;
+      newest = std::max(newest, t);
+      if (t < newest - command_window::span_ns)
+        break;
+      if (!c->body.meta.command_id.empty())
+        found.push_back({c->body.meta.command_id,
+                         {c->body.stream.value, c->seq.value, c->body.last_version().value}, t});
+    }
+    if (!it->status().ok())
+      return io_error(it->status(), "load command window");
+    for (auto f = found.rbegin(); f != found.rend(); ++f)  // oldest first
+      commands.add(f->id, f->entry, f->time);
+    return ok;
+  }
+
   result<std::uint64_t> current_version(const std::string& stream) {
     if (auto it = versions.find(stream); it != versions.end())
       return it->second;
@@ -221,6 +312,7 @@ struct rocksdb_event_log::impl {
     std::vector<pending_append> batch;
     std::vector<std::optional<result<append_receipt>>> outcomes;
     std::unordered_map<std::string, std::uint64_t> batch_versions;
+    std::unordered_map<std::string, command_window::entry> batch_commands;
     for (;;) {
       batch.clear();
       {
@@ -241,11 +333,18 @@ struct rocksdb_event_log::impl {
       }
       outcomes.assign(batch.size(), std::nullopt);
       batch_versions.clear();
+      batch_commands.clear();
       rocksdb::WriteBatch wb;
       auto seq = next_seq;
       auto hash = last_hash;
       for (std::size_t i = 0; i < batch.size(); ++i) {
         auto& p = batch[i];
+        if (!p.command_id.empty()) {
+          if (auto first = seen_command(p, batch_commands)) {
+            outcomes[i] = std::move(*first);
+            continue;
+          }
+        }
         std::uint64_t current;
         if (auto it = batch_versions.find(p.stream); it != batch_versions.end()) {
           current = it->second;
@@ -268,6 +367,8 @@ struct rocksdb_event_log::impl {
         put_be64(index_value, seq);
         put_be64(index_value, last);
         wb.Put(streams, stream_key(p.stream, p.expected + 1), index_value);
+        if (!p.command_id.empty())
+          batch_commands[p.command_id] = {p.stream, seq, last};
         batch_versions[p.stream] = last;
         outcomes[i] = append_receipt{global_seq{seq}, stream_version{last}};
         hash = h;
@@ -286,13 +387,16 @@ struct rocksdb_event_log::impl {
           last_hash = hash;
           for (auto& [stream, v] : batch_versions)
             versions[stream] = v;
+          for (auto& p : batch)
+            if (auto it = batch_commands.find(p.command_id); it != batch_commands.end())
+              commands.add(p.command_id, it->second, p.time_unix_ns);
           {
             std::lock_guard lock{commit_mu};
             committed_seq.store(seq - 1);
           }
           commit_cv.notify_all();
         } else {
-          spdlog::error("event_log write=failed commits={} status=\"{}\"", wb.Count() / 2,
+          spdlog::error("event_log write=failed commits={} status=\"{}\"", seq - next_seq,
                         s.ToString());
           for (auto& o : outcomes)
             if (o && *o)
@@ -453,6 +557,14 @@ result<std::unique_ptr<rocksdb_event_log>> rocksdb_event_log::open(const rocksdb
     {cf_snapshots, rocksdb::ColumnFamilyOptions{}},
   };
 
+  // Open column families this version does not know too (a data dir written
+  // by another kiln version): RocksDB refuses to open without all of them.
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(db_opts, o.dir.string(), &existing).ok())
+    for (auto& name : existing)
+      if (std::none_of(cfs.begin(), cfs.end(), [&](auto& d) { return d.name == name; }))
+        cfs.push_back({name, rocksdb::ColumnFamilyOptions{}});
+
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s;
   if (o.read_only) {
@@ -499,8 +611,11 @@ result<std::unique_ptr<rocksdb_event_log>> rocksdb_event_log::open(const rocksdb
   }
   it.reset();
   p->committed_seq = p->next_seq - 1;
-  if (!o.read_only)
+  if (!o.read_only) {
+    if (auto loaded = p->load_command_window(); !loaded)
+      return loaded.error();
     p->writer = std::thread([raw_p = p.get()] { raw_p->write_loop(); });
+  }
   spdlog::info("event_log opened dir={} mode={} last_seq={}", o.dir.string(),
                o.read_only ? "read_only" : "read_write", p->committed_seq.load());
   return std::unique_ptr<rocksdb_event_log>{new rocksdb_event_log(std::move(p))};
@@ -524,8 +639,9 @@ void rocksdb_event_log::append_async(append_request req, append_callback done) {
   commit c{std::move(req.stream), stream_version{req.expected.value + 1}, std::move(req.meta),
            std::move(req.events)};
   auto bytes = codec::encode_commit(c);
-  pending_append p{std::move(c.stream.value), req.expected.value, c.events.size(),
-                   std::move(bytes), std::move(done)};
+  pending_append p{c.meta.command_id, c.meta.time_unix_ns, std::move(c.stream.value),
+                   req.expected.value,
+                   c.events.size(), std::move(bytes), std::move(done)};
   {
     std::lock_guard lock{impl_->queue_mu};
     if (impl_->stopping) {
