@@ -1,5 +1,7 @@
 #include "actors/build_aggregate.hpp"
 
+#include "actors/aggregate.hpp"
+
 #include <algorithm>
 #include <set>
 
@@ -19,8 +21,6 @@ std::string_view to_string(errc e) {
 namespace {
 
 using events = std::vector<event>;
-
-error refuse(errc e, std::string message) { return {std::string{to_string(e)}, std::move(message)}; }
 
 bool unique(const std::vector<std::string>& names) {
   return std::set<std::string>(names.begin(), names.end()).size() == names.size();

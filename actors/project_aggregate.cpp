@@ -1,5 +1,7 @@
 #include "actors/project_aggregate.hpp"
 
+#include "actors/aggregate.hpp"
+
 #include <openssl/evp.h>
 
 namespace kiln::domain::project {
@@ -30,8 +32,6 @@ std::string content_hash(std::string_view yaml) {
 namespace {
 
 using events = std::vector<event>;
-
-error refuse(errc e, std::string message) { return {std::string{to_string(e)}, std::move(message)}; }
 
 // Secret keys become file names under $SECRETS: keep them plain.
 bool valid_secret_key(const std::string& k) {

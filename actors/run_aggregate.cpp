@@ -1,5 +1,7 @@
 #include "actors/run_aggregate.hpp"
 
+#include "actors/aggregate.hpp"
+
 namespace kiln::domain::run {
 
 std::string_view to_string(errc e) {
@@ -22,8 +24,6 @@ bool state::finished() const {
 namespace {
 
 using events = std::vector<event>;
-
-error refuse(errc e, std::string message) { return {std::string{to_string(e)}, std::move(message)}; }
 
 bool is_final(kiln::status s) {
   return s == kiln::status::passed || s == kiln::status::failed || s == kiln::status::cancelled

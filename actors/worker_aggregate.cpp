@@ -1,5 +1,7 @@
 #include "actors/worker_aggregate.hpp"
 
+#include "actors/aggregate.hpp"
+
 namespace kiln::domain::worker {
 
 std::string_view to_string(errc e) {
@@ -14,8 +16,6 @@ std::string_view to_string(errc e) {
 namespace {
 
 using events = std::vector<event>;
-
-error refuse(errc e, std::string message) { return {std::string{to_string(e)}, std::move(message)}; }
 
 bool valid_name(const std::string& n) {
   if (n.empty() || n.size() > 64)
