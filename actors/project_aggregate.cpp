@@ -35,12 +35,7 @@ using events = std::vector<event>;
 
 // Secret keys become file names under $SECRETS: keep them plain.
 bool valid_secret_key(const std::string& k) {
-  if (k.empty() || k.size() > 128 || k == "." || k == "..")
-    return false;
-  for (char c : k)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
-      return false;
-  return true;
+  return plain_name(k, 128) && k != "." && k != "..";
 }
 
 result<events> decide_one(const state& s, const put_definition& c) {

@@ -17,19 +17,10 @@ namespace {
 
 using events = std::vector<event>;
 
-bool valid_name(const std::string& n) {
-  if (n.empty() || n.size() > 64)
-    return false;
-  for (char c : n)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
-      return false;
-  return true;
-}
-
 result<events> decide_one(const state& s, const register_worker& c) {
   if (s.live())
     return refuse(errc::already_exists, "worker '" + c.name + "' is registered; delete it first");
-  if (!valid_name(c.name))
+  if (!plain_name(c.name, 64))
     return refuse(errc::invalid_argument,
                   "a worker name is 1-64 of letters, digits, '-', '_' and '.', not '" + c.name + "'");
   if (c.concurrency == 0 || c.concurrency > 1024)

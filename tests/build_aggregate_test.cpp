@@ -1,6 +1,7 @@
 // The build aggregate, pure: creation is frozen, chained runs join with
 // unique names, cancel and completion are final.
 #include "actors/build_aggregate.hpp"
+#include "aggregate_fixture.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -20,10 +21,7 @@ build::state fold(const std::vector<event>& es) {
 }
 
 std::string refused(const build::state& s, const build::command& c) {
-  auto r = build::decide(s, c);
-  if (r)
-    FAIL("accepted");
-  return r.error().code;
+  return kiln::test::refusal(build::decide, s, c);
 }
 
 } // namespace

@@ -1,5 +1,6 @@
 // The project aggregate, pure: definitions, secrets, deletion, build numbers.
 #include "actors/project_aggregate.hpp"
+#include "aggregate_fixture.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -27,10 +28,7 @@ project::state step(const project::state& s, const project::command& c) {
 }
 
 std::string refused(const project::state& s, const project::command& c) {
-  auto r = project::decide(s, c);
-  if (r)
-    FAIL("accepted");
-  return r.error().code;
+  return kiln::test::refusal(project::decide, s, c);
 }
 
 } // namespace

@@ -1,6 +1,7 @@
 // The run aggregate, pure: given past events and a command, the events it
 // makes or the error it gives. No actors, no storage.
 #include "actors/run_aggregate.hpp"
+#include "aggregate_fixture.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -29,10 +30,7 @@ std::vector<event> then(const run::state& s, const run::command& c) {
 }
 
 std::string refused(const run::state& s, const run::command& c) {
-  auto r = run::decide(s, c);
-  if (r)
-    FAIL("accepted a command that must be refused");
-  return r.error().code;
+  return kiln::test::refusal(run::decide, s, c);
 }
 
 } // namespace

@@ -1,5 +1,6 @@
 // The worker aggregate, pure: registration, enlisting, online state, delete.
 #include "actors/worker_aggregate.hpp"
+#include "aggregate_fixture.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -20,10 +21,7 @@ worker::state step(worker::state s, const worker::command& c) {
 }
 
 std::string refused(const worker::state& s, const worker::command& c) {
-  auto r = worker::decide(s, c);
-  if (r)
-    FAIL("accepted");
-  return r.error().code;
+  return kiln::test::refusal(worker::decide, s, c);
 }
 
 } // namespace
