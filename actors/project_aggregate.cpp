@@ -12,6 +12,7 @@ std::string_view to_string(errc e) {
     case errc::invalid_definition: return "invalid_definition";
     case errc::invalid_argument: return "invalid_argument";
     case errc::unknown_trigger: return "unknown_trigger";
+    case errc::unknown_version: return "unknown_version";
   }
   return "unknown";
 }
@@ -78,11 +79,15 @@ result<events> decide_one(const state& s, const delete_project& c) {
 result<events> decide_one(const state& s, const allocate_build& c) {
   if (!s.live())
     return refuse(errc::not_found, "no such project");
-  // The definition was valid when stored; reparse to find its triggers.
-  auto def = parse_project_definition(s.yaml);
-  if (!def || !def->find_trigger(c.trigger))
+  auto version = c.definition_version ? c.definition_version : s.definition_version;
+  if (version > s.definition_version)
+    return refuse(errc::unknown_version, "project " + s.name + " has no definition version "
+                                           + std::to_string(version));
+  // An older version's triggers were checked when its build was first made.
+  if (version == s.definition_version && (!s.definition || !s.definition->find_trigger(c.trigger)))
     return refuse(errc::unknown_trigger, "project " + s.name + " has no trigger '" + c.trigger + "'");
-  return events{build_number_allocated{s.last_build + 1, c.trigger, s.definition_version}};
+  return events{build_number_allocated{s.last_build + 1, c.trigger, version, c.params, c.ref,
+                                       c.sha, c.reason, c.priority, c.rerun_of, c.only_runs}};
 }
 
 } // namespace
@@ -100,6 +105,8 @@ void apply(state& s, const event& e) {
     s.definition_version = x->definition_version;
     s.yaml = x->yaml;
     s.content_sha256 = x->content_sha256;
+    auto parsed = parse_project_definition(x->yaml);
+    s.definition = parsed ? std::make_shared<const project_definition>(std::move(*parsed)) : nullptr;
   } else if (auto x = std::get_if<project_secret_set>(&e)) {
     s.secrets[x->key] = x->ciphertext;
   } else if (auto x = std::get_if<project_secret_removed>(&e)) {

@@ -12,6 +12,7 @@
 #include "events/result.hpp"
 
 #include <map>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
@@ -23,6 +24,7 @@ enum class errc {
   invalid_definition,  // the YAML failed to parse or validate (line, column)
   invalid_argument,    // e.g. a bad secret key
   unknown_trigger,     // allocate_build names no trigger of the definition
+  unknown_version,     // allocate_build names a definition version that never was
 };
 std::string_view to_string(errc e);
 
@@ -33,6 +35,8 @@ struct state {
   std::uint32_t definition_version = 0;
   std::string yaml;
   std::string content_sha256;
+  // `yaml` parsed (by apply: the text was validated when it was stored).
+  std::shared_ptr<const project_definition> definition;
   std::map<std::string, std::string> secrets;  // key -> sealed value
   std::uint32_t last_build = 0;
 
@@ -54,8 +58,19 @@ struct remove_secret {
 struct delete_project {
   std::string reason;
 };
+// Numbers a new build and records what it is made of. definition_version 0
+// means the current definition; a rerun names its original build's version
+// (and, for failed-only, the runs to make again).
 struct allocate_build {
   std::string trigger;
+  param_map params;
+  std::string ref;
+  std::string sha;
+  std::string reason;
+  std::int32_t priority = 0;
+  std::uint32_t definition_version = 0;
+  std::uint32_t rerun_of = 0;
+  std::vector<std::string> only_runs;
 };
 
 using command = std::variant<put_definition, set_secret, remove_secret, delete_project, allocate_build>;

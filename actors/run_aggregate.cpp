@@ -48,7 +48,7 @@ std::optional<error> must_hold(const state& s, const std::string& worker) {
 result<events> decide_one(const state& s, const queue_run& c) {
   if (s.exists)
     return refuse(errc::already_exists, "run " + c.name + " exists");
-  return events{run_queued{c.project, c.build, c.name, c.host_tag, c.rundef, 1}};
+  return events{run_queued{c.project, c.build, c.name, c.host_tag, c.rundef, 1, c.timeout_s}};
 }
 
 result<events> decide_one(const state& s, const assign_run& c) {
@@ -152,6 +152,7 @@ void apply(state& s, const event& e) {
     s.host_tag = x->host_tag;
     s.rundef = x->rundef;
     s.attempt = x->attempt;
+    s.timeout_s = x->timeout_s;
   } else if (auto x = std::get_if<run_assigned>(&e)) {
     s.worker = x->worker;
   } else if (std::get_if<run_started>(&e)) {

@@ -42,6 +42,7 @@ struct state {
   std::string name;
   std::string host_tag;
   std::string rundef;
+  std::uint32_t timeout_s = 0;
   kiln::status status = kiln::status::queued;
   std::string worker;  // who holds it; empty while unassigned
   std::uint32_t attempt = 0;
@@ -61,6 +62,7 @@ struct queue_run {
   std::string name;
   std::string host_tag;
   std::string rundef;
+  std::uint32_t timeout_s = 0;
 };
 struct assign_run {
   std::string worker;

@@ -71,19 +71,28 @@ body_ref encode(fb::FlatBufferBuilder& b, const project_secret_removed& e) {
 body_ref encode(fb::FlatBufferBuilder& b, const project_deleted& e) {
   return {s::EventBody::ProjectDeleted, s::CreateProjectDeleted(b, str(b, e.reason)).Union()};
 }
+fb::Offset<fb::Vector<fb::Offset<s::Param>>> params_of(fb::FlatBufferBuilder& b,
+                                                       const param_map& m) {
+  if (m.empty())
+    return 0;
+  std::vector<fb::Offset<s::Param>> params;
+  for (auto& [k, v] : m)
+    params.push_back(s::CreateParam(b, b.CreateString(k), b.CreateString(v)));
+  return b.CreateVector(params);
+}
 body_ref encode(fb::FlatBufferBuilder& b, const build_number_allocated& e) {
   return {s::EventBody::BuildNumberAllocated,
-          s::CreateBuildNumberAllocated(b, e.number, str(b, e.trigger), e.definition_version).Union()};
+          s::CreateBuildNumberAllocated(b, e.number, str(b, e.trigger), e.definition_version,
+                                        params_of(b, e.params), str(b, e.ref), str(b, e.sha),
+                                        str(b, e.reason), e.priority, e.rerun_of,
+                                        strs(b, e.only_runs)).Union()};
 }
 body_ref encode(fb::FlatBufferBuilder& b, const build_created& e) {
-  std::vector<fb::Offset<s::Param>> params;
-  for (auto& [k, v] : e.params)
-    params.push_back(s::CreateParam(b, b.CreateString(k), b.CreateString(v)));
-  auto params_vec = params.empty() ? 0 : b.CreateVector(params);
   return {s::EventBody::BuildCreated,
-          s::CreateBuildCreated(b, str(b, e.project), e.number, str(b, e.trigger), params_vec,
-                                str(b, e.ref), str(b, e.sha), str(b, e.reason),
-                                e.definition_version, strs(b, e.runs)).Union()};
+          s::CreateBuildCreated(b, str(b, e.project), e.number, str(b, e.trigger),
+                                params_of(b, e.params), str(b, e.ref), str(b, e.sha),
+                                str(b, e.reason), e.definition_version, strs(b, e.runs),
+                                e.priority, e.rerun_of).Union()};
 }
 body_ref encode(fb::FlatBufferBuilder& b, const build_cancelled& e) {
   return {s::EventBody::BuildCancelled, s::CreateBuildCancelled(b, str(b, e.reason)).Union()};
@@ -99,7 +108,7 @@ body_ref encode(fb::FlatBufferBuilder& b, const build_runs_added& e) {
 body_ref encode(fb::FlatBufferBuilder& b, const run_queued& e) {
   return {s::EventBody::RunQueued,
           s::CreateRunQueued(b, str(b, e.project), e.build, str(b, e.name), str(b, e.host_tag),
-                             str(b, e.rundef), e.attempt).Union()};
+                             str(b, e.rundef), e.attempt, e.timeout_s).Union()};
 }
 body_ref encode(fb::FlatBufferBuilder& b, const run_assigned& e) {
   return {s::EventBody::RunAssigned,
@@ -168,6 +177,14 @@ std::vector<std::string> strs(const fb::Vector<fb::Offset<fb::String>>* v) {
   return out;
 }
 
+param_map params_from(const fb::Vector<fb::Offset<s::Param>>* ps) {
+  param_map m;
+  if (ps)
+    for (auto p : *ps)
+      m.emplace(str(p->key()), str(p->value()));
+  return m;
+}
+
 std::string bytes(const fb::Vector<std::uint8_t>* v) {
   return v ? std::string(reinterpret_cast<const char*>(v->data()), v->size()) : std::string{};
 }
@@ -229,15 +246,17 @@ result<event> decode_event(const s::Event& ev) {
       return event{project_deleted{str(ev.body_as_ProjectDeleted()->reason())}};
     case B::BuildNumberAllocated: {
       auto t = ev.body_as_BuildNumberAllocated();
-      return event{build_number_allocated{t->number(), str(t->trigger()), t->definition_version()}};
+      build_number_allocated e{t->number(), str(t->trigger()), t->definition_version(),
+                               params_from(t->params()), str(t->ref()), str(t->sha()),
+                               str(t->reason()), t->priority(), t->rerun_of(),
+                               strs(t->only_runs())};
+      return event{std::move(e)};
     }
     case B::BuildCreated: {
       auto t = ev.body_as_BuildCreated();
-      build_created e{str(t->project()), t->number(), str(t->trigger()), {}, str(t->ref()),
-                      str(t->sha()), str(t->reason()), t->definition_version(), strs(t->runs())};
-      if (auto ps = t->params())
-        for (auto p : *ps)
-          e.params.emplace(str(p->key()), str(p->value()));
+      build_created e{str(t->project()), t->number(), str(t->trigger()),
+                      params_from(t->params()), str(t->ref()), str(t->sha()), str(t->reason()),
+                      t->definition_version(), strs(t->runs()), t->priority(), t->rerun_of()};
       return event{std::move(e)};
     }
     case B::BuildCancelled:
@@ -251,7 +270,7 @@ result<event> decode_event(const s::Event& ev) {
     case B::RunQueued: {
       auto t = ev.body_as_RunQueued();
       return event{run_queued{str(t->project()), t->build(), str(t->name()), str(t->host_tag()),
-                              str(t->rundef()), t->attempt()}};
+                              str(t->rundef()), t->attempt(), t->timeout_s()}};
     }
     case B::RunAssigned: {
       auto t = ev.body_as_RunAssigned();

@@ -63,6 +63,13 @@ struct build_number_allocated {
   std::uint32_t number = 0;
   std::string trigger;
   std::uint32_t definition_version = 0;
+  param_map params;
+  std::string ref;
+  std::string sha;
+  std::string reason;
+  std::int32_t priority = 0;
+  std::uint32_t rerun_of = 0;                 // 0: not a rerun
+  std::vector<std::string> only_runs;         // empty: every run of the trigger
   bool operator==(const build_number_allocated&) const = default;
 };
 
@@ -78,6 +85,8 @@ struct build_created {
   std::string reason;
   std::uint32_t definition_version = 0;
   std::vector<std::string> runs;
+  std::int32_t priority = 0;  // higher first
+  std::uint32_t rerun_of = 0;
   bool operator==(const build_created&) const = default;
 };
 struct build_cancelled {
@@ -108,6 +117,7 @@ struct run_queued {
   std::string host_tag;
   std::string rundef;
   std::uint32_t attempt = 1;
+  std::uint32_t timeout_s = 0;
   bool operator==(const run_queued&) const = default;
 };
 struct run_assigned {

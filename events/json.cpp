@@ -19,13 +19,15 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(project_definition_updated, definition_versio
                                    content_sha256)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(project_secret_removed, key)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(project_deleted, reason)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_number_allocated, number, trigger, definition_version)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_number_allocated, number, trigger, definition_version,
+                                   params, ref, sha, reason, priority, rerun_of, only_runs)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_created, project, number, trigger, params, ref, sha,
-                                   reason, definition_version, runs)
+                                   reason, definition_version, runs, priority, rerun_of)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_cancelled, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_completed, status)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_runs_added, trigger, parent_run, runs)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_queued, project, build, name, host_tag, rundef, attempt)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_queued, project, build, name, host_tag, rundef, attempt,
+                                   timeout_s)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_assigned, worker, attempt)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_started, worker)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_completed, status, exit_code, message)
