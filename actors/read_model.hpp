@@ -1,0 +1,142 @@
+#pragma once
+// The core's projections: projects, builds, runs, workers and the queue, as
+// compact summaries folded from the log in order. Pure (no I/O, no clock):
+// the same commits give the same model, live or rebuilt at start. What is
+// bulky (rundefs, definitions of old versions, artifacts) stays in the log
+// and the aggregates; the model keeps what lists, the scheduler and the
+// process managers need.
+#include "actors/project_definition.hpp"
+#include "events/commit.hpp"
+#include "events/event.hpp"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace kiln::domain {
+
+// Names one run: project, build number, run name.
+struct run_key {
+  std::string project;
+  std::uint32_t build = 0;
+  std::string name;
+  auto operator<=>(const run_key&) const = default;
+  std::string stream() const;
+};
+
+struct run_summary {
+  std::string name;
+  std::string host_tag;
+  kiln::status status = kiln::status::queued;
+  std::string worker;        // who holds it; empty while unassigned
+  std::uint32_t attempt = 1;
+  std::uint32_t timeout_s = 0;
+  std::int32_t exit_code = 0;
+  bool cancel_requested = false;
+  global_seq queued_seq;     // its place in the queue (FIFO)
+  std::int64_t queued_ns = 0;
+  std::int64_t started_ns = 0;
+  std::int64_t finished_ns = 0;
+
+  bool finished() const;
+  bool assigned() const { return !worker.empty() && status == kiln::status::queued; }
+};
+
+struct build_summary {
+  std::string project;
+  std::uint32_t number = 0;
+  build_created facts;                // as created; facts.runs are the first runs
+  std::vector<build_runs_added> added;
+  std::vector<run_summary> runs;      // queued so far, in the order they were queued
+  bool cancelled = false;
+  bool completed = false;
+  kiln::status result = kiln::status::running;
+  std::int64_t created_ns = 0;
+  std::int64_t completed_ns = 0;
+
+  const run_summary* run(std::string_view name) const;
+  run_summary* run(std::string_view name);
+  // Every run the build has or should have (facts.runs + added runs).
+  std::vector<std::string> run_names() const;
+};
+
+struct project_summary {
+  std::string name;
+  bool deleted = false;
+  std::uint32_t definition_version = 0;
+  std::string content_sha256;
+  std::shared_ptr<const project_definition> definition;  // the current version
+  std::set<std::string> secret_keys;
+  std::uint32_t last_build = 0;
+  // Allocated numbers whose BuildCreated has not been seen yet.
+  std::map<std::uint32_t, build_number_allocated> allocated;
+  std::map<std::uint32_t, build_summary> builds;
+  std::int64_t created_ns = 0;
+  std::int64_t updated_ns = 0;
+
+  bool synchronous() const { return definition && definition->synchronous_builds; }
+};
+
+struct worker_summary {
+  std::string name;
+  std::vector<std::string> tags;
+  std::uint32_t concurrency = 1;
+  std::string host_json;
+  std::string token_sha256;
+  bool enlisted = false;
+  bool online = false;
+  bool deleted = false;
+  std::set<run_key> holds;  // assigned or running on it
+};
+
+class read_model {
+ public:
+  // Folds one commit in; commits must come in log order (older ones are
+  // ignored, so a replayed commit changes nothing).
+  void apply(const logged_commit& c);
+
+  global_seq seq() const { return seq_; }
+
+  const std::map<std::string, project_summary>& projects() const { return projects_; }
+  const project_summary* project(std::string_view name) const;
+  const build_summary* build(std::string_view project, std::uint32_t number) const;
+  const run_summary* run(const run_key& k) const;
+  const std::map<std::string, worker_summary>& workers() const { return workers_; }
+  const worker_summary* worker(std::string_view name) const;
+
+  // Builds of a project, newest first: at most `limit`, numbered below
+  // `before` (0: from the newest).
+  std::vector<const build_summary*> builds(std::string_view project, std::size_t limit,
+                                           std::uint32_t before = 0) const;
+
+  // Runs waiting for a worker (QUEUED, unassigned), in queue order.
+  const std::map<global_seq, run_key>& queue() const { return queue_; }
+
+  // Builds not completed yet, and allocations not yet built: what the
+  // process managers look after.
+  const std::set<std::pair<std::string, std::uint32_t>>& open_builds() const { return open_; }
+
+ private:
+  void apply_project(project_summary& p, const commit& c, const event& e);
+  void apply_build(const stream_id& s, const commit& c, const event& e, global_seq seq);
+  void apply_run(const stream_id& s, const commit& c, const event& e, global_seq seq);
+  void apply_worker(worker_summary& w, const commit& c, const event& e);
+  project_summary& project_entry(std::string_view name);
+
+  std::map<std::string, project_summary> projects_;
+  std::map<std::string, worker_summary> workers_;
+  std::map<global_seq, run_key> queue_;
+  std::set<std::pair<std::string, std::uint32_t>> open_;
+  global_seq seq_;
+};
+
+// "run/<project>/<build>/<name>" (and "build/<project>/<n>") back to parts.
+std::optional<run_key> parse_run_stream(std::string_view stream);
+std::optional<std::pair<std::string, std::uint32_t>> parse_build_stream(std::string_view stream);
+
+} // namespace kiln::domain
