@@ -1,46 +1,12 @@
 #include "events/json.hpp"
 
-#include <nlohmann/json.hpp>
+#include "events/json_types.hpp"
 
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 
 namespace kiln {
-
-NLOHMANN_JSON_SERIALIZE_ENUM(status, {
-  {status::queued, "QUEUED"}, {status::running, "RUNNING"}, {status::passed, "PASSED"},
-  {status::failed, "FAILED"}, {status::cancelled, "CANCELLED"}, {status::timeout, "TIMEOUT"},
-  {status::lost, "LOST"}, {status::skipped, "SKIPPED"},
-})
-
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(project_created, name)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(project_definition_updated, definition_version, yaml,
-                                   content_sha256)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(project_secret_removed, key)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(project_deleted, reason)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_number_allocated, number, trigger, definition_version,
-                                   params, ref, sha, reason, priority, rerun_of, only_runs)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_created, project, number, trigger, params, ref, sha,
-                                   reason, definition_version, runs, priority, rerun_of)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_cancelled, reason)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_completed, status)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_runs_added, trigger, parent_run, runs)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_queued, project, build, name, host_tag, rundef, attempt,
-                                   timeout_s)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_assigned, worker, attempt)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_started, worker)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_completed, status, exit_code, message)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_cancel_requested, reason)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_requeued, reason, attempt)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_artifact_stored, path, size, sha256)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(test_result, name, status, duration_ms, message)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_tests_reported, suite, results)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(worker_registered, name, tags, concurrency, host_json,
-                                   token_sha256)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(worker_delisted, reason)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(worker_deleted, reason)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(worker_offline, reason)
 
 // The sealed value is of no use outside the server: show only its key.
 void to_json(nlohmann::json& j, const project_secret_set& e) {

@@ -86,6 +86,10 @@ class event_log {
   // 0 when the stream has no events.
   virtual result<stream_version> last_version(const stream_id& stream) = 0;
 
+  // The receipt of the durable commit made by `command_id` (duplicate =
+  // true), or nothing when the id is not in the de-duplication window.
+  virtual std::optional<append_receipt> find_command(const std::string& command_id) = 0;
+
   // The last durable commit's sequence; 0 for an empty log.
   virtual global_seq last_seq() const = 0;
 

@@ -169,7 +169,8 @@ struct rocksdb_event_log::impl {
   std::thread writer;
 
   // Writer thread only.
-  command_window commands;
+  command_window commands;  // written by the writer thread, read by find_command
+  mutable std::mutex commands_mu;
   std::uint64_t next_seq = 1;
   digest last_hash{};
   std::unordered_map<std::string, std::uint64_t> versions;
@@ -245,7 +246,8 @@ struct rocksdb_event_log::impl {
     const command_window::entry* e = nullptr;
     if (auto it = batch_commands.find(p.command_id); it != batch_commands.end())
       e = &it->second;
-    else
+    std::unique_lock lock{commands_mu};
+    if (!e)
       e = commands.find(p.command_id);
     if (!e)
       return std::nullopt;
@@ -281,6 +283,7 @@ struct rocksdb_event_log::impl {
     }
     if (!it->status().ok())
       return io_error(it->status(), "load command window");
+    std::lock_guard lock{commands_mu};
     for (auto f = found.rbegin(); f != found.rend(); ++f)  // oldest first
       commands.add(f->id, f->entry, f->time);
     return ok;
@@ -387,9 +390,12 @@ struct rocksdb_event_log::impl {
           last_hash = hash;
           for (auto& [stream, v] : batch_versions)
             versions[stream] = v;
-          for (auto& p : batch)
-            if (auto it = batch_commands.find(p.command_id); it != batch_commands.end())
-              commands.add(p.command_id, it->second, p.time_unix_ns);
+          {
+            std::lock_guard lock{commands_mu};
+            for (auto& p : batch)
+              if (auto it = batch_commands.find(p.command_id); it != batch_commands.end())
+                commands.add(p.command_id, it->second, p.time_unix_ns);
+          }
           {
             std::lock_guard lock{commit_mu};
             committed_seq.store(seq - 1);
@@ -701,6 +707,14 @@ result<stream_version> rocksdb_event_log::last_version(const stream_id& stream) 
 
 rocksdb_event_log::write_stats rocksdb_event_log::stats() const {
   return {impl_->commits_written.load(), impl_->syncs.load()};
+}
+
+std::optional<append_receipt> rocksdb_event_log::find_command(const std::string& id) {
+  std::lock_guard lock{impl_->commands_mu};
+  auto e = impl_->commands.find(id);
+  if (!e)
+    return std::nullopt;
+  return append_receipt{global_seq{e->seq}, stream_version{e->last_version}, true};
 }
 
 global_seq rocksdb_event_log::last_seq() const { return {impl_->committed_seq.load()}; }

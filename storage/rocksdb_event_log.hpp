@@ -31,6 +31,7 @@ class rocksdb_event_log final : public event_log {
   result<std::vector<logged_commit>> read_all(global_seq after, std::size_t max) override;
   result<stream_version> last_version(const stream_id& stream) override;
   global_seq last_seq() const override;
+  std::optional<append_receipt> find_command(const std::string& command_id) override;
   std::unique_ptr<subscription>
   subscribe(global_seq after, commit_handler on_commit, error_handler on_error = {}) override;
   status_result save_snapshot(const stream_id& stream, const snapshot& s) override;
