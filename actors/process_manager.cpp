@@ -114,6 +114,8 @@ std::vector<saga_step> next_build_steps(const project_summary& p, std::uint32_t 
   auto result = build::outcome(false, statuses);
   if (result == kiln::status::running)
     return out;
+  if (statuses.empty())
+    result = kiln::status::failed;  // it ran nothing: it did not pass
   if (result == kiln::status::passed && def) {
     if (auto trigger = def->find_trigger(b.facts.trigger))
       for (auto& chain : trigger->triggers)

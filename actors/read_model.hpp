@@ -26,7 +26,8 @@ struct run_key {
   std::uint32_t build = 0;
   std::string name;
   auto operator<=>(const run_key&) const = default;
-  std::string stream() const;
+  std::string stream() const;  // "run/<project>/<build>/<name>"
+  stream_id id() const { return {stream()}; }
 };
 
 struct run_summary {

@@ -1,6 +1,7 @@
 #include "storage/secret_box.hpp"
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <fcntl.h>
@@ -104,6 +105,19 @@ result<std::string> secret_box::open(std::string_view sealed) const {
   if (EVP_DecryptFinal_ex(ctx.get(), u(out) + len, &len) != 1)
     return error{"corrupt", "sealed secret does not open with this key"};
   return out;
+}
+
+std::string secret_box::derive(std::string_view label) const {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()), u(label), label.size(), md, &len);
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) {
+    hex.push_back(digits[md[i] >> 4]);
+    hex.push_back(digits[md[i] & 0xf]);
+  }
+  return hex;
 }
 
 } // namespace kiln::storage

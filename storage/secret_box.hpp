@@ -25,6 +25,10 @@ class secret_box {
   // Error "corrupt" when the bytes were not sealed with this key.
   result<std::string> open(std::string_view sealed) const;
 
+  // HMAC-SHA256 of `label` under the key, as hex: a value only this server
+  // can make, the same each time (e.g. a worker token for a retried request).
+  std::string derive(std::string_view label) const;
+
  private:
   explicit secret_box(std::string key) : key_(std::move(key)) {}
   std::string key_;

@@ -1,0 +1,138 @@
+// The core's front: sets up the actor system, rebuilds the projections from
+// the log, subscribes, and turns calls into messages to the projector.
+#include "actors/core.hpp"
+
+#include "actors/core_messages.hpp"
+#include "storage/event_log.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <future>
+
+namespace kiln::core {
+
+using namespace detail;
+
+struct core::impl {
+  storage::event_log& log;
+  const storage::secret_box& secrets;
+  core_config config;
+  std::unique_ptr<caf::actor_system_config> system_config;
+  std::unique_ptr<caf::actor_system> system;
+  caf::actor registry;
+  caf::actor projector;
+  std::unique_ptr<storage::subscription> subscription;
+};
+
+core::core(storage::event_log& log, const storage::secret_box& secrets, core_config config)
+    : impl_{new impl{log, secrets, std::move(config), nullptr, nullptr, {}, {}, nullptr}} {}
+
+core::~core() { stop(); }
+
+status_result core::start() {
+  auto& p = *impl_;
+  auto t0 = std::chrono::steady_clock::now();
+  auto model = std::make_shared<domain::read_model>();
+  for (;;) {
+    auto commits = p.log.read_all(model->seq(), 4096);
+    if (!commits)
+      return commits.error();
+    for (auto& c : *commits)
+      model->apply(c);
+    if (commits->size() < 4096)
+      break;
+  }
+  p.system_config = std::make_unique<caf::actor_system_config>();
+  if (p.config.threads > 0)
+    p.system_config->set("scheduler.max-threads", p.config.threads);
+  p.system = std::make_unique<caf::actor_system>(*p.system_config);
+  auto env = std::make_shared<const environment>(environment{p.log, p.secrets, p.config});
+  p.registry = spawn_registry(*p.system, env);
+  auto from = model->seq();
+  p.projector = spawn_projector(*p.system, env, p.registry, model);
+  auto projector = p.projector;
+  p.subscription = p.log.subscribe(
+    from,
+    [projector](const logged_commit& c) {
+      caf::anon_send(projector, commit_atom::value, c);
+      return true;
+    },
+    [](const error& e) {
+      spdlog::critical("core subscription=failed error={} message=\"{}\"", e.code, e.message);
+    });
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  spdlog::info("core started=true seq={} projects={} workers={} open_builds={} ms={}",
+               from.value, model->projects().size(), model->workers().size(),
+               model->open_builds().size(), ms.count());
+  return ok;
+}
+
+void core::stop() {
+  auto& p = *impl_;
+  if (!p.system)
+    return;
+  p.subscription.reset();
+  caf::anon_send_exit(p.projector, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(p.registry, caf::exit_reason::user_shutdown);
+  p.projector = nullptr;
+  p.registry = nullptr;
+  p.system->await_all_actors_done();
+  p.system.reset();
+  p.system_config.reset();
+}
+
+void core::submit(request r, request_context ctx, callback<reply> done) {
+  if (!impl_->projector)
+    return done(error{"unavailable", "the core is not running"});
+  caf::anon_send(impl_->projector, request_atom::value, std::move(r), std::move(ctx),
+                 reply_callback{std::move(done)});
+}
+
+void core::ask(query q, global_seq min_seq, callback<query_result> done) {
+  if (!impl_->projector)
+    return done(error{"unavailable", "the core is not running"});
+  caf::anon_send(impl_->projector, query_atom::value, std::move(q), min_seq,
+                 query_callback{std::move(done)});
+}
+
+namespace {
+
+// Waits for a callback-style call; the core answers every request (with a
+// timeout error at worst), so this cannot hang while the core runs.
+template <class T, class Start>
+result<T> wait_for(Start start) {
+  auto promise = std::make_shared<std::promise<result<T>>>();
+  auto future = promise->get_future();
+  start([promise](result<T> r) { promise->set_value(std::move(r)); });
+  return future.get();
+}
+
+} // namespace
+
+result<reply> core::call(request r, request_context ctx) {
+  return wait_for<reply>([&](auto done) { submit(std::move(r), std::move(ctx), done); });
+}
+
+result<query_result> core::read(query q, global_seq min_seq) {
+  return wait_for<query_result>([&](auto done) { ask(std::move(q), min_seq, done); });
+}
+
+core_stats core::stats() const {
+  auto& p = *impl_;
+  core_stats out;
+  if (!p.system)
+    return out;
+  caf::scoped_actor self{*p.system};
+  self->request(p.registry, std::chrono::seconds{10}, stats_atom::value)
+    .receive([&](registry_stats& s) {
+      out.live_actors = s.live;
+      out.spawned = s.spawned;
+      out.passivated = s.passivated;
+    }, [](caf::error&) {});
+  self->request(p.projector, std::chrono::seconds{10}, stats_atom::value)
+    .receive([&](global_seq& seq) { out.projected = seq; }, [](caf::error&) {});
+  return out;
+}
+
+} // namespace kiln::core

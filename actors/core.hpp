@@ -1,0 +1,75 @@
+#pragma once
+// The domain core: one actor per project, build, run and worker (CAF),
+// rebuilt from the event log on demand; process managers and the scheduler
+// on top of live projections. This header keeps CAF out (pimpl).
+#include "actors/core_api.hpp"
+#include "actors/process_manager.hpp"
+#include "events/result.hpp"
+#include "storage/fwd.hpp"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+
+namespace kiln::storage {
+class secret_box;
+}
+
+namespace kiln::core {
+
+struct core_config {
+  // An aggregate's actor quits after this long without a command.
+  std::chrono::milliseconds passivate_after{std::chrono::seconds{60}};
+  // An actor saves a snapshot when this many events have passed since its
+  // last one.
+  std::size_t snapshot_every = 100;
+  // Runs lost more often than this fail instead of going back to the queue.
+  std::uint32_t max_attempts = 3;
+  domain::watchdog_config watchdog;
+  std::chrono::milliseconds watchdog_interval{std::chrono::seconds{5}};
+  // How long a request waits for its reply before it fails with "timeout".
+  std::chrono::milliseconds request_timeout{std::chrono::seconds{30}};
+  std::size_t threads = 0;  // CAF scheduler threads; 0: CAF's default
+};
+
+struct core_stats {
+  std::size_t live_actors = 0;
+  std::size_t spawned = 0;
+  std::size_t passivated = 0;
+  global_seq projected;  // the last commit the projections hold
+};
+
+class core {
+ public:
+  // `log` and `secrets` must outlive the core.
+  core(storage::event_log& log, const storage::secret_box& secrets, core_config config = {});
+  ~core();
+  core(const core&) = delete;
+  core& operator=(const core&) = delete;
+
+  // Folds the log into the projections, starts the actors, subscribes to
+  // the log and lets the process managers finish what was under way.
+  status_result start();
+  // Stops taking requests, waits for the actors to finish, unsubscribes.
+  void stop();
+
+  template <class T>
+  using callback = std::function<void(result<T>)>;
+
+  // `done` is called exactly once, on a core thread: it must not block.
+  void submit(request r, request_context ctx, callback<reply> done);
+  void ask(query q, global_seq min_seq, callback<query_result> done);
+
+  // Blocking forms for tools, tests and benchmarks (never call them from a
+  // core or Asio thread).
+  result<reply> call(request r, request_context ctx = {});
+  result<query_result> read(query q, global_seq min_seq = {});
+
+  core_stats stats() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace kiln::core

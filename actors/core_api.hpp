@@ -1,0 +1,187 @@
+#pragma once
+// What the core answers: the use cases the gateway (and tools, tests,
+// benchmarks) ask for. Plain values, no actor types: in `kiln up` they
+// travel in process; in a cluster the bus carries them (issue 6).
+#include "actors/read_model.hpp"
+#include "actors/run_aggregate.hpp"
+#include "actors/scheduler.hpp"
+#include "events/event.hpp"
+#include "events/ids.hpp"
+
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace kiln::core {
+
+// ---- commands ----
+struct put_project {
+  std::string name;
+  std::string yaml;
+};
+struct delete_project {
+  std::string name;
+};
+struct set_secret {
+  std::string project;
+  std::string key;
+  std::string value;  // sealed by the core before any event holds it
+};
+struct remove_secret {
+  std::string project;
+  std::string key;
+};
+struct trigger_build {
+  std::string project;
+  std::string trigger;
+  param_map params;
+  std::string ref;
+  std::string sha;
+  std::string reason;
+  std::int32_t priority = 0;
+};
+struct cancel_build {
+  std::string project;
+  std::uint32_t build = 0;
+};
+struct rerun_build {
+  std::string project;
+  std::uint32_t build = 0;
+  bool failed_only = false;
+};
+struct cancel_run {
+  domain::run_key run;
+};
+struct register_worker {
+  std::string name;
+  std::vector<std::string> tags;
+  std::uint32_t concurrency = 1;
+  std::string host_json;
+};
+struct enlist_worker {
+  std::string name;
+};
+struct delist_worker {
+  std::string name;
+};
+struct delete_worker {
+  std::string name;
+};
+// A worker's periodic call: it is alive; the reply holds the runs it holds
+// and has not started (with their rundefs and secrets).
+struct worker_checkin {
+  std::string name;
+  std::string token;
+};
+struct report_run {
+  domain::run_key run;
+  std::string worker;
+  kiln::status status = kiln::status::running;  // RUNNING or a final status
+  std::int32_t exit_code = 0;
+  std::string message;
+};
+struct store_artifact {
+  domain::run_key run;
+  std::string worker;
+  std::string path;
+  std::uint64_t size = 0;
+  std::string sha256;
+};
+struct report_tests {
+  domain::run_key run;
+  std::string worker;
+  std::string suite;
+  std::vector<test_result> results;
+};
+
+using request = std::variant<put_project, delete_project, set_secret, remove_secret, trigger_build,
+                             cancel_build, rerun_build, cancel_run, register_worker, enlist_worker,
+                             delist_worker, delete_worker, worker_checkin, report_run,
+                             store_artifact, report_tests>;
+
+// Who asks, and the idempotency key: a request repeated with the same id
+// gets the first reply and changes nothing.
+struct request_context {
+  std::string principal = "system";
+  std::string command_id;
+};
+
+// ---- replies ----
+struct receipt {
+  global_seq seq;  // 0 when nothing changed
+  bool duplicate = false;
+};
+struct build_ref {
+  global_seq seq;
+  std::string project;
+  std::uint32_t build = 0;
+  std::vector<std::string> runs;
+};
+struct worker_token {
+  global_seq seq;
+  std::string token;  // shown once; the log holds only its hash
+};
+struct handed_run {
+  domain::run_key run;
+  std::string rundef;  // JSON with "secrets": {key: value}
+};
+struct checkin_reply {
+  std::vector<handed_run> runs;
+};
+
+using reply = std::variant<receipt, build_ref, worker_token, checkin_reply>;
+
+// ---- queries ----
+struct list_projects {};
+struct get_project {
+  std::string name;
+};
+struct list_builds {
+  std::string project;
+  std::size_t limit = 20;
+  std::uint32_t before = 0;
+};
+struct get_build {
+  std::string project;
+  std::uint32_t build = 0;
+};
+struct get_run {
+  domain::run_key run;
+};
+struct list_workers {};
+struct get_queue {};
+
+// A query may ask to see at least the effects of commit `min_seq` (the seq
+// of a reply it got): read-your-writes.
+using query = std::variant<list_projects, get_project, list_builds, get_build, get_run,
+                           list_workers, get_queue>;
+
+// A project without its builds (list them with list_builds).
+struct project_info {
+  std::string name;
+  bool deleted = false;
+  std::uint32_t definition_version = 0;
+  std::string content_sha256;
+  std::string description;
+  bool synchronous_builds = false;
+  std::vector<std::string> secret_keys;  // names only: values never leave the core
+  std::uint32_t last_build = 0;
+  std::int64_t created_ns = 0;
+  std::int64_t updated_ns = 0;
+};
+struct project_detail {
+  project_info info;
+  std::string yaml;
+};
+struct run_detail {
+  domain::run_summary summary;
+  domain::run::state state;  // rundef (without secrets), artifacts, tests
+};
+
+using query_result =
+  std::variant<std::vector<project_info>, project_detail,
+               std::vector<domain::build_summary>, domain::build_summary, run_detail,
+               std::vector<domain::worker_summary>, std::vector<domain::waiting_run>>;
+
+} // namespace kiln::core

@@ -1,0 +1,705 @@
+// The projector: the read model kept live from the log's subscription, the
+// process managers and the scheduler acting on it, and the use cases
+// (requests and queries) that need it. One actor, so the model needs no lock.
+#include "actors/core_messages.hpp"
+
+#include "actors/build_plan.hpp"
+#include "actors/process_manager.hpp"
+#include "actors/scheduler.hpp"
+#include "events/streams.hpp"
+#include "storage/event_log.hpp"
+#include "storage/secret_box.hpp"
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace kiln::core::detail {
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+namespace {
+
+using build_id = std::pair<std::string, std::uint32_t>;
+
+struct layout_entry {
+  std::size_t added = 0;  // chains folded in when it was made
+  std::shared_ptr<const domain::project_definition> def;
+  std::vector<domain::planned_run> runs;
+};
+
+struct waiter {
+  std::uint64_t id = 0;
+  std::function<void()> ready;
+  std::function<void(error)> fail;
+};
+
+struct projector_state {
+  env_ptr env;
+  caf::actor registry;
+  std::shared_ptr<domain::read_model> model;
+
+  domain::in_flight_assignments assigning;
+  std::string last_project;  // the scheduler's round robin
+  std::map<std::string, std::int64_t> last_seen;
+
+  std::set<build_id> dirty;
+  bool process_pending = false;
+  bool schedule_needed = false;
+  // Steps sent and not yet seen in the model; and those refused for good.
+  std::set<std::string> steps_in_flight;
+  std::set<std::string> given_up;
+  std::set<build_id> retry_on_tick;
+
+  std::map<build_id, layout_entry> layouts;
+  std::map<std::pair<std::string, std::uint32_t>, std::shared_ptr<const domain::project_definition>>
+    old_definitions;
+
+  std::uint64_t next_waiter = 1;
+  std::map<build_id, std::vector<waiter>> build_waiters;
+  std::multimap<std::uint64_t, std::function<void()>> seq_waiters;
+};
+
+using projector_actor = caf::stateful_actor<projector_state>;
+
+// Codes that mean "already done" when a process manager repeats itself.
+bool benign(const std::string& code) {
+  return code == "already_exists" || code == "illegal_transition" || code == "finished";
+}
+bool transient(const std::string& code) {
+  return code == "io" || code == "conflict" || code == "timeout" || code == "closed"
+         || code == "unavailable";
+}
+
+commit_metadata meta_for(const request_context& ctx) {
+  return {now_ns(), ctx.principal, ctx.command_id, ""};
+}
+commit_metadata system_meta(std::string correlation = {}) {
+  return {now_ns(), "system", "", std::move(correlation)};
+}
+
+std::string random_token() {
+  unsigned char bytes[24];
+  RAND_bytes(bytes, sizeof bytes);
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string hex;
+  for (auto b : bytes) {
+    hex.push_back(digits[b >> 4]);
+    hex.push_back(digits[b & 0xf]);
+  }
+  return hex;
+}
+
+// Runs `f` once the model holds commit `seq`.
+void when_seen(projector_actor* self, global_seq seq, std::function<void()> f) {
+  if (self->state.model->seq() >= seq)
+    f();
+  else
+    self->state.seq_waiters.emplace(seq.value, std::move(f));
+}
+
+void exec(projector_actor* self, stream_id stream, aggregate_command command, commit_metadata meta,
+          std::function<void(command_result&)> k) {
+  self->request(self->state.registry, self->state.env->config.request_timeout, exec_atom::value,
+                domain_command{std::move(stream), std::move(command), std::move(meta)})
+    .then([=](command_result& r) { k(r); },
+          [=](caf::error& e) {
+            command_result r{error{"timeout", "the aggregate did not answer: " + caf::to_string(e)}};
+            k(r);
+          });
+}
+
+void peek(projector_actor* self, stream_id stream, std::function<void(state_result&)> k) {
+  self->request(self->state.registry, self->state.env->config.request_timeout, peek_atom::value,
+                std::move(stream))
+    .then([=](state_result& r) { k(r); },
+          [=](caf::error& e) {
+            state_result r{error{"timeout", "the aggregate did not answer: " + caf::to_string(e)}};
+            k(r);
+          });
+}
+
+void wake(projector_actor* self) {
+  auto& s = self->state;
+  if (!s.process_pending) {
+    s.process_pending = true;
+    self->send(self, process_atom::value);
+  }
+}
+
+// The definition a build was made from: the current one, or an older
+// version read back from the project's stream.
+std::shared_ptr<const domain::project_definition>
+definition_at(projector_actor* self, const std::string& project, std::uint32_t version) {
+  auto& s = self->state;
+  auto p = s.model->project(project);
+  if (p && p->definition_version == version && p->definition)
+    return p->definition;
+  auto key = std::pair{project, version};
+  if (auto it = s.old_definitions.find(key); it != s.old_definitions.end())
+    return it->second;
+  auto commits = s.env->log.read_stream(streams::project(project), stream_version{1}, 1u << 20);
+  if (!commits)
+    return nullptr;
+  for (auto& c : *commits)
+    for (auto& e : c.body.events)
+      if (auto d = std::get_if<project_definition_updated>(&e); d && d->definition_version == version)
+        if (auto parsed = domain::parse_project_definition(d->yaml)) {
+          auto def = std::make_shared<const domain::project_definition>(std::move(*parsed));
+          s.old_definitions[key] = def;
+          return def;
+        }
+  return nullptr;
+}
+
+const layout_entry* layout_for(projector_actor* self, const domain::build_summary& b) {
+  auto& s = self->state;
+  auto id = build_id{b.project, b.number};
+  auto it = s.layouts.find(id);
+  if (it != s.layouts.end() && it->second.added == b.added.size())
+    return &it->second;
+  auto def = definition_at(self, b.project, b.facts.definition_version);
+  if (!def)
+    return nullptr;
+  auto runs = domain::plan_existing(*def, b.facts, b.added);
+  if (!runs) {
+    spdlog::error("core plan=failed project={} build={} error=\"{}\"", b.project, b.number,
+                  runs.error().message);
+    return nullptr;
+  }
+  auto& e = s.layouts[id];
+  e = {b.added.size(), def, std::move(*runs)};
+  return &e;
+}
+
+void run_step(projector_actor* self, const domain::saga_step& step);
+
+// Settles a step: it stays in flight until the model shows its effect.
+std::function<void(command_result&)> step_done(projector_actor* self, std::string name,
+                                               std::optional<build_id> build) {
+  return [=](command_result& r) {
+    auto& s = self->state;
+    if (r) {
+      when_seen(self, r->seq, [=] { self->state.steps_in_flight.erase(name); });
+      return;
+    }
+    s.steps_in_flight.erase(name);
+    auto& code = r.error().code;
+    if (benign(code))
+      return;
+    if (transient(code)) {
+      spdlog::warn("core step=retry what=\"{}\" error={} message=\"{}\"", name, code,
+                   r.error().message);
+      if (build)
+        s.retry_on_tick.insert(*build);
+      return;
+    }
+    spdlog::error("core step=refused what=\"{}\" error={} message=\"{}\"", name, code,
+                  r.error().message);
+    s.given_up.insert(name);
+  };
+}
+
+void create_build(projector_actor* self, const domain::create_build_step& x, std::string name) {
+  auto& a = x.allocation;
+  auto def = definition_at(self, x.project, a.definition_version);
+  std::vector<std::string> runs;
+  std::string problem;
+  if (!def) {
+    problem = "definition version " + std::to_string(a.definition_version) + " is not readable";
+  } else if (auto plan = domain::plan_build(*def, x.project, a); !plan) {
+    problem = plan.error().message;
+  } else {
+    for (auto& r : *plan)
+      runs.push_back(r.name);
+  }
+  if (!problem.empty())
+    spdlog::error("core build=unplannable project={} build={} error=\"{}\"", x.project, a.number,
+                  problem);
+  // A build that cannot be planned is still created (its number is taken)
+  // with no runs; the process manager then completes it FAILED.
+  build_created facts{x.project, a.number,   a.trigger, a.params,   a.ref,      a.sha,
+                      a.reason,  a.definition_version, std::move(runs), a.priority, a.rerun_of};
+  exec(self, streams::build(x.project, a.number), domain::build::create_build{std::move(facts)},
+       system_meta(), step_done(self, name, build_id{x.project, a.number}));
+}
+
+void run_step(projector_actor* self, const domain::saga_step& step) {
+  auto& s = self->state;
+  auto name = domain::describe(step);
+  if (s.steps_in_flight.count(name) || s.given_up.count(name))
+    return;
+  s.steps_in_flight.insert(name);
+  auto max_attempts = s.env->config.max_attempts;
+  std::visit(
+    [&](auto& x) {
+      using T = std::decay_t<decltype(x)>;
+      if constexpr (std::is_same_v<T, domain::create_build_step>) {
+        create_build(self, x, name);
+      } else if constexpr (std::is_same_v<T, domain::queue_run_step>) {
+        auto b = s.model->build(x.run.project, x.run.build);
+        auto layout = b ? layout_for(self, *b) : nullptr;
+        const domain::planned_run* planned = nullptr;
+        if (layout)
+          for (auto& r : layout->runs)
+            if (r.name == x.run.name)
+              planned = &r;
+        if (!planned) {
+          s.steps_in_flight.erase(name);
+          s.given_up.insert(name);
+          spdlog::error("core step=unplannable what=\"{}\"", name);
+          return;
+        }
+        auto timeout = nlohmann::json::parse(planned->rundef).value("timeout_s", 0u);
+        exec(self, streams::run(x.run.project, x.run.build, x.run.name),
+             domain::run::queue_run{x.run.project, x.run.build, x.run.name, planned->host_tag,
+                                    planned->rundef, timeout},
+             system_meta(), step_done(self, name, build_id{x.run.project, x.run.build}));
+      } else if constexpr (std::is_same_v<T, domain::cancel_run_step>) {
+        exec(self, streams::run(x.run.project, x.run.build, x.run.name),
+             domain::run::cancel_run{"the build was cancelled"}, system_meta(),
+             step_done(self, name, build_id{x.run.project, x.run.build}));
+      } else if constexpr (std::is_same_v<T, domain::add_runs_step>) {
+        exec(self, streams::build(x.project, x.build),
+             domain::build::add_runs{x.trigger, x.parent_run, x.runs}, system_meta(),
+             step_done(self, name, build_id{x.project, x.build}));
+      } else if constexpr (std::is_same_v<T, domain::complete_build_step>) {
+        exec(self, streams::build(x.project, x.build), domain::build::complete_build{x.result},
+             system_meta(), step_done(self, name, build_id{x.project, x.build}));
+      } else if constexpr (std::is_same_v<T, domain::mark_offline_step>) {
+        spdlog::info("core worker=offline name={} reason=no_checkin", x.worker);
+        exec(self, streams::worker(x.worker), domain::worker::mark_offline{"no check-in"},
+             system_meta(), step_done(self, name, std::nullopt));
+      } else if constexpr (std::is_same_v<T, domain::lose_run_step>) {
+        exec(self, streams::run(x.run.project, x.run.build, x.run.name),
+             domain::run::lose_run{"worker " + x.worker + " went offline", max_attempts},
+             system_meta(), step_done(self, name, build_id{x.run.project, x.run.build}));
+      } else if constexpr (std::is_same_v<T, domain::time_out_step>) {
+        exec(self, streams::run(x.run.project, x.run.build, x.run.name),
+             domain::run::time_out_run{"ran longer than " + std::to_string(x.timeout_s) + " s"},
+             system_meta(), step_done(self, name, build_id{x.run.project, x.run.build}));
+      }
+    },
+    step);
+}
+
+void schedule(projector_actor* self) {
+  auto& s = self->state;
+  for (auto& a : domain::schedule(*s.model, s.assigning, s.last_project)) {
+    s.assigning.add(a);
+    exec(self, a.run.id(), domain::run::assign_run{a.worker}, system_meta(),
+         [=](command_result& r) {
+           if (r && !r->events.empty())
+             when_seen(self, r->seq, [=] { self->state.assigning.remove(a.run, a.worker); });
+           else
+             self->state.assigning.remove(a.run, a.worker);
+         });
+  }
+}
+
+void process(projector_actor* self) {
+  auto& s = self->state;
+  s.process_pending = false;
+  auto dirty = std::move(s.dirty);
+  s.dirty.clear();
+  for (auto& id : dirty) {
+    auto p = s.model->project(id.first);
+    if (!p)
+      continue;
+    auto b = s.model->build(id.first, id.second);
+    const layout_entry* layout = b ? layout_for(self, *b) : nullptr;
+    for (auto& step : domain::next_build_steps(*p, id.second, layout ? layout->def.get() : nullptr,
+                                               layout ? &layout->runs : nullptr))
+      run_step(self, step);
+    if (b && b->completed)
+      s.layouts.erase(id);
+  }
+  if (s.schedule_needed) {
+    s.schedule_needed = false;
+    schedule(self);
+  }
+}
+
+void on_commit(projector_actor* self, const logged_commit& c) {
+  auto& s = self->state;
+  if (c.seq <= s.model->seq())
+    return;
+  s.model->apply(c);
+  auto kind = streams::kind_of(c.body.stream);
+  if (kind == "project") {
+    auto project = c.body.stream.value.substr(8);
+    for (auto& e : c.body.events)
+      if (auto a = std::get_if<build_number_allocated>(&e))
+        s.dirty.emplace(project, a->number);
+  } else if (kind == "build") {
+    if (auto id = domain::parse_build_stream(c.body.stream.value)) {
+      s.dirty.insert(*id);
+      if (auto w = s.build_waiters.find(*id);
+          w != s.build_waiters.end() && s.model->build(id->first, id->second)) {
+        auto ready = std::move(w->second);
+        s.build_waiters.erase(w);
+        for (auto& x : ready)
+          x.ready();
+      }
+    }
+  } else if (kind == "run") {
+    if (auto k = domain::parse_run_stream(c.body.stream.value))
+      s.dirty.emplace(k->project, k->build);
+    s.schedule_needed = true;
+  } else if (kind == "worker") {
+    s.schedule_needed = true;
+  }
+  while (!s.seq_waiters.empty() && s.seq_waiters.begin()->first <= s.model->seq().value) {
+    auto f = std::move(s.seq_waiters.begin()->second);
+    s.seq_waiters.erase(s.seq_waiters.begin());
+    f();
+  }
+  wake(self);
+}
+
+// ---- use cases ----
+
+void reply_receipt(const command_result& r, const reply_callback& cb) {
+  if (!r)
+    return cb(r.error());
+  cb(reply{receipt{r->seq, r->duplicate}});
+}
+
+void simple(projector_actor* self, stream_id stream, aggregate_command command,
+            const request_context& ctx, reply_callback cb) {
+  exec(self, std::move(stream), std::move(command), meta_for(ctx),
+       [cb](command_result& r) { reply_receipt(r, cb); });
+}
+
+void wait_for_build(projector_actor* self, build_id id, std::function<void()> ready,
+                    std::function<void(error)> fail) {
+  auto& s = self->state;
+  if (s.model->build(id.first, id.second))
+    return ready();
+  auto wid = s.next_waiter++;
+  s.build_waiters[id].push_back({wid, std::move(ready), std::move(fail)});
+  s.dirty.insert(id);
+  wake(self);
+  self->delayed_send(self, s.env->config.request_timeout, expire_atom::value, id.first, id.second,
+                     wid);
+}
+
+void allocate(projector_actor* self, std::string project, domain::project::allocate_build cmd,
+              const request_context& ctx, reply_callback cb) {
+  exec(self, streams::project(project), std::move(cmd), meta_for(ctx),
+       [=](command_result& r) {
+         if (!r)
+           return cb(r.error());
+         const build_number_allocated* a = nullptr;
+         for (auto& e : r->events)
+           if (auto x = std::get_if<build_number_allocated>(&e))
+             a = x;
+         if (!a)
+           return cb(error{"internal", "the project allocated no build number"});
+         auto number = a->number;
+         auto seq = r->seq;
+         wait_for_build(
+           self, {project, number},
+           [=] {
+             auto b = self->state.model->build(project, number);
+             cb(reply{build_ref{seq, project, number, b->run_names()}});
+           },
+           cb);
+       });
+}
+
+void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) {
+  auto& s = self->state;
+  auto w = s.model->worker(c.name);
+  if (!w || w->deleted || w->token_sha256.empty())
+    return cb(error{"not_found", "no worker '" + c.name + "'"});
+  if (domain::project::content_hash(c.token) != w->token_sha256)
+    return cb(error{"unauthorized", "wrong token for worker '" + c.name + "'"});
+  if (!w->enlisted)
+    return cb(error{"forbidden", "worker '" + c.name + "' is not enlisted yet"});
+  s.last_seen[c.name] = now_ns();
+  if (!w->online) {
+    spdlog::info("core worker=online name={}", c.name);
+    exec(self, streams::worker(c.name), domain::worker::mark_online{}, system_meta(),
+         [](command_result&) {});
+  }
+  s.schedule_needed = true;
+  wake(self);
+
+  std::vector<domain::run_key> held;
+  for (auto& k : w->holds)
+    if (auto r = s.model->run(k); r && r->assigned())
+      held.push_back(k);
+  if (held.empty())
+    return cb(reply{checkin_reply{}});
+
+  // Each run's rundef from its actor, and its project's secrets, opened.
+  struct gather {
+    std::vector<handed_run> runs;
+    std::size_t left = 0;
+    std::map<std::string, nlohmann::json> secrets;
+  };
+  auto g = std::make_shared<gather>();
+  g->left = held.size();
+  auto finish = [=] {
+    for (auto& h : g->runs) {
+      auto rundef = nlohmann::json::parse(h.rundef);
+      rundef["secrets"] = g->secrets[h.run.project];
+      h.rundef = rundef.dump();
+    }
+    cb(reply{checkin_reply{std::move(g->runs)}});
+  };
+  std::set<std::string> projects;
+  for (auto& k : held)
+    projects.insert(k.project);
+  g->left += projects.size();
+  for (auto& project : projects)
+    peek(self, streams::project(project), [=](state_result& r) {
+      auto& secrets = g->secrets[project] = nlohmann::json::object();
+      if (r)
+        if (auto ps = std::get_if<domain::project::state>(&*r))
+          for (auto& [key, sealed] : ps->secrets)
+            if (auto clear = self->state.env->secrets.open(sealed))
+              secrets[key] = *clear;
+      if (--g->left == 0)
+        finish();
+    });
+  for (auto& k : held)
+    peek(self, k.id(), [=](state_result& r) {
+      if (r)
+        if (auto rs = std::get_if<domain::run::state>(&*r))
+          g->runs.push_back({k, rs->rundef});
+      if (--g->left == 0)
+        finish();
+    });
+}
+
+void handle(projector_actor* self, request& req, const request_context& ctx, reply_callback cb) {
+  auto& s = self->state;
+  std::visit(
+    [&](auto& x) {
+      using T = std::decay_t<decltype(x)>;
+      if constexpr (std::is_same_v<T, put_project>) {
+        simple(self, streams::project(x.name), domain::project::put_definition{x.name, x.yaml}, ctx,
+               cb);
+      } else if constexpr (std::is_same_v<T, delete_project>) {
+        simple(self, streams::project(x.name),
+               domain::project::delete_project{"deleted by " + ctx.principal}, ctx, cb);
+      } else if constexpr (std::is_same_v<T, set_secret>) {
+        simple(self, streams::project(x.project),
+               domain::project::set_secret{x.key, s.env->secrets.seal(x.value)}, ctx, cb);
+      } else if constexpr (std::is_same_v<T, remove_secret>) {
+        simple(self, streams::project(x.project), domain::project::remove_secret{x.key}, ctx, cb);
+      } else if constexpr (std::is_same_v<T, trigger_build>) {
+        allocate(self, x.project,
+                 domain::project::allocate_build{x.trigger, x.params, x.ref, x.sha, x.reason,
+                                                 x.priority, 0, 0, {}},
+                 ctx, cb);
+      } else if constexpr (std::is_same_v<T, rerun_build>) {
+        auto b = s.model->build(x.project, x.build);
+        if (!b)
+          return cb(error{"not_found", "no build " + x.project + "/" + std::to_string(x.build)});
+        std::vector<std::string> only;
+        if (x.failed_only) {
+          for (auto& r : b->runs)
+            if (r.finished() && r.status != kiln::status::passed)
+              only.push_back(r.name);
+          if (only.empty())
+            return cb(error{"conflict", "build " + std::to_string(x.build) + " has no failed run"});
+        }
+        auto& f = b->facts;
+        allocate(self, x.project,
+                 domain::project::allocate_build{f.trigger, f.params, f.ref, f.sha,
+                                                 "rerun of build " + std::to_string(x.build),
+                                                 f.priority, f.definition_version, x.build, only},
+                 ctx, cb);
+      } else if constexpr (std::is_same_v<T, cancel_build>) {
+        simple(self, streams::build(x.project, x.build),
+               domain::build::cancel_build{"cancelled by " + ctx.principal}, ctx, cb);
+      } else if constexpr (std::is_same_v<T, cancel_run>) {
+        simple(self, x.run.id(), domain::run::cancel_run{"cancelled by " + ctx.principal},
+               ctx, cb);
+      } else if constexpr (std::is_same_v<T, register_worker>) {
+        // With a command id the token can be made again for a retried
+        // request (the log keeps only its hash).
+        auto token = ctx.command_id.empty()
+                       ? random_token()
+                       : s.env->secrets.derive("worker-token/" + x.name + "/" + ctx.command_id);
+        exec(self, streams::worker(x.name),
+             domain::worker::register_worker{x.name, x.tags, x.concurrency, x.host_json,
+                                             domain::project::content_hash(token)},
+             meta_for(ctx), [=](command_result& r) {
+               if (!r)
+                 return cb(r.error());
+               cb(reply{worker_token{r->seq, token}});
+             });
+      } else if constexpr (std::is_same_v<T, enlist_worker>) {
+        simple(self, streams::worker(x.name), domain::worker::enlist_worker{}, ctx, cb);
+      } else if constexpr (std::is_same_v<T, delist_worker>) {
+        simple(self, streams::worker(x.name),
+               domain::worker::delist_worker{"delisted by " + ctx.principal}, ctx, cb);
+      } else if constexpr (std::is_same_v<T, delete_worker>) {
+        simple(self, streams::worker(x.name),
+               domain::worker::delete_worker{"deleted by " + ctx.principal}, ctx, cb);
+      } else if constexpr (std::is_same_v<T, worker_checkin>) {
+        checkin(self, x, cb);
+      } else if constexpr (std::is_same_v<T, report_run>) {
+        if (x.status == kiln::status::running)
+          simple(self, x.run.id(), domain::run::start_run{x.worker}, ctx, cb);
+        else
+          simple(self, x.run.id(),
+                 domain::run::complete_run{x.worker, x.status, x.exit_code, x.message}, ctx, cb);
+      } else if constexpr (std::is_same_v<T, store_artifact>) {
+        simple(self, x.run.id(),
+               domain::run::store_artifact{x.worker, x.path, x.size, x.sha256}, ctx, cb);
+      } else if constexpr (std::is_same_v<T, report_tests>) {
+        simple(self, x.run.id(), domain::run::report_tests{x.worker, x.suite, x.results},
+               ctx, cb);
+      }
+    },
+    req);
+}
+
+project_info info_of(const domain::project_summary& p) {
+  return {p.name,
+          p.deleted,
+          p.definition_version,
+          p.content_sha256,
+          p.definition ? p.definition->description : std::string{},
+          p.synchronous(),
+          {p.secret_keys.begin(), p.secret_keys.end()},
+          p.last_build,
+          p.created_ns,
+          p.updated_ns};
+}
+
+void answer(projector_actor* self, const query& q, query_callback cb) {
+  auto& m = *self->state.model;
+  std::visit(
+    [&](auto& x) {
+      using T = std::decay_t<decltype(x)>;
+      if constexpr (std::is_same_v<T, list_projects>) {
+        std::vector<project_info> out;
+        for (auto& [name, p] : m.projects())
+          if (!p.deleted && p.definition_version > 0)
+            out.push_back(info_of(p));
+        cb(query_result{std::move(out)});
+      } else if constexpr (std::is_same_v<T, get_project>) {
+        auto p = m.project(x.name);
+        if (!p || p->deleted || p->definition_version == 0)
+          return cb(error{"not_found", "no project '" + x.name + "'"});
+        auto info = info_of(*p);
+        peek(self, streams::project(x.name), [=](state_result& r) {
+          if (!r)
+            return cb(r.error());
+          auto& ps = std::get<domain::project::state>(*r);
+          cb(query_result{project_detail{info, ps.yaml}});
+        });
+      } else if constexpr (std::is_same_v<T, list_builds>) {
+        if (!m.project(x.project))
+          return cb(error{"not_found", "no project '" + x.project + "'"});
+        std::vector<domain::build_summary> out;
+        for (auto b : m.builds(x.project, x.limit, x.before))
+          out.push_back(*b);
+        cb(query_result{std::move(out)});
+      } else if constexpr (std::is_same_v<T, get_build>) {
+        auto b = m.build(x.project, x.build);
+        if (!b)
+          return cb(error{"not_found", "no build " + x.project + "/" + std::to_string(x.build)});
+        cb(query_result{*b});
+      } else if constexpr (std::is_same_v<T, get_run>) {
+        auto r = m.run(x.run);
+        if (!r)
+          return cb(error{"not_found", "no run " + x.run.stream()});
+        auto summary = *r;
+        peek(self, x.run.id(), [=](state_result& st) {
+          if (!st)
+            return cb(st.error());
+          cb(query_result{run_detail{summary, std::get<domain::run::state>(*st)}});
+        });
+      } else if constexpr (std::is_same_v<T, list_workers>) {
+        std::vector<domain::worker_summary> out;
+        for (auto& [name, w] : m.workers())
+          if (!w.deleted && !w.token_sha256.empty())
+            out.push_back(w);
+        cb(query_result{std::move(out)});
+      } else if constexpr (std::is_same_v<T, get_queue>) {
+        cb(query_result{domain::explain_queue(m, self->state.assigning)});
+      }
+    },
+    q);
+}
+
+caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
+                        std::shared_ptr<domain::read_model> model) {
+  auto& s = self->state;
+  s.env = env;
+  s.registry = registry;
+  s.model = std::move(model);
+  // Pick up whatever was under way: every open build, and every online
+  // worker gets a full timeout to check in again.
+  for (auto& id : s.model->open_builds())
+    s.dirty.insert(id);
+  auto now = now_ns();
+  for (auto& [name, w] : s.model->workers())
+    if (w.online)
+      s.last_seen[name] = now;
+  s.schedule_needed = true;
+  wake(self);
+  self->delayed_send(self, env->config.watchdog_interval, tick_atom::value);
+  return {
+    [=](commit_atom, logged_commit& c) { on_commit(self, c); },
+    [=](process_atom) { process(self); },
+    [=](tick_atom) {
+      auto& s = self->state;
+      for (auto& step : domain::watchdog_steps(*s.model, now_ns(), s.last_seen,
+                                               s.env->config.watchdog))
+        run_step(self, step);
+      s.dirty.insert(s.retry_on_tick.begin(), s.retry_on_tick.end());
+      s.retry_on_tick.clear();
+      s.schedule_needed = true;
+      wake(self);
+      self->delayed_send(self, s.env->config.watchdog_interval, tick_atom::value);
+    },
+    [=](expire_atom, std::string& project, std::uint32_t number, std::uint64_t id) {
+      auto& w = self->state.build_waiters;
+      auto it = w.find({project, number});
+      if (it == w.end())
+        return;
+      auto& list = it->second;
+      for (auto x = list.begin(); x != list.end(); ++x)
+        if (x->id == id) {
+          auto fail = std::move(x->fail);
+          list.erase(x);
+          if (list.empty())
+            w.erase(it);
+          fail(error{"timeout", "build " + project + "/" + std::to_string(number)
+                                  + " was numbered but not created in time"});
+          return;
+        }
+    },
+    [=](request_atom, request& r, request_context& ctx, reply_callback& cb) {
+      handle(self, r, ctx, std::move(cb));
+    },
+    [=](query_atom, query& q, global_seq min_seq, query_callback& cb) {
+      when_seen(self, min_seq, [=] { answer(self, q, cb); });
+    },
+    [=](stats_atom) -> global_seq { return self->state.model->seq(); },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_projector(caf::actor_system& sys, env_ptr env, caf::actor registry,
+                           std::shared_ptr<domain::read_model> model) {
+  return sys.spawn(projector, std::move(env), std::move(registry), std::move(model));
+}
+
+} // namespace kiln::core::detail
