@@ -425,11 +425,12 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
   if (!w->enlisted)
     return cb(error{"forbidden", "worker '" + c.name + "' is not enlisted yet"});
   s.last_seen[c.name] = now_ns();
-  if (!w->online) {
-    spdlog::info("core worker=online name={}", c.name);
+  if (!w->online)
     exec(self, streams::worker(c.name), domain::worker::mark_online{}, system_meta(),
-         [](command_result&) {});
-  }
+         [name = c.name](command_result& r) {
+           if (r && !r->events.empty())
+             spdlog::info("core worker=online name={}", name);
+         });
   s.schedule_needed = true;
   wake(self);
 

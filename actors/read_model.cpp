@@ -229,6 +229,13 @@ void read_model::apply_run(const stream_id& s, const commit& c, const event& e, 
     r.queued_seq = seq;
     r.queued_ns = now;
     b.runs.push_back(std::move(r));
+    // Runs are queued concurrently; list them in the build's own order.
+    auto order = b.run_names();
+    auto rank = [&](const run_summary& x) {
+      return std::find(order.begin(), order.end(), x.name) - order.begin();
+    };
+    std::stable_sort(b.runs.begin(), b.runs.end(),
+                     [&](auto& x, auto& y) { return rank(x) < rank(y); });
     queue_[seq] = *key;
     return;
   }

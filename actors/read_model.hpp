@@ -53,7 +53,7 @@ struct build_summary {
   std::uint32_t number = 0;
   build_created facts;                // as created; facts.runs are the first runs
   std::vector<build_runs_added> added;
-  std::vector<run_summary> runs;      // queued so far, in the order they were queued
+  std::vector<run_summary> runs;      // queued so far, in the build's order (run_names)
   bool cancelled = false;
   bool completed = false;
   kiln::status result = kiln::status::running;

@@ -1,0 +1,234 @@
+// The core end to end in one process: real actors on a real RocksDB log.
+#include "core_fixture.hpp"
+#include "events/streams.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+using namespace kiln;
+using namespace kiln::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::vector<std::string> names(const domain::build_summary& b) {
+  std::vector<std::string> out;
+  for (auto& r : b.runs)
+    out.push_back(r.name);
+  return out;
+}
+
+
+} // namespace
+
+TEST_CASE("core: a trigger numbers a build and queues its runs") {
+  core_fixture f;
+  f.call<core::receipt>(core::put_project{"app", chained_project});
+  auto b1 = f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "test", 0});
+  CHECK(b1.build == 1);
+  CHECK(b1.runs == std::vector<std::string>{"unit-test", "lint"});
+  CHECK(f.wait_build("app", 1, [](auto& b) { return b.runs.size() == 2; }));
+  auto b2 = f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "test", 0});
+  CHECK(b2.build == 2);
+  CHECK(f.refused(core::trigger_build{"app", "nightly", {}, "", "", "", 0}) == "unknown_trigger");
+  CHECK(f.refused(core::trigger_build{"nope", "ci", {}, "", "", "", 0}) == "not_found");
+  auto queue = f.read<std::vector<domain::waiting_run>>(core::get_queue{});
+  REQUIRE(queue.size() >= 2);
+  CHECK(queue[0].reason == domain::wait_reason::no_worker);
+}
+
+TEST_CASE("core: a repeated trigger with the same command id returns the first build") {
+  core_fixture f;
+  f.call<core::receipt>(core::put_project{"app", chained_project});
+  core::request_context ctx{"alice", "cmd-1"};
+  auto first = f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0}, ctx);
+  auto again = f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0}, ctx);
+  CHECK(first.build == 1);
+  CHECK(again.build == 1);
+  auto next = f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  CHECK(next.build == 2);
+}
+
+TEST_CASE("core: workers take runs, a chained run joins, and the build passes") {
+  core_fixture f;
+  f.call<core::receipt>(core::put_project{"app", chained_project});
+  auto token = f.add_worker("w1", {"Linux"}, 2);  // tags match case-insensitively
+  f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  auto runs = f.take("w1", token, 2);
+  REQUIRE(runs.size() == 2);
+  for (auto& h : runs)
+    f.finish(h, "w1");
+  // lint passed: its chain adds smoke-lint to the same build.
+  auto more = f.take("w1", token, 1);
+  REQUIRE(more.size() == 1);
+  CHECK(more[0].run.name == "smoke-lint");
+  auto rundef = nlohmann::json::parse(more[0].rundef);
+  CHECK(rundef["parent_run"] == "lint");
+  CHECK(rundef["env"]["H_RUN"] == "smoke-lint");
+  f.finish(more[0], "w1");
+  CHECK(f.wait_build("app", 1, [](auto& b) { return b.completed; }));
+  auto b = f.build("app", 1);
+  CHECK(b.result == status::passed);
+  CHECK(names(b) == std::vector<std::string>{"unit-test", "lint", "smoke-lint"});
+}
+
+TEST_CASE("core: a failed run fails the build, and a failed-only rerun remakes just it") {
+  core_fixture f;
+  f.call<core::receipt>(core::put_project{"app", chained_project});
+  auto token = f.add_worker("w1", {"linux"}, 2);
+  f.call<core::build_ref>(core::trigger_build{"app", "ci", {{"X", "1"}}, "refs/heads/main", "abc", "", 0});
+  auto runs = f.take("w1", token, 2);
+  REQUIRE(runs.size() == 2);
+  for (auto& h : runs)
+    f.finish(h, "w1", h.run.name == "unit-test" ? status::failed : status::passed);
+  auto smoke = f.take("w1", token, 1);
+  REQUIRE(smoke.size() == 1);
+  f.finish(smoke[0], "w1");
+  CHECK(f.wait_build("app", 1, [](auto& b) { return b.completed; }));
+  CHECK(f.build("app", 1).result == status::failed);
+
+  // A new definition must not change what the rerun is made of.
+  f.call<core::receipt>(core::put_project{"app", std::string{chained_project} + "description: v2\n"});
+  auto rerun = f.call<core::build_ref>(core::rerun_build{"app", 1, true});
+  CHECK(rerun.build == 2);
+  CHECK(rerun.runs == std::vector<std::string>{"unit-test"});
+  auto b2 = f.build("app", 2);
+  CHECK(b2.facts.definition_version == 1);
+  CHECK(b2.facts.rerun_of == 1);
+  CHECK(b2.facts.params == param_map{{"X", "1"}});
+  CHECK(b2.facts.sha == "abc");
+}
+
+TEST_CASE("core: cancelling a build cancels queued runs and asks running ones to stop") {
+  core_fixture f;
+  f.call<core::receipt>(core::put_project{"app", chained_project});
+  auto token = f.add_worker("w1", {"linux"}, 1);
+  f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  auto runs = f.take("w1", token, 1);
+  REQUIRE(runs.size() == 1);
+  f.call<core::receipt>(core::report_run{runs[0].run, "w1", status::running, 0, ""});
+  f.call<core::receipt>(core::cancel_build{"app", 1});
+  CHECK(f.wait_build("app", 1, [&](auto& b) {
+    auto running = b.run(runs[0].run.name);
+    return running && running->cancel_requested;
+  }));
+  auto b = f.build("app", 1);
+  CHECK_FALSE(b.completed);  // the running run has not stopped yet
+  f.call<core::receipt>(core::report_run{runs[0].run, "w1", status::cancelled, -15, "killed"});
+  CHECK(f.wait_build("app", 1, [](auto& b) { return b.completed; }));
+  b = f.build("app", 1);
+  CHECK(b.result == status::cancelled);
+  for (auto& r : b.runs)
+    CHECK(r.status == status::cancelled);
+}
+
+TEST_CASE("core: a worker that stops checking in loses its runs to the queue") {
+  core::core_config cfg;
+  cfg.watchdog.worker_timeout = 300ms;
+  cfg.watchdog_interval = 100ms;
+  core_fixture f{{cfg}};
+  f.call<core::receipt>(core::put_project{"app", chained_project});
+  auto t1 = f.add_worker("w1", {"linux"}, 2);
+  f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  auto runs = f.take("w1", t1, 2);
+  REQUIRE(runs.size() == 2);
+  f.call<core::receipt>(core::report_run{runs[0].run, "w1", status::running, 0, ""});
+  // w1 goes silent: both runs come back (attempt 2) and go to w2.
+  CHECK(f.wait_build("app", 1, [](auto& b) {
+    return b.runs.size() == 2 && b.runs[0].attempt == 2 && b.runs[1].attempt == 2;
+  }));
+  auto t2 = f.add_worker("w2", {"linux"}, 2);
+  auto again = f.take("w2", t2, 2);
+  CHECK(again.size() == 2);
+  auto workers = f.read<std::vector<domain::worker_summary>>(core::list_workers{});
+  REQUIRE(workers.size() == 2);
+  CHECK_FALSE(workers[0].online);
+}
+
+TEST_CASE("core: worker check-ins need the right token and an enlisted worker") {
+  core_fixture f;
+  auto t = f.call<core::worker_token>(core::register_worker{"w1", {"linux"}, 1, "{}"});
+  CHECK(f.refused(core::worker_checkin{"w1", t.token}) == "forbidden");
+  f.call<core::receipt>(core::enlist_worker{"w1"});
+  CHECK(f.refused(core::worker_checkin{"w1", "wrong"}) == "unauthorized");
+  CHECK(f.refused(core::worker_checkin{"w2", t.token}) == "not_found");
+  CHECK(f.refused(core::worker_checkin{"w1", t.token}).empty());
+  CHECK(f.refused(core::register_worker{"w1", {}, 1, "{}"}) == "already_exists");
+  // A retried registration gets the same token back.
+  core::request_context ctx{"admin", "reg-w3"};
+  auto a = f.call<core::worker_token>(core::register_worker{"w3", {}, 1, "{}"}, ctx);
+  auto b = f.call<core::worker_token>(core::register_worker{"w3", {}, 1, "{}"}, ctx);
+  CHECK(a.token == b.token);
+}
+
+TEST_CASE("core: secrets reach the worker's rundef and are never in the log in clear") {
+  core_fixture f;
+  f.call<core::receipt>(core::put_project{"app", chained_project});
+  f.call<core::receipt>(core::set_secret{"app", "token", "s3cr3t-value-42"});
+  auto token = f.add_worker("w1", {"linux"}, 1);
+  f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  auto runs = f.take("w1", token, 1);
+  REQUIRE(runs.size() == 1);
+  CHECK(nlohmann::json::parse(runs[0].rundef)["secrets"]["token"] == "s3cr3t-value-42");
+  auto project = f.read<core::project_detail>(core::get_project{"app"});
+  CHECK(project.info.secret_keys == std::vector<std::string>{"token"});
+  f.node.reset();
+  f.log->close();
+  for (auto& e : std::filesystem::recursive_directory_iterator(f.dir.path() / "log")) {
+    std::ifstream in{e.path(), std::ios::binary};
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    CHECK(bytes.str().find("s3cr3t-value-42") == std::string::npos);
+  }
+}
+
+TEST_CASE("core: state comes back after a restart and build numbers go on") {
+  core_fixture f;
+  f.call<core::receipt>(core::put_project{"app", chained_project});
+  f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  CHECK(f.wait_build("app", 1, [](auto& b) { return b.runs.size() == 2; }));
+  f.restart();
+  auto b = f.build("app", 1);
+  CHECK(b.runs.size() == 2);
+  auto next = f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  CHECK(next.build == 2);
+  auto builds = f.read<std::vector<domain::build_summary>>(core::list_builds{"app", 10, 0});
+  REQUIRE(builds.size() == 2);
+  CHECK(builds[0].number == 2);  // newest first
+  CHECK(builds[1].number == 1);
+  auto older = f.read<std::vector<domain::build_summary>>(core::list_builds{"app", 10, 2});
+  REQUIRE(older.size() == 1);
+  CHECK(older[0].number == 1);
+}
+
+TEST_CASE("core: idle actors passivate and come back with their state") {
+  core::core_config cfg;
+  cfg.passivate_after = 50ms;
+  core_fixture f{{cfg}};
+  f.call<core::receipt>(core::put_project{"app", chained_project});
+  f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  CHECK(wait_until([&] {
+    auto s = f.node->stats();
+    return s.live_actors == 0 && s.passivated > 0;
+  }));
+  auto next = f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  CHECK(next.build == 2);
+}
+
+TEST_CASE("core: a project's actor snapshots every N events and reloads from it") {
+  core::core_config cfg;
+  cfg.snapshot_every = 4;
+  cfg.passivate_after = 50ms;
+  core_fixture f{{cfg}};
+  f.call<core::receipt>(core::put_project{"app", chained_project});
+  for (int i = 0; i < 6; ++i)
+    f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  auto snap = f.log->load_snapshot(streams::project("app"));
+  REQUIRE(snap);
+  REQUIRE(*snap);
+  CHECK((*snap)->version.value >= 4);
+  CHECK(wait_until([&] { return f.node->stats().live_actors == 0; }));
+  CHECK(f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0}).build == 7);
+}
