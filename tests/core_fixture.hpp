@@ -2,6 +2,7 @@
 // A core on a real RocksDB log in a temp dir, and helpers to drive it.
 #include "actors/core.hpp"
 #include "log_fixture.hpp"
+#include "sample_projects.hpp"
 #include "storage/secret_box.hpp"
 #include "support/process.hpp"
 
@@ -12,32 +13,6 @@
 
 namespace kiln::test {
 
-// Two runs on tag "linux": unit-test, and lint which chains smoke-lint.
-inline const char* chained_project = R"(timeout: 5
-triggers:
-  - name: ci
-    type: simple
-    runs:
-      - name: unit-test
-        host-tag: linux
-        script: hello
-      - name: lint
-        host-tag: linux
-        script: hello
-        triggers:
-          - name: smoke
-            run-names: "{name}-lint"
-  - name: smoke
-    type: simple
-    runs:
-      - name: smoke
-        host-tag: linux
-        script: hello
-scripts:
-  hello: |
-    #!/bin/sh
-    echo hi
-)";
 
 struct core_options {
   core::core_config config{};
