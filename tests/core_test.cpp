@@ -1,5 +1,6 @@
 // The core end to end in one process: real actors on a real RocksDB log.
 #include "core_fixture.hpp"
+#include "actors/system_view.hpp"
 #include "events/streams.hpp"
 
 #include <nlohmann/json.hpp>
@@ -231,4 +232,45 @@ TEST_CASE("core: a project's actor snapshots every N events and reloads from it"
   CHECK((*snap)->version.value >= 4);
   CHECK(wait_until([&] { return f.node->stats().live_actors == 0; }));
   CHECK(f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0}).build == 7);
+}
+
+TEST_CASE("core: a replay at a past sequence equals the live state captured at that sequence") {
+  core_fixture f;
+  f.call<core::receipt>(core::put_project{"app", chained_project});
+  auto token = f.add_worker("w1", {"linux"}, 2);
+  f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  for (auto& h : f.take("w1", token, 2))
+    f.finish(h, "w1", h.run.name == "lint" ? status::failed : status::passed);
+  REQUIRE(f.wait_build("app", 1, [](auto& b) { return b.completed; }));
+  // Quiet now: capture the live state and the sequence it stands at.
+  auto at = f.log->last_seq();
+  auto live = f.read<domain::build_summary>(core::get_build{"app", 1});
+  REQUIRE(f.node->read(core::get_build{"app", 1}, at));
+  auto live_workers = f.read<std::vector<domain::worker_summary>>(core::list_workers{});
+
+  // Life goes on.
+  f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  f.call<core::receipt>(core::delist_worker{"w1"});
+
+  domain::system_view past;
+  auto commits = f.log->read_all({0}, 1u << 20);
+  REQUIRE(commits);
+  for (auto& c : *commits)
+    if (c.seq <= at)
+      past.apply(c);
+  CHECK(past.seq == at);
+  auto& b = past.builds.at(streams::build("app", 1).value);
+  CHECK(b.completed);
+  CHECK(b.result == live.result);
+  CHECK(b.runs == live.run_names());
+  for (auto& r : live.runs) {
+    auto& replayed = past.runs.at(streams::run("app", 1, r.name).value);
+    CHECK(replayed.status == r.status);
+    CHECK(replayed.worker == r.worker);
+  }
+  CHECK(past.builds.count(streams::build("app", 2).value) == 0);
+  auto& w = past.workers.at(streams::worker("w1").value);
+  CHECK(w.enlisted == live_workers.at(0).enlisted);
+  CHECK(w.online == live_workers.at(0).online);
+  CHECK(w.enlisted);
 }
