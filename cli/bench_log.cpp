@@ -8,6 +8,7 @@
 //   raw_iter      iterating kiln's records column family with RocksDB alone
 //   read_decode   kiln's read_all: verify + decode every commit
 #include "cli/args.hpp"
+#include "cli/bench_core.hpp"
 #include "cli/commands.hpp"
 #include "events/codec.hpp"
 #include "storage/hash_chain.hpp"
@@ -391,8 +392,10 @@ int bench_log(const args& a) {
 
 int cmd_bench(int argc, char** argv) {
   args a{argc, argv, 2, {"json"}};
+  if (a.has("startup-only"))
+    return bench_core_startup_only(*a.get("startup-only"));
   if (a.positionals().size() != 1)
-    throw usage_error("usage: kiln bench <what> [--json]; what: log");
+    throw usage_error("usage: kiln bench <what> [--json]; what: log, core");
   auto what = a.positionals()[0];
   if (what == "log") {
     try {
@@ -404,13 +407,23 @@ int cmd_bench(int argc, char** argv) {
       return 1;
     }
   }
-  if (what == "core" || what == "gateway" || what == "e2e" || what == "cluster"
+  if (what == "core") {
+    try {
+      return bench_core(a);
+    } catch (const usage_error&) {
+      throw;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "kiln bench core: %s\n", e.what());
+      return 1;
+    }
+  }
+  if (what == "gateway" || what == "e2e" || what == "cluster"
       || what == "objectstore") {
     std::fprintf(stderr, "kiln bench %s: not built yet; it arrives with the issue that builds "
                          "what it measures\n", what.c_str());
     return 2;
   }
-  throw usage_error("unknown benchmark '" + what + "'; known: log");
+  throw usage_error("unknown benchmark '" + what + "'; known: log, core");
 }
 
 } // namespace kiln::cli
