@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include <deque>
+#include <functional>
 #include <unordered_map>
 
 namespace kiln::core::detail {
@@ -25,6 +26,7 @@ namespace kiln::core::detail {
 namespace {
 
 constexpr int max_retries = 3;
+using clock_type = std::chrono::steady_clock;
 
 struct project_traits {
   using state = domain::project::state;
@@ -87,7 +89,6 @@ struct host_state {
   stream_version round_version;
   std::size_t awaiting = 0;
   std::uint64_t round_id = 0;
-  bool asked_to_go = false;
 };
 
 template <class Traits>
@@ -254,7 +255,6 @@ caf::behavior aggregate_host(host_actor<Traits>* self, stream_id stream, env_ptr
     [=](exec_atom, domain_command& c) -> caf::result<command_result> {
       auto& s = self->state;
       ++s.handled;
-      s.asked_to_go = false;
       auto command = std::get_if<typename Traits::command>(&c.command);
       if (!command)
         return command_result{error{"invalid_argument", "wrong command for " + s.stream.value}};
@@ -267,7 +267,6 @@ caf::behavior aggregate_host(host_actor<Traits>* self, stream_id stream, env_ptr
     [=](peek_atom) -> state_result {
       auto& s = self->state;
       ++s.handled;
-      s.asked_to_go = false;
       if (!s.loaded)
         if (auto loaded = load(s); !loaded)
           return loaded.error();
@@ -281,18 +280,16 @@ caf::behavior aggregate_host(host_actor<Traits>* self, stream_id stream, env_ptr
       if (--s.awaiting == 0)
         finish_round(self);
     },
-    caf::after(env->config.passivate_after) >> [=] {
+    // The registry saw no message for this stream for a while. Go only if
+    // everything it routed here has been handled and nothing is pending.
+    [=](passivate_atom, std::size_t routed) -> bool {
       auto& s = self->state;
-      if (s.awaiting > 0 || !s.queue.empty() || s.asked_to_go)
-        return;
-      s.asked_to_go = true;
+      if (routed != s.handled || s.awaiting > 0 || !s.queue.empty() || !s.round.empty())
+        return false;
       if (s.loaded && s.version != s.snapshot_version)
         maybe_snapshot(s);
-      self->request(s.registry, caf::infinite, passivate_atom::value, s.stream, s.handled)
-        .then([=](bool go) {
-          if (go)
-            self->quit();
-        }, [](caf::error&) {});
+      self->quit();
+      return true;
     },
   };
 }
@@ -301,53 +298,124 @@ struct registry_state {
   struct entry {
     caf::actor host;
     std::size_t routed = 0;
+    clock_type::time_point last_used;
+    bool leaving = false;  // asked to passivate; hold its messages
+    // Messages that came while it was leaving: each forwards itself to
+    // whichever host serves the stream next.
+    std::vector<std::function<void(const caf::actor&)>> held;
   };
   std::unordered_map<std::string, entry> hosts;
   std::size_t spawned = 0;
   std::size_t passivated = 0;
 };
 
-caf::behavior registry(caf::stateful_actor<registry_state>* self, env_ptr env) {
-  auto host_for = [=](const stream_id& stream) -> registry_state::entry& {
+using registry_actor = caf::stateful_actor<registry_state>;
+
+void spawn_host(registry_actor* self, const stream_id& stream, registry_state::entry& e,
+                const env_ptr& env) {
+  auto me = caf::actor_cast<caf::actor>(self);
+  auto kind = streams::kind_of(stream);
+  if (kind == "project")
+    e.host = self->spawn(aggregate_host<project_traits>, stream, env, me);
+  else if (kind == "build")
+    e.host = self->spawn(aggregate_host<build_traits>, stream, env, me);
+  else if (kind == "run")
+    e.host = self->spawn(aggregate_host<run_traits>, stream, env, me);
+  else
+    e.host = self->spawn(aggregate_host<worker_traits>, stream, env, me);
+  e.routed = 0;
+  ++self->state.spawned;
+}
+
+// Passivation is driven from here rather than by a timeout in every host:
+// a per-actor timeout re-arms a timer on every message, which costs more
+// than the work itself under load. One sweep asks the idle hosts to go.
+void sweep(registry_actor* self, const env_ptr& env) {
+  auto now = clock_type::now();
+  for (auto& [stream, e] : self->state.hosts) {
+    if (e.leaving || now - e.last_used < env->config.passivate_after)
+      continue;
+    e.leaving = true;
+    auto key = stream;
+    self->request(e.host, caf::infinite, passivate_atom::value, e.routed)
+      .then(
+        [=](bool gone) {
+          auto it = self->state.hosts.find(key);
+          if (it == self->state.hosts.end())
+            return;
+          auto& entry = it->second;
+          entry.leaving = false;
+          if (gone) {
+            ++self->state.passivated;
+            if (entry.held.empty()) {
+              self->state.hosts.erase(it);
+              return;
+            }
+            spawn_host(self, stream_id{key}, entry, env);
+          }
+          // What came meanwhile goes to the (possibly new) host, in order.
+          for (auto& forward : entry.held) {
+            ++entry.routed;
+            forward(entry.host);
+          }
+          entry.held.clear();
+        },
+        [=](caf::error&) {
+          // The host is gone without answering: start afresh on next use.
+          auto it = self->state.hosts.find(key);
+          if (it != self->state.hosts.end() && it->second.held.empty())
+            self->state.hosts.erase(it);
+        });
+  }
+}
+
+caf::behavior registry(registry_actor* self, env_ptr env) {
+  // The stream's host, or null while that host is deciding whether to
+  // passivate (the caller then holds the message).
+  auto route = [=](const stream_id& stream) -> registry_state::entry& {
     auto& e = self->state.hosts[stream.value];
-    if (!e.host) {
-      auto me = caf::actor_cast<caf::actor>(self);
-      auto kind = streams::kind_of(stream);
-      if (kind == "project")
-        e.host = self->spawn<caf::linked>(aggregate_host<project_traits>, stream, env, me);
-      else if (kind == "build")
-        e.host = self->spawn<caf::linked>(aggregate_host<build_traits>, stream, env, me);
-      else if (kind == "run")
-        e.host = self->spawn<caf::linked>(aggregate_host<run_traits>, stream, env, me);
-      else
-        e.host = self->spawn<caf::linked>(aggregate_host<worker_traits>, stream, env, me);
-      ++self->state.spawned;
-    }
-    ++e.routed;
+    e.last_used = clock_type::now();
+    if (!e.host)
+      spawn_host(self, stream, e, env);
+    if (!e.leaving)
+      ++e.routed;
     return e;
   };
-  // A host that quits on its own (passivation) must not take the registry
-  // with it.
+  // Hosts are not linked to the registry: CAF scans an actor's links on
+  // every link and unlink, which is quadratic with thousands of hosts. The
+  // registry stops the live ones itself when it is told to stop.
   self->set_exit_handler([=](caf::exit_msg& m) {
-    if (m.reason != caf::exit_reason::normal)
-      self->quit(m.reason);
+    for (auto& [stream, e] : self->state.hosts)
+      self->send_exit(e.host, m.reason);
+    self->quit(m.reason);
   });
+  auto interval = std::max<std::chrono::milliseconds>(env->config.passivate_after / 2,
+                                                      std::chrono::milliseconds{10});
+  self->delayed_send(self, interval, tick_atom::value);
   return {
-    [=](exec_atom a, domain_command& c) {
-      auto& e = host_for(c.stream);
-      return self->delegate(e.host, a, std::move(c));
+    [=](exec_atom a, domain_command& c) -> caf::result<command_result> {
+      auto& e = route(c.stream);
+      auto promise = self->make_response_promise();
+      if (e.leaving)
+        e.held.push_back([promise, a, c](const caf::actor& host) mutable {
+          promise.delegate(host, a, std::move(c));
+        });
+      else
+        promise.delegate(e.host, a, std::move(c));
+      return promise;
     },
-    [=](peek_atom a, stream_id& stream) {
-      auto& e = host_for(stream);
-      return self->delegate(e.host, a);
+    [=](peek_atom a, stream_id& stream) -> caf::result<state_result> {
+      auto& e = route(stream);
+      auto promise = self->make_response_promise();
+      if (e.leaving)
+        e.held.push_back([promise, a](const caf::actor& host) mutable { promise.delegate(host, a); });
+      else
+        promise.delegate(e.host, a);
+      return promise;
     },
-    [=](passivate_atom, stream_id& stream, std::size_t handled) -> bool {
-      auto it = self->state.hosts.find(stream.value);
-      if (it == self->state.hosts.end() || it->second.routed != handled)
-        return false;
-      self->state.hosts.erase(it);
-      ++self->state.passivated;
-      return true;
+    [=](tick_atom) {
+      sweep(self, env);
+      self->delayed_send(self, interval, tick_atom::value);
     },
     [=](stats_atom) -> registry_stats {
       return {self->state.hosts.size(), self->state.spawned, self->state.passivated};
