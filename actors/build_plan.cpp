@@ -30,6 +30,10 @@ bool is_git(trigger_type t) {
          || t == trigger_type::gitlab_mr;
 }
 
+std::uint32_t timeout_of(const project_definition& def, const run_spec& spec) {
+  return 60 * spec.timeout_minutes.value_or(def.timeout_minutes);
+}
+
 // The worker's whole brief for one run. Secrets are not in it: the core adds
 // their values when it hands the run to a worker.
 std::string make_rundef(const project_definition& def, const build_context& b,
@@ -55,7 +59,7 @@ std::string make_rundef(const project_definition& def, const build_context& b,
   r["trigger_type"] = to_string(trigger.type);
   r["parent_run"] = parent_run;
   r["host_tag"] = run.host_tag;
-  r["timeout_s"] = 60 * spec.timeout_minutes.value_or(def.timeout_minutes);
+  r["timeout_s"] = timeout_of(def, spec);
   r["env"] = std::move(env);
   if (!spec.script.empty()) {
     r["script"] = def.scripts.at(spec.script);
@@ -104,7 +108,7 @@ result<std::vector<planned_run>> plan_trigger(const project_definition& def, con
     if (!only.empty() && std::find(only.begin(), only.end(), r.name) == only.end())
       continue;
     out.push_back({r.name, r.host_tag, r.loop, make_rundef(def, b, *trigger, r, r.name, {}),
-                   trigger, r.spec});
+                   timeout_of(def, *r.spec), trigger, r.spec});
   }
   return out;
 }
@@ -124,7 +128,7 @@ result<std::vector<planned_run>> plan_chain(const project_definition& def, const
   for (auto& r : *runs) {
     auto name = replace_all(replace_all(chain.run_names, "{name}", r.name), "{loop}", parent_loop);
     out.push_back({name, r.host_tag, r.loop, make_rundef(def, b, *trigger, r, name, parent_name),
-                   trigger, r.spec});
+                   timeout_of(def, *r.spec), trigger, r.spec});
   }
   return out;
 }

@@ -19,6 +19,7 @@ struct planned_run {
   std::string host_tag;
   std::string loop;     // the loop-on values joined with '-', or empty
   std::string rundef;   // JSON, see docs/events.md; never holds a secret's value
+  std::uint32_t timeout_s = 0;
   const trigger_spec* trigger = nullptr;  // point into the definition planned from
   const run_spec* spec = nullptr;
 };

@@ -219,6 +219,8 @@ void create_build(projector_actor* self, const domain::create_build_step& x, std
   } else {
     for (auto& r : *plan)
       runs.push_back(r.name);
+    // The new build's layout, so that queueing its runs needs no new plan.
+    self->state.layouts[{x.project, a.number}] = {0, def, std::move(*plan)};
   }
   if (!problem.empty())
     spdlog::error("core build=unplannable project={} build={} error=\"{}\"", x.project, a.number,
@@ -257,7 +259,7 @@ void run_step(projector_actor* self, const domain::saga_step& step) {
           spdlog::error("core step=unplannable what=\"{}\"", name);
           return;
         }
-        auto timeout = nlohmann::json::parse(planned->rundef).value("timeout_s", 0u);
+        auto timeout = planned->timeout_s;
         exec(self, streams::run(x.run.project, x.run.build, x.run.name),
              domain::run::queue_run{x.run.project, x.run.build, x.run.name, planned->host_tag,
                                     planned->rundef, timeout},
