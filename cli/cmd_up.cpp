@@ -1,13 +1,15 @@
-// `kiln up`: the single-node server. Today: the event log and the HTTP front
-// door with /healthz and /readyz; the domain core, API and workers land with
-// issues 3–5 and are wired in here.
+// `kiln up`: the single-node server: the event log, the domain core (actors,
+// process managers, scheduler) and the HTTP front door. The /v1 API and the
+// local workers land with issues 4 and 5 and are wired in here.
 #include "cli/args.hpp"
 #include "cli/commands.hpp"
 #include "cli/data_dir.hpp"
 #include "cli/version.hpp"
+#include "actors/core.hpp"
 #include "gateway/http_server.hpp"
 #include "gateway/routes.hpp"
 #include "storage/rocksdb_event_log.hpp"
+#include "storage/secret_box.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -67,6 +69,17 @@ int cmd_up(int argc, char** argv) {
     return 1;
   }
   gateway::gateway_state state;
+  // Project secrets are sealed with this key; it never leaves the data dir.
+  auto box = storage::secret_box::load_or_create(std::filesystem::path{data} / "secret.key");
+  if (!box) {
+    std::fprintf(stderr, "kiln up: %s\n", box.error().message.c_str());
+    return 1;
+  }
+  core::core domain{**log, *box};
+  if (auto started = domain.start(); !started) {
+    std::fprintf(stderr, "kiln up: the core did not start: %s\n", started.error().message.c_str());
+    return 1;
+  }
   auto server = gateway::http_server::start({.host = listen.host, .port = listen.port},
                                             gateway::make_router(state));
   if (!server) {
@@ -86,6 +99,7 @@ int cmd_up(int argc, char** argv) {
   spdlog::info("up stopping signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   state.draining = true;
   (*server)->stop();
+  domain.stop();
   (*log)->close();
   spdlog::info("up stopped");
   return 0;
