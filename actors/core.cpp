@@ -34,6 +34,15 @@ status_result core::start() {
   auto& p = *impl_;
   auto t0 = std::chrono::steady_clock::now();
   auto model = std::make_shared<domain::read_model>();
+  // From the projections' snapshot when there is a usable one.
+  if (auto snap = p.log.load_snapshot(read_model_snapshot); snap && *snap
+      && (*snap)->version.value <= p.log.last_seq().value) {
+    if (auto saved = domain::read_model::decode((*snap)->bytes))
+      *model = std::move(*saved);
+    else
+      spdlog::warn("core projections=snapshot_ignored reason=undecodable");
+  }
+  auto from_snapshot = model->seq();
   for (;;) {
     auto commits = p.log.read_all(model->seq(), 4096);
     if (!commits)
@@ -66,8 +75,8 @@ status_result core::start() {
       spdlog::critical("core subscription=failed error={} message=\"{}\"", e.code, e.message);
     });
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
-  spdlog::info("core started=true seq={} projects={} workers={} open_builds={} ms={}",
-               from.value, model->projects().size(), model->workers().size(),
+  spdlog::info("core started=true seq={} from_snapshot={} projects={} workers={} open_builds={} ms={}",
+               from.value, from_snapshot.value, model->projects().size(), model->workers().size(),
                model->open_builds().size(), ms.count());
   return ok;
 }
@@ -77,6 +86,12 @@ void core::stop() {
   if (!p.system)
     return;
   p.subscription.reset();
+  {
+    // Save the projections so that the next start folds only what comes after.
+    caf::scoped_actor self{*p.system};
+    self->request(p.projector, std::chrono::seconds{30}, save_atom::value)
+      .receive([](bool) {}, [](caf::error&) {});
+  }
   caf::anon_send_exit(p.projector, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(p.registry, caf::exit_reason::user_shutdown);
   p.projector = nullptr;

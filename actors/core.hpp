@@ -23,6 +23,9 @@ struct core_config {
   // An actor saves a snapshot when this many events have passed since its
   // last one.
   std::size_t snapshot_every = 100;
+  // The projections are saved after this many commits (and at stop), so
+  // that a start folds only the log's tail.
+  std::size_t projection_snapshot_every = 100'000;
   // Runs lost more often than this fail instead of going back to the queue.
   std::uint32_t max_attempts = 3;
   domain::watchdog_config watchdog;

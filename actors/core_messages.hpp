@@ -32,6 +32,11 @@ using request_atom = caf::atom_constant<caf::atom("request")>;
 using query_atom = caf::atom_constant<caf::atom("query")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
+using save_atom = caf::atom_constant<caf::atom("save")>;
+
+// Where the projections' snapshot lives among the streams' snapshots; no
+// stream name starts with '$'.
+inline const stream_id read_model_snapshot{"$read-model"};
 
 using aggregate_command = std::variant<domain::project::command, domain::build::command,
                                        domain::run::command, domain::worker::command>;

@@ -62,6 +62,7 @@ struct projector_state {
   std::map<std::pair<std::string, std::uint32_t>, std::shared_ptr<const domain::project_definition>>
     old_definitions;
 
+  std::uint64_t commits_since_save = 0;
   std::uint64_t next_waiter = 1;
   std::map<build_id, std::vector<waiter>> build_waiters;
   std::multimap<std::uint64_t, std::function<void()>> seq_waiters;
@@ -329,11 +330,26 @@ void process(projector_actor* self) {
   }
 }
 
+void save_model(projector_actor* self) {
+  auto& s = self->state;
+  s.commits_since_save = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  auto saved = s.env->log.save_snapshot(read_model_snapshot,
+                                        {stream_version{s.model->seq().value}, s.model->encode()});
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  if (saved)
+    spdlog::info("core projections=saved seq={} ms={}", s.model->seq().value, ms.count());
+  else
+    spdlog::warn("core projections=not_saved error=\"{}\"", saved.error().message);
+}
+
 void on_commit(projector_actor* self, const logged_commit& c) {
   auto& s = self->state;
   if (c.seq <= s.model->seq())
     return;
   s.model->apply(c);
+  if (++s.commits_since_save >= s.env->config.projection_snapshot_every)
+    save_model(self);
   auto kind = streams::kind_of(c.body.stream);
   if (kind == "project") {
     auto project = c.body.stream.value.substr(8);
@@ -368,16 +384,20 @@ void on_commit(projector_actor* self, const logged_commit& c) {
 
 // ---- use cases ----
 
-void reply_receipt(const command_result& r, const reply_callback& cb) {
-  if (!r)
-    return cb(r.error());
-  cb(reply{receipt{r->seq, r->duplicate}});
+// Replies once the model holds the commit, so that whoever got the reply
+// reads their own write (a check-in right after a registration finds the
+// worker).
+void reply_when_seen(projector_actor* self, global_seq seq, reply_callback cb, reply r) {
+  when_seen(self, seq, [cb = std::move(cb), r = std::move(r)] { cb(r); });
 }
 
 void simple(projector_actor* self, stream_id stream, aggregate_command command,
             const request_context& ctx, reply_callback cb) {
-  exec(self, std::move(stream), std::move(command), meta_for(ctx),
-       [cb](command_result& r) { reply_receipt(r, cb); });
+  exec(self, std::move(stream), std::move(command), meta_for(ctx), [=](command_result& r) {
+    if (!r)
+      return cb(r.error());
+    reply_when_seen(self, r->seq, cb, receipt{r->seq, r->duplicate});
+  });
 }
 
 void wait_for_build(projector_actor* self, build_id id, std::function<void()> ready,
@@ -541,7 +561,7 @@ void handle(projector_actor* self, request& req, const request_context& ctx, rep
              meta_for(ctx), [=](command_result& r) {
                if (!r)
                  return cb(r.error());
-               cb(reply{worker_token{r->seq, token}});
+               reply_when_seen(self, r->seq, cb, worker_token{r->seq, token});
              });
       } else if constexpr (std::is_same_v<T, enlist_worker>) {
         simple(self, streams::worker(x.name), domain::worker::enlist_worker{}, ctx, cb);
@@ -695,6 +715,10 @@ caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
       when_seen(self, min_seq, [=] { answer(self, q, cb); });
     },
     [=](stats_atom) -> global_seq { return self->state.model->seq(); },
+    [=](save_atom) -> bool {
+      save_model(self);
+      return true;
+    },
   };
 }
 

@@ -159,6 +159,7 @@ void read_model::apply_project(project_summary& p, const commit& c, const event&
   } else if (auto x = std::get_if<project_definition_updated>(&e)) {
     p.definition_version = x->definition_version;
     p.content_sha256 = x->content_sha256;
+    p.yaml = x->yaml;
     auto def = parse_project_definition(x->yaml);
     p.definition = def ? std::make_shared<const project_definition>(std::move(*def)) : nullptr;
     p.updated_ns = now;

@@ -71,7 +71,8 @@ struct project_summary {
   bool deleted = false;
   std::uint32_t definition_version = 0;
   std::string content_sha256;
-  std::shared_ptr<const project_definition> definition;  // the current version
+  std::string yaml;                                       // the current version's text
+  std::shared_ptr<const project_definition> definition;  // ...parsed
   std::set<std::string> secret_keys;
   std::uint32_t last_build = 0;
   // Allocated numbers whose BuildCreated has not been seen yet.
@@ -121,6 +122,11 @@ class read_model {
   // Builds not completed yet, and allocations not yet built: what the
   // process managers look after.
   const std::set<std::pair<std::string, std::uint32_t>>& open_builds() const { return open_; }
+
+  // The model as bytes, and back (a start-up cache: a snapshot that does not
+  // decode is ignored and the log is folded from the start).
+  std::string encode() const;
+  static std::optional<read_model> decode(std::string_view bytes);
 
  private:
   void apply_project(project_summary& p, const commit& c, const event& e);
