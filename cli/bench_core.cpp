@@ -26,6 +26,7 @@
 #include <mutex>
 #include <thread>
 
+#include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +40,10 @@ using namespace std::chrono_literals;
 double seconds_since(clock::time_point t0) {
   return std::chrono::duration<double>(clock::now() - t0).count();
 }
+
+// Bytes malloc has handed out and not had back: unlike RSS, it falls when
+// actors are freed.
+double heap_in_use() { return static_cast<double>(mallinfo2().uordblks); }
 
 double rss_mb() {
   std::ifstream in{"/proc/self/status"};
@@ -138,6 +143,7 @@ struct core_figures {
   double rss_live_mb = 0;
   double rss_passivated_mb = 0;
   std::size_t live_actors = 0;
+  double heap_left_after_passivation = 0;  // bytes per actor still held once they are gone
 };
 
 core_figures through_actors(const std::filesystem::path& dir, std::size_t builds,
@@ -173,9 +179,6 @@ core_figures through_actors(const std::filesystem::path& dir, std::size_t builds
   f.triggers_per_s = builds / trigger_s;
   f.trigger_commits_per_s = (log->last_seq().value - seq0.value) / trigger_s;
 
-  // (c) memory per live actor: every build and run stream was just used.
-  auto stats = node.stats();
-  f.live_actors = stats.live_actors;
   f.rss_live_mb = rss_mb();
 
   // (a) complete-run: workers take every run, start and pass it.
@@ -225,9 +228,25 @@ core_figures through_actors(const std::filesystem::path& dir, std::size_t builds
     std::this_thread::sleep_for(100ms);
   }
   f.rss_passivated_mb = rss_mb();
-  if (f.live_actors > 0)
-    f.bytes_per_actor = std::max(0.0, (f.rss_live_mb - f.rss_passivated_mb) * 1024 * 1024
-                                        / double(f.live_actors));
+
+  // (c) memory per live actor: wake one actor per run (a query loads its
+  // state), measure the heap, let them passivate, measure again.
+  auto in0 = heap_in_use();
+  for (auto& [name, list] : held)
+    for (auto& h : list)
+      node.read(core::get_run{h.run});
+  f.live_actors = node.stats().live_actors;
+  auto in1 = heap_in_use();
+  for (auto deadline = clock::now() + 60s; clock::now() < deadline;) {
+    if (node.stats().live_actors == 0)
+      break;
+    std::this_thread::sleep_for(100ms);
+  }
+  auto in2 = heap_in_use();
+  if (f.live_actors > 0) {
+    f.bytes_per_actor = (in1 - in0) / double(f.live_actors);
+    f.heap_left_after_passivation = (in2 - in0) / double(f.live_actors);
+  }
   return f;
 }
 
@@ -362,8 +381,10 @@ int bench_core(const args& a) {
   std::printf("trigger-build (3 runs) through actors:   %10.0f builds/s = %.0f commits/s  ratio %.2f\n",
               f.triggers_per_s, f.trigger_commits_per_s, ratio);
   std::printf("complete-run (start + pass) through actors: %7.0f runs/s\n", f.completes_per_s);
-  std::printf("live actors %zu: %.0f bytes each; RSS %.0f MB live, %.0f MB after passivation\n",
-              f.live_actors, f.bytes_per_actor, f.rss_live_mb, f.rss_passivated_mb);
+  std::printf("live run actors %zu: %.0f heap bytes each; %.0f bytes each left after "
+              "passivation (RSS %.0f MB busy, %.0f MB idle)\n",
+              f.live_actors, f.bytes_per_actor, f.heap_left_after_passivation, f.rss_live_mb,
+              f.rss_passivated_mb);
 
   auto t0 = clock::now();
   auto events = generate_history(dir / "history", history);
@@ -386,13 +407,14 @@ int bench_core(const args& a) {
       "\"trigger_builds_per_s\":%.0f,\"trigger_commits_per_s\":%.0f,"
       "\"trigger_vs_append_ratio\":%.3f,\"complete_runs_per_s\":%.0f,"
       "\"live_actors\":%zu,\"bytes_per_live_actor\":%.0f,\"rss_live_mb\":%.1f,"
-      "\"rss_passivated_mb\":%.1f,\"history_builds\":%u,\"history_events\":%zu,"
+      "\"rss_passivated_mb\":%.1f,\"bytes_left_per_passivated_actor\":%.0f,"
+      "\"history_builds\":%u,\"history_events\":%zu,"
       "\"raw_scan_s\":%.3f,\"restart_1m_s\":%.3f,\"restart_vs_scan_ratio\":%.3f,"
       "\"rss_100k_builds_mb\":%.1f,\"restart_1m_no_snapshot_s\":%.3f,"
       "\"restart_no_snapshot_vs_scan_ratio\":%.3f,\"rss_100k_builds_no_snapshot_mb\":%.1f}\n",
       (unsigned long long)builds, (unsigned long long)clients, raw, f.triggers_per_s,
       f.trigger_commits_per_s, ratio, f.completes_per_s, f.live_actors, f.bytes_per_actor,
-      f.rss_live_mb, f.rss_passivated_mb, history, events, scan, warm.seconds,
+      f.rss_live_mb, f.rss_passivated_mb, f.heap_left_after_passivation, history, events, scan, warm.seconds,
       scan / warm.seconds, warm.rss_mb, cold.seconds, scan / cold.seconds, cold.rss_mb);
   return 0;
 }
