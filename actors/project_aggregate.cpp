@@ -1,6 +1,7 @@
 #include "actors/project_aggregate.hpp"
 
 #include "actors/aggregate.hpp"
+#include "events/commit.hpp"
 
 #include <openssl/evp.h>
 
@@ -21,13 +22,7 @@ std::string content_hash(std::string_view yaml) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(yaml.data(), yaml.size(), md, &len, EVP_sha256(), nullptr);
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) {
-    hex.push_back(digits[md[i] >> 4]);
-    hex.push_back(digits[md[i] & 0xf]);
-  }
-  return hex;
+  return to_hex(std::string_view{reinterpret_cast<const char*>(md), len});
 }
 
 namespace {

@@ -89,13 +89,7 @@ commit_metadata system_meta(std::string correlation = {}) {
 std::string random_token() {
   unsigned char bytes[24];
   RAND_bytes(bytes, sizeof bytes);
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string hex;
-  for (auto b : bytes) {
-    hex.push_back(digits[b >> 4]);
-    hex.push_back(digits[b & 0xf]);
-  }
-  return hex;
+  return to_hex(std::string_view{reinterpret_cast<const char*>(bytes), sizeof bytes});
 }
 
 // Runs `f` once the model holds commit `seq`.

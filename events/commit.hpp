@@ -15,6 +15,8 @@ namespace kiln {
 using digest = std::array<std::uint8_t, 32>;  // SHA-256
 
 std::string to_hex(const digest& d);
+// Any bytes as lowercase hex.
+std::string to_hex(std::string_view bytes);
 
 // Who and why, carried by every commit.
 struct commit_metadata {

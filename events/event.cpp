@@ -21,15 +21,19 @@ std::string_view type_name(const event& e) {
   return std::visit([](auto& x) { return std::decay_t<decltype(x)>::type_name; }, e);
 }
 
-std::string to_hex(const digest& d) {
+std::string to_hex(std::string_view bytes) {
   static constexpr char digits[] = "0123456789abcdef";
   std::string out;
-  out.reserve(d.size() * 2);
-  for (auto b : d) {
+  out.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
     out.push_back(digits[b >> 4]);
     out.push_back(digits[b & 0xf]);
   }
   return out;
+}
+
+std::string to_hex(const digest& d) {
+  return to_hex(std::string_view{reinterpret_cast<const char*>(d.data()), d.size()});
 }
 
 } // namespace kiln

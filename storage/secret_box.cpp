@@ -1,5 +1,7 @@
 #include "storage/secret_box.hpp"
 
+#include "events/commit.hpp"
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -111,13 +113,7 @@ std::string secret_box::derive(std::string_view label) const {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()), u(label), label.size(), md, &len);
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) {
-    hex.push_back(digits[md[i] >> 4]);
-    hex.push_back(digits[md[i] & 0xf]);
-  }
-  return hex;
+  return to_hex(std::string_view{reinterpret_cast<const char*>(md), len});
 }
 
 } // namespace kiln::storage
