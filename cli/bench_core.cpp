@@ -10,6 +10,7 @@
 //   actors            memory per live aggregate actor, and after passivation
 #include "actors/core.hpp"
 #include "cli/args.hpp"
+#include "cli/bench_dir.hpp"
 #include "cli/bench_core.hpp"
 #include "events/streams.hpp"
 #include "storage/rocksdb_event_log.hpp"
@@ -354,20 +355,11 @@ int bench_core_startup_only(const std::filesystem::path& dir) {
 int bench_core(const args& a) {
   a.allow_only({"json", "dir", "builds", "clients", "history", "startup-only"});
   bool json = a.has("json");
-  auto dir = std::filesystem::path{a.get_or("dir", "kiln-bench-core-" + std::to_string(getpid()))};
+  bench_dir scratch{a, "core"};
+  auto& dir = scratch.path();
   auto builds = a.get_u64("builds", 2000);
   auto clients = a.get_u64("clients", 64);
   auto history = static_cast<std::uint32_t>(a.get_u64("history", 100000));
-  if (std::filesystem::exists(dir))
-    throw usage_error(dir.string() + " exists; give an unused --dir");
-  std::filesystem::create_directories(dir);
-  struct cleanup {
-    std::filesystem::path d;
-    ~cleanup() {
-      std::error_code ec;
-      std::filesystem::remove_all(d, ec);
-    }
-  } remove_dir{dir};
   spdlog::set_level(spdlog::level::warn);
   std::printf("bench core: dir=%s builds=%llu clients=%llu history=%u builds\n",
               std::filesystem::absolute(dir).c_str(), (unsigned long long)builds,

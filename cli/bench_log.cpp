@@ -9,6 +9,7 @@
 //   read_decode   kiln's read_all: verify + decode every commit
 #include "cli/args.hpp"
 #include "cli/bench_core.hpp"
+#include "cli/bench_dir.hpp"
 #include "cli/commands.hpp"
 #include "events/codec.hpp"
 #include "storage/hash_chain.hpp"
@@ -314,20 +315,11 @@ double kiln_read_all(const std::filesystem::path& dir, std::size_t& count) {
 int bench_log(const args& a) {
   a.allow_only({"json", "dir", "single", "batches", "per-appender"});
   bool json = a.has("json");
-  auto dir = std::filesystem::path{a.get_or("dir", "kiln-bench-" + std::to_string(getpid()))};
+  bench_dir scratch{a, "log"};
+  auto& dir = scratch.path();
   auto single = a.get_u64("single", 1500);
   auto batches = a.get_u64("batches", 400);
   auto per_appender = a.get_u64("per-appender", 500);
-  if (std::filesystem::exists(dir))
-    throw usage_error(dir.string() + " exists; give an unused --dir");
-  std::filesystem::create_directories(dir);
-  struct cleanup {
-    std::filesystem::path d;
-    ~cleanup() {
-      std::error_code ec;
-      std::filesystem::remove_all(d, ec);
-    }
-  } remove_dir{dir};
 
   std::mt19937_64 rng{42};
   auto size = record_size(rng);
