@@ -1,0 +1,368 @@
+#include "actors/core_service.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+namespace kiln::core {
+
+namespace {
+
+using json = nlohmann::json;
+
+// A request the core cannot read: the gateway validated it, so this is a
+// bug or a foreign client; either way a clear error, never a crash.
+struct bad_request {
+  std::string message;
+};
+
+std::string fail(std::string code, std::string message) {
+  return json{{"ok", false}, {"error", std::move(code)}, {"message", std::move(message)}}.dump();
+}
+std::string succeed(global_seq seq, json result) {
+  return json{{"ok", true}, {"seq", seq.value}, {"result", std::move(result)}}.dump();
+}
+
+std::string str(const json& b, const char* key, bool required = true) {
+  auto it = b.find(key);
+  if (it == b.end() || it->is_null()) {
+    if (required)
+      throw bad_request{std::string{"'"} + key + "' is required"};
+    return {};
+  }
+  if (!it->is_string())
+    throw bad_request{std::string{"'"} + key + "' must be a string"};
+  return it->get<std::string>();
+}
+
+std::uint64_t num(const json& b, const char* key, std::uint64_t fallback) {
+  auto it = b.find(key);
+  if (it == b.end() || it->is_null())
+    return fallback;
+  if (!it->is_number_unsigned())
+    throw bad_request{std::string{"'"} + key + "' must be a non-negative integer"};
+  return it->get<std::uint64_t>();
+}
+
+std::uint32_t build_number(const json& b) {
+  auto n = num(b, "build", 0);
+  if (n == 0 || n > UINT32_MAX)
+    throw bad_request{"'build' must be a build number"};
+  return static_cast<std::uint32_t>(n);
+}
+
+param_map params(const json& b) {
+  param_map out;
+  auto it = b.find("params");
+  if (it == b.end() || it->is_null())
+    return out;
+  if (!it->is_object())
+    throw bad_request{"'params' must be an object of strings"};
+  for (auto& [k, v] : it->items()) {
+    if (!v.is_string())
+      throw bad_request{"param '" + k + "' must be a string"};
+    out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+std::vector<std::string> strings(const json& b, const char* key) {
+  std::vector<std::string> out;
+  auto it = b.find(key);
+  if (it == b.end() || it->is_null())
+    return out;
+  if (!it->is_array())
+    throw bad_request{std::string{"'"} + key + "' must be a list of strings"};
+  for (auto& v : *it) {
+    if (!v.is_string())
+      throw bad_request{std::string{"'"} + key + "' must be a list of strings"};
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+kiln::status status_of(const std::string& s) {
+  static const std::map<std::string, kiln::status> known{
+    {"RUNNING", kiln::status::running}, {"PASSED", kiln::status::passed},
+    {"FAILED", kiln::status::failed},   {"CANCELLED", kiln::status::cancelled},
+    {"TIMEOUT", kiln::status::timeout}, {"SKIPPED", kiln::status::skipped}};
+  auto it = known.find(s);
+  if (it == known.end())
+    throw bad_request{"unknown status '" + s + "'"};
+  return it->second;
+}
+
+domain::run_key run_of(const json& b) {
+  return {str(b, "project"), build_number(b), str(b, "run")};
+}
+
+request decode_command(std::string_view verb, const json& b) {
+  if (verb == "put_project")
+    return put_project{str(b, "name"), str(b, "yaml")};
+  if (verb == "delete_project")
+    return delete_project{str(b, "name")};
+  if (verb == "set_secret")
+    return set_secret{str(b, "project"), str(b, "key"), str(b, "value")};
+  if (verb == "remove_secret")
+    return remove_secret{str(b, "project"), str(b, "key")};
+  if (verb == "trigger_build")
+    return trigger_build{str(b, "project"), str(b, "trigger"), params(b), str(b, "ref", false),
+                         str(b, "sha", false), str(b, "reason", false),
+                         static_cast<std::int32_t>(b.value("priority", 0))};
+  if (verb == "cancel_build")
+    return cancel_build{str(b, "project"), build_number(b)};
+  if (verb == "rerun_build")
+    return rerun_build{str(b, "project"), build_number(b), b.value("failed_only", false)};
+  if (verb == "cancel_run")
+    return cancel_run{run_of(b)};
+  if (verb == "register_worker")
+    return register_worker{str(b, "name"), strings(b, "tags"),
+                           static_cast<std::uint32_t>(num(b, "concurrency", 1)),
+                           b.value("host", json::object()).dump()};
+  if (verb == "enlist_worker")
+    return enlist_worker{str(b, "name")};
+  if (verb == "delist_worker")
+    return delist_worker{str(b, "name")};
+  if (verb == "delete_worker")
+    return delete_worker{str(b, "name")};
+  if (verb == "worker_checkin")
+    return worker_checkin{str(b, "name"), str(b, "token")};
+  if (verb == "report_run")
+    return report_run{run_of(b), str(b, "worker"), status_of(str(b, "status")),
+                      static_cast<std::int32_t>(b.value("exit_code", 0)),
+                      str(b, "message", false)};
+  if (verb == "store_artifact")
+    return store_artifact{run_of(b), str(b, "worker"), str(b, "path"), num(b, "size", 0),
+                          str(b, "sha256", false)};
+  if (verb == "report_tests") {
+    report_tests r{run_of(b), str(b, "worker"), str(b, "suite", false), {}};
+    for (auto& t : b.value("results", json::array()))
+      r.results.push_back({str(t, "name"), status_of(str(t, "status")), num(t, "duration_ms", 0),
+                           str(t, "message", false)});
+    return r;
+  }
+  throw bad_request{"unknown command '" + std::string{verb} + "'"};
+}
+
+query decode_query(std::string_view verb, const json& b) {
+  if (verb == "list_projects")
+    return list_projects{};
+  if (verb == "get_project")
+    return get_project{str(b, "name")};
+  if (verb == "list_builds")
+    return list_builds{str(b, "project"), num(b, "limit", 20),
+                       static_cast<std::uint32_t>(num(b, "before", 0))};
+  if (verb == "get_build")
+    return get_build{str(b, "project"), build_number(b)};
+  if (verb == "get_run")
+    return get_run{run_of(b)};
+  if (verb == "list_workers")
+    return list_workers{};
+  if (verb == "get_queue")
+    return get_queue{};
+  throw bad_request{"unknown query '" + std::string{verb} + "'"};
+}
+
+std::int64_t ms(std::int64_t ns) { return ns / 1'000'000; }
+
+std::string run_id(const domain::run_key& k) {
+  return k.project + "/" + std::to_string(k.build) + "/" + k.name;
+}
+
+json render(const domain::run_summary& r, const std::string& project, std::uint32_t build) {
+  return {{"run_id", run_id({project, build, r.name})},
+          {"name", r.name},
+          {"status", kiln::to_string(r.status)},
+          {"host_tag", r.host_tag},
+          {"worker", r.worker},
+          {"attempt", r.attempt},
+          {"exit_code", r.exit_code},
+          {"cancel_requested", r.cancel_requested},
+          {"queued_ms", ms(r.queued_ns)},
+          {"started_ms", ms(r.started_ns)},
+          {"finished_ms", ms(r.finished_ns)}};
+}
+
+json render(const domain::build_summary& b) {
+  auto runs = json::array();
+  for (auto& r : b.runs)
+    runs.push_back(render(r, b.project, b.number));
+  return {{"project", b.project},
+          {"build", b.number},
+          {"status", kiln::to_string(b.completed ? b.result : kiln::status::running)},
+          {"cancelled", b.cancelled},
+          {"trigger", b.facts.trigger},
+          {"reason", b.facts.reason},
+          {"params", b.facts.params},
+          {"ref", b.facts.ref},
+          {"sha", b.facts.sha},
+          {"definition_version", b.facts.definition_version},
+          {"priority", b.facts.priority},
+          {"rerun_of", b.facts.rerun_of},
+          {"created_ms", ms(b.created_ns)},
+          {"completed_ms", ms(b.completed_ns)},
+          {"runs", std::move(runs)}};
+}
+
+json render(const project_info& p) {
+  return {{"name", p.name},
+          {"definition_version", p.definition_version},
+          {"content_sha256", p.content_sha256},
+          {"description", p.description},
+          {"synchronous_builds", p.synchronous_builds},
+          {"secrets", p.secret_keys},
+          {"last_build", p.last_build},
+          {"created_ms", ms(p.created_ns)},
+          {"updated_ms", ms(p.updated_ns)}};
+}
+
+json parsed_or_text(const std::string& text) {
+  auto j = json::parse(text, nullptr, false);
+  return j.is_discarded() ? json(text) : j;
+}
+
+json render(const reply& r) {
+  struct {
+    json operator()(const receipt& x) { return {{"duplicate", x.duplicate}}; }
+    json operator()(const build_ref& x) {
+      return {{"project", x.project}, {"build", x.build}, {"runs", x.runs}};
+    }
+    json operator()(const worker_token& x) { return {{"token", x.token}}; }
+    json operator()(const checkin_reply& x) {
+      auto runs = json::array();
+      for (auto& h : x.runs)
+        runs.push_back({{"run_id", run_id(h.run)}, {"rundef", parsed_or_text(h.rundef)}});
+      return {{"runs", std::move(runs)}};
+    }
+  } visitor;
+  return std::visit(visitor, r);
+}
+
+global_seq seq_of(const reply& r) {
+  return std::visit([](auto& x) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(x)>, checkin_reply>)
+      return global_seq{};  // a check-in reads; it commits nothing of its own
+    else
+      return x.seq;
+  }, r);
+}
+
+json render(const query_result& q) {
+  struct {
+    json operator()(const std::vector<project_info>& x) {
+      auto out = json::array();
+      for (auto& p : x)
+        out.push_back(render(p));
+      return out;
+    }
+    json operator()(const project_detail& x) {
+      auto out = render(x.info);
+      out["yaml"] = x.yaml;
+      return out;
+    }
+    json operator()(const std::vector<domain::build_summary>& x) {
+      auto out = json::array();
+      for (auto& b : x)
+        out.push_back(render(b));
+      return out;
+    }
+    json operator()(const domain::build_summary& x) { return render(x); }
+    json operator()(const run_detail& x) {
+      auto out = render(x.summary, x.state.project, x.state.build);
+      out["message"] = x.state.message;
+      out["rundef"] = parsed_or_text(x.state.rundef);  // holds no secret (build_plan)
+      auto artifacts = json::array();
+      for (auto& a : x.state.artifacts)
+        artifacts.push_back({{"path", a.path}, {"size", a.size}, {"sha256", a.sha256}});
+      out["artifacts"] = std::move(artifacts);
+      auto tests = json::array();
+      for (auto& suite : x.state.tests)
+        for (auto& t : suite.results)
+          tests.push_back({{"suite", suite.suite}, {"name", t.name},
+                           {"status", kiln::to_string(t.status)},
+                           {"duration_ms", t.duration_ms}, {"message", t.message}});
+      out["tests"] = std::move(tests);
+      return out;
+    }
+    json operator()(const std::vector<domain::worker_summary>& x) {
+      auto out = json::array();
+      for (auto& w : x) {
+        auto holds = json::array();
+        for (auto& k : w.holds)
+          holds.push_back(run_id(k));
+        out.push_back({{"name", w.name},
+                       {"tags", w.tags},
+                       {"concurrency", w.concurrency},
+                       {"enlisted", w.enlisted},
+                       {"online", w.online},
+                       {"host", parsed_or_text(w.host_json)},
+                       {"runs", std::move(holds)}});
+      }
+      return out;
+    }
+    json operator()(const std::vector<domain::waiting_run>& x) {
+      auto out = json::array();
+      for (auto& w : x)
+        out.push_back({{"run_id", run_id(w.run)},
+                       {"reason", domain::to_string(w.reason)},
+                       {"detail", w.detail}});
+      return out;
+    }
+  } visitor;
+  return std::visit(visitor, q);
+}
+
+} // namespace
+
+void core_service::handle(core& c, std::string_view subject, std::string_view data,
+                          std::function<void(std::string)> respond) {
+  constexpr std::string_view cmd = "kiln.cmd.", qry = "kiln.qry.";
+  try {
+    auto j = json::parse(data, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      throw bad_request{"the request is not a JSON object"};
+    auto body = j.value("body", json::object());
+    if (!body.is_object())
+      throw bad_request{"'body' must be an object"};
+    if (subject.substr(0, cmd.size()) == cmd) {
+      request_context ctx{j.value("principal", std::string{"anonymous"}),
+                          j.value("command_id", std::string{})};
+      c.submit(decode_command(subject.substr(cmd.size()), body), std::move(ctx),
+               [respond](result<kiln::core::reply> r) {
+                 if (!r)
+                   return respond(fail(r.error().code, r.error().message));
+                 respond(succeed(seq_of(*r), render(*r)));
+               });
+    } else if (subject.substr(0, qry.size()) == qry) {
+      global_seq min_seq{j.value("min_seq", std::uint64_t{0})};
+      c.ask(decode_query(subject.substr(qry.size()), body), min_seq,
+            [respond, min_seq](result<query_result> r) {
+              if (!r)
+                return respond(fail(r.error().code, r.error().message));
+              respond(succeed(min_seq, render(*r)));
+            });
+    } else {
+      throw bad_request{"no such subject " + std::string{subject}};
+    }
+  } catch (const bad_request& e) {
+    respond(fail("bad_request", e.message));
+  } catch (const json::exception& e) {
+    respond(fail("bad_request", e.what()));
+  }
+}
+
+core_service::core_service(bus::bus& b, core& c) {
+  auto serve = [&b, &c](const bus::message& m) {
+    if (m.reply_to.empty())
+      return;  // nobody to answer: requests only
+    handle(c, m.subject, m.data,
+           [&b, to = m.reply_to](std::string out) { b.publish(to, std::move(out)); });
+  };
+  commands_ = b.subscribe("kiln.cmd.>", serve, "cores");
+  queries_ = b.subscribe("kiln.qry.>", serve, "cores");
+}
+
+core_service::~core_service() = default;
+
+} // namespace kiln::core

@@ -1,0 +1,86 @@
+// The core answering JSON requests over the in-process bus.
+#include "actors/core_service.hpp"
+#include "core_fixture.hpp"
+#include "events/in_process_bus.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <future>
+
+using namespace kiln;
+using namespace kiln::test;
+using json = nlohmann::json;
+
+namespace {
+
+struct service_fixture {
+  core_fixture f;
+  bus::in_process_bus b;
+  core::core_service service{b, *f.node};
+
+  json ask(const std::string& subject, json body, json extra = json::object()) {
+    extra["body"] = std::move(body);
+    return ask_raw(subject, extra.dump());
+  }
+  json ask_raw(const std::string& subject, std::string data) {
+    std::promise<result<std::string>> p;
+    auto fut = p.get_future();
+    b.request(subject, std::move(data), std::chrono::seconds{20},
+              [&](result<std::string> r) { p.set_value(std::move(r)); });
+    auto r = fut.get();
+    if (!r)
+      FAIL("bus: " << r.error().code << " " << r.error().message);
+    return json::parse(*r);
+  }
+};
+
+} // namespace
+
+TEST_CASE("core service: commands and queries as JSON over the bus") {
+  service_fixture s;
+  auto put = s.ask("kiln.cmd.put_project", {{"name", "app"}, {"yaml", chained_project}},
+                   {{"principal", "alice"}});
+  REQUIRE(put["ok"] == true);
+  CHECK(put["seq"].get<std::uint64_t>() > 0);
+
+  auto trig = s.ask("kiln.cmd.trigger_build",
+                    {{"project", "app"}, {"trigger", "ci"}, {"params", {{"A", "1"}}}});
+  REQUIRE(trig["ok"] == true);
+  CHECK(trig["result"]["build"] == 1);
+  CHECK(trig["result"]["runs"] == json::array({"unit-test", "lint"}));
+
+  auto build = s.ask("kiln.qry.get_build", {{"project", "app"}, {"build", 1}},
+                     {{"min_seq", trig["seq"]}});
+  REQUIRE(build["ok"] == true);
+  CHECK(build["result"]["status"] == "RUNNING");
+  CHECK(build["result"]["params"]["A"] == "1");
+
+  auto projects = s.ask("kiln.qry.list_projects", json::object());
+  REQUIRE(projects["result"].size() == 1);
+  CHECK(projects["result"][0]["name"] == "app");
+  CHECK(projects["result"][0]["last_build"] == 1);
+}
+
+TEST_CASE("core service: bad requests and refusals come back as error codes") {
+  service_fixture s;
+  auto bad_yaml = s.ask("kiln.cmd.put_project", {{"name", "app"}, {"yaml", "timeout: 5\nbogus: 1\n"}});
+  CHECK(bad_yaml["ok"] == false);
+  CHECK(bad_yaml["error"] == "invalid_definition");
+  CHECK(bad_yaml["message"].get<std::string>().find("line 2") != std::string::npos);
+
+  auto missing = s.ask("kiln.cmd.trigger_build", {{"project", "app"}});
+  CHECK(missing["error"] == "bad_request");
+  CHECK(missing["message"] == "'trigger' is required");
+
+  auto wrong_type = s.ask("kiln.qry.get_build", {{"project", "app"}, {"build", "seven"}});
+  CHECK(wrong_type["error"] == "bad_request");
+
+  auto unknown = s.ask("kiln.cmd.explode", json::object());
+  CHECK(unknown["error"] == "bad_request");
+
+  auto garbage = s.ask_raw("kiln.cmd.put_project", "{not json");
+  CHECK(garbage["error"] == "bad_request");
+
+  auto none = s.ask("kiln.qry.get_build", {{"project", "nope"}, {"build", 1}});
+  CHECK(none["error"] == "not_found");
+}
