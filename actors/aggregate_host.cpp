@@ -77,7 +77,6 @@ struct host_state {
 
   stream_id stream;
   env_ptr env;
-  caf::actor registry;
   typename Traits::state state;
   stream_version version;
   stream_version snapshot_version;
@@ -246,11 +245,9 @@ void start_round(host_actor<Traits>* self) {
 }
 
 template <class Traits>
-caf::behavior aggregate_host(host_actor<Traits>* self, stream_id stream, env_ptr env,
-                             caf::actor registry) {
+caf::behavior aggregate_host(host_actor<Traits>* self, stream_id stream, env_ptr env) {
   self->state.stream = std::move(stream);
   self->state.env = env;
-  self->state.registry = registry;
   return {
     [=](exec_atom, domain_command& c) -> caf::result<command_result> {
       auto& s = self->state;
@@ -313,16 +310,15 @@ using registry_actor = caf::stateful_actor<registry_state>;
 
 void spawn_host(registry_actor* self, const stream_id& stream, registry_state::entry& e,
                 const env_ptr& env) {
-  auto me = caf::actor_cast<caf::actor>(self);
   auto kind = streams::kind_of(stream);
   if (kind == "project")
-    e.host = self->spawn(aggregate_host<project_traits>, stream, env, me);
+    e.host = self->spawn(aggregate_host<project_traits>, stream, env);
   else if (kind == "build")
-    e.host = self->spawn(aggregate_host<build_traits>, stream, env, me);
+    e.host = self->spawn(aggregate_host<build_traits>, stream, env);
   else if (kind == "run")
-    e.host = self->spawn(aggregate_host<run_traits>, stream, env, me);
+    e.host = self->spawn(aggregate_host<run_traits>, stream, env);
   else
-    e.host = self->spawn(aggregate_host<worker_traits>, stream, env, me);
+    e.host = self->spawn(aggregate_host<worker_traits>, stream, env);
   e.routed = 0;
   ++self->state.spawned;
 }

@@ -19,12 +19,6 @@ struct build_context {
   std::string_view sha;
 };
 
-std::string replace_all(std::string s, std::string_view from, std::string_view to) {
-  for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
-    s.replace(pos, from.size(), to);
-  return s;
-}
-
 bool is_git(trigger_type t) {
   return t == trigger_type::git_poller || t == trigger_type::github_pr
          || t == trigger_type::gitlab_mr;

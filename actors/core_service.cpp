@@ -166,12 +166,8 @@ query decode_query(std::string_view verb, const json& b) {
 
 std::int64_t ms(std::int64_t ns) { return ns / 1'000'000; }
 
-std::string run_id(const domain::run_key& k) {
-  return k.project + "/" + std::to_string(k.build) + "/" + k.name;
-}
-
 json render(const domain::run_summary& r, const std::string& project, std::uint32_t build) {
-  return {{"run_id", run_id({project, build, r.name})},
+  return {{"run_id", domain::run_key{project, build, r.name}.path()},
           {"name", r.name},
           {"status", kiln::to_string(r.status)},
           {"host_tag", r.host_tag},
@@ -232,7 +228,7 @@ json render(const reply& r) {
     json operator()(const checkin_reply& x) {
       auto runs = json::array();
       for (auto& h : x.runs)
-        runs.push_back({{"run_id", run_id(h.run)}, {"rundef", parsed_or_text(h.rundef)}});
+        runs.push_back({{"run_id", h.run.path()}, {"rundef", parsed_or_text(h.rundef)}});
       return {{"runs", std::move(runs)}};
     }
   } visitor;
@@ -290,7 +286,7 @@ json render(const query_result& q) {
       for (auto& w : x) {
         auto holds = json::array();
         for (auto& k : w.holds)
-          holds.push_back(run_id(k));
+          holds.push_back(k.path());
         out.push_back({{"name", w.name},
                        {"tags", w.tags},
                        {"concurrency", w.concurrency},
@@ -304,7 +300,7 @@ json render(const query_result& q) {
     json operator()(const std::vector<domain::waiting_run>& x) {
       auto out = json::array();
       for (auto& w : x)
-        out.push_back({{"run_id", run_id(w.run)},
+        out.push_back({{"run_id", w.run.path()},
                        {"reason", domain::to_string(w.reason)},
                        {"detail", w.detail}});
       return out;

@@ -8,10 +8,6 @@ namespace kiln::domain {
 
 namespace {
 
-std::string run_text(const run_key& r) {
-  return r.project + "/" + std::to_string(r.build) + "/" + r.name;
-}
-
 const planned_run* find(const std::vector<planned_run>& layout, std::string_view name) {
   for (auto& r : layout)
     if (r.name == name)
@@ -43,8 +39,8 @@ std::string describe(const saga_step& s) {
     std::string operator()(const create_build_step& x) {
       return "create_build " + x.project + "/" + std::to_string(x.allocation.number);
     }
-    std::string operator()(const queue_run_step& x) { return "queue_run " + run_text(x.run); }
-    std::string operator()(const cancel_run_step& x) { return "cancel_run " + run_text(x.run); }
+    std::string operator()(const queue_run_step& x) { return "queue_run " + x.run.path(); }
+    std::string operator()(const cancel_run_step& x) { return "cancel_run " + x.run.path(); }
     std::string operator()(const add_runs_step& x) {
       return "add_runs " + x.project + "/" + std::to_string(x.build) + " " + x.trigger + " after '"
              + x.parent_run + "'";
@@ -53,8 +49,8 @@ std::string describe(const saga_step& s) {
       return "complete_build " + x.project + "/" + std::to_string(x.build);
     }
     std::string operator()(const mark_offline_step& x) { return "mark_offline " + x.worker; }
-    std::string operator()(const lose_run_step& x) { return "lose_run " + run_text(x.run); }
-    std::string operator()(const time_out_step& x) { return "time_out " + run_text(x.run); }
+    std::string operator()(const lose_run_step& x) { return "lose_run " + x.run.path(); }
+    std::string operator()(const time_out_step& x) { return "time_out " + x.run.path(); }
   } name;
   return std::visit(name, s);
 }

@@ -396,12 +396,6 @@ void check_expansions(const project_definition& def) {
   }
 }
 
-std::string replace_all(std::string s, std::string_view from, std::string_view to) {
-  for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
-    s.replace(pos, from.size(), to);
-  return s;
-}
-
 error definition_error(source_mark at, const std::string& message) {
   if (at.line == 0)
     return {"invalid_definition", message};
@@ -410,6 +404,12 @@ error definition_error(source_mark at, const std::string& message) {
 }
 
 } // namespace
+
+std::string replace_all(std::string s, std::string_view from, std::string_view to) {
+  for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
+    s.replace(pos, from.size(), to);
+  return s;
+}
 
 result<project_definition> parse_project_definition(std::string_view yaml) {
   try {

@@ -115,6 +115,9 @@ struct project_definition {
   const trigger_spec* find_trigger(std::string_view name) const;
 };
 
+// Every `from` in `s` replaced by `to`: the {loop} and {name} templates.
+std::string replace_all(std::string s, std::string_view from, std::string_view to);
+
 // Parses and validates. Error code "invalid_definition"; the message starts
 // with "line L, column C: ".
 result<project_definition> parse_project_definition(std::string_view yaml);

@@ -53,6 +53,9 @@ std::optional<std::pair<std::string, std::uint32_t>> parse_build_stream(std::str
   return std::pair{std::string{p[1]}, *n};
 }
 
+std::string run_key::path() const {
+  return project + "/" + std::to_string(build) + "/" + name;
+}
 std::string run_key::stream() const { return streams::run(project, build, name).value; }
 
 bool run_summary::finished() const {

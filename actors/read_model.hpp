@@ -26,7 +26,8 @@ struct run_key {
   std::uint32_t build = 0;
   std::string name;
   auto operator<=>(const run_key&) const = default;
-  std::string stream() const;  // "run/<project>/<build>/<name>"
+  std::string path() const;    // "<project>/<build>/<name>": the run id outsiders see
+  std::string stream() const;  // "run/" + path()
   stream_id id() const { return {stream()}; }
 };
 

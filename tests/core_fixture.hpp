@@ -114,8 +114,4 @@ struct core_fixture {
   }
 };
 
-inline bool all_queued(const domain::build_summary& b, std::size_t n) {
-  return b.runs.size() == n;
-}
-
 } // namespace kiln::test
