@@ -52,6 +52,12 @@ struct worker_traits {
   static auto decide(const state& s, const command& c) { return domain::worker::decide(s, c); }
   static void apply(state& s, const event& e) { domain::worker::apply(s, e); }
 };
+struct token_traits {
+  using state = domain::token::state;
+  using command = domain::token::command;
+  static auto decide(const state& s, const command& c) { return domain::token::decide(s, c); }
+  static void apply(state& s, const event& e) { domain::token::apply(s, e); }
+};
 
 // The events of the commit at `receipt` (a repeated command's first result).
 command_result first_outcome(storage::event_log& log, const storage::append_receipt& receipt) {
@@ -317,6 +323,8 @@ void spawn_host(registry_actor* self, const stream_id& stream, registry_state::e
     e.host = self->spawn(aggregate_host<build_traits>, stream, env);
   else if (kind == "run")
     e.host = self->spawn(aggregate_host<run_traits>, stream, env);
+  else if (kind == "token")
+    e.host = self->spawn(aggregate_host<token_traits>, stream, env);
   else
     e.host = self->spawn(aggregate_host<worker_traits>, stream, env);
   e.routed = 0;

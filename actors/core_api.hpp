@@ -2,6 +2,7 @@
 // What the core answers: the use cases the gateway (and tools, tests,
 // benchmarks) ask for. Plain values, no actor types: in `kiln up` they
 // travel in process; in a cluster the bus carries them (issue 6).
+#include "actors/credentials.hpp"
 #include "actors/read_model.hpp"
 #include "actors/run_aggregate.hpp"
 #include "actors/scheduler.hpp"
@@ -95,10 +96,23 @@ struct report_tests {
   std::vector<test_result> results;
 };
 
+// An API token. Without `token` the core makes one (shown once); with it,
+// that value is registered (how a node installs its admin token file).
+struct issue_token {
+  std::string id;  // empty: a fresh one
+  std::string label;
+  std::string scope;  // read | trigger | admin
+  std::string project;
+  std::string token;
+};
+struct revoke_token {
+  std::string id;
+};
+
 using request = std::variant<put_project, delete_project, set_secret, remove_secret, trigger_build,
                              cancel_build, rerun_build, cancel_run, register_worker, enlist_worker,
                              delist_worker, delete_worker, worker_checkin, report_run,
-                             store_artifact, report_tests>;
+                             store_artifact, report_tests, issue_token, revoke_token>;
 
 // Who asks, and the idempotency key: a request repeated with the same id
 // gets the first reply and changes nothing.
@@ -129,8 +143,13 @@ struct handed_run {
 struct checkin_reply {
   std::vector<handed_run> runs;
 };
+struct api_token {
+  global_seq seq;
+  std::string id;
+  std::string token;  // shown once; the log holds only its hash
+};
 
-using reply = std::variant<receipt, build_ref, worker_token, checkin_reply>;
+using reply = std::variant<receipt, build_ref, worker_token, checkin_reply, api_token>;
 
 // ---- queries ----
 struct list_projects {};
@@ -151,11 +170,16 @@ struct get_run {
 };
 struct list_workers {};
 struct get_queue {};
+// Who holds this bearer token (see credentials.hpp).
+struct authenticate {
+  std::string token;
+};
+struct list_tokens {};
 
 // A query may ask to see at least the effects of commit `min_seq` (the seq
 // of a reply it got): read-your-writes.
 using query = std::variant<list_projects, get_project, list_builds, get_build, get_run,
-                           list_workers, get_queue>;
+                           list_workers, get_queue, authenticate, list_tokens>;
 
 // A project without its builds (list them with list_builds).
 struct project_info {
@@ -182,6 +206,7 @@ struct run_detail {
 using query_result =
   std::variant<std::vector<project_info>, project_detail,
                std::vector<domain::build_summary>, domain::build_summary, run_detail,
-               std::vector<domain::worker_summary>, std::vector<domain::waiting_run>>;
+               std::vector<domain::worker_summary>, std::vector<domain::waiting_run>,
+               domain::grant, std::vector<domain::token_summary>>;
 
 } // namespace kiln::core

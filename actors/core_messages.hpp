@@ -6,6 +6,7 @@
 #include "actors/project_aggregate.hpp"
 #include "actors/read_model.hpp"
 #include "actors/run_aggregate.hpp"
+#include "actors/token_aggregate.hpp"
 #include "actors/worker_aggregate.hpp"
 #include "events/commit.hpp"
 #include "storage/event_log.hpp"
@@ -39,7 +40,8 @@ using save_atom = caf::atom_constant<caf::atom("save")>;
 inline const stream_id read_model_snapshot{"$read-model"};
 
 using aggregate_command = std::variant<domain::project::command, domain::build::command,
-                                       domain::run::command, domain::worker::command>;
+                                       domain::run::command, domain::worker::command,
+                                       domain::token::command>;
 
 struct domain_command {
   stream_id stream;
@@ -57,7 +59,8 @@ struct command_outcome {
 using command_result = result<command_outcome>;
 
 using aggregate_state = std::variant<domain::project::state, domain::build::state,
-                                     domain::run::state, domain::worker::state>;
+                                     domain::run::state, domain::worker::state,
+                                     domain::token::state>;
 using state_result = result<aggregate_state>;
 
 struct append_result {

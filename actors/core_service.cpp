@@ -142,6 +142,11 @@ request decode_command(std::string_view verb, const json& b) {
                            str(t, "message", false)});
     return r;
   }
+  if (verb == "issue_token")
+    return issue_token{str(b, "id", false), str(b, "label", false), str(b, "scope"),
+                       str(b, "project", false), str(b, "token", false)};
+  if (verb == "revoke_token")
+    return revoke_token{str(b, "id")};
   throw bad_request{"unknown command '" + std::string{verb} + "'"};
 }
 
@@ -161,6 +166,10 @@ query decode_query(std::string_view verb, const json& b) {
     return list_workers{};
   if (verb == "get_queue")
     return get_queue{};
+  if (verb == "authenticate")
+    return authenticate{str(b, "token")};
+  if (verb == "list_tokens")
+    return list_tokens{};
   throw bad_request{"unknown query '" + std::string{verb} + "'"};
 }
 
@@ -225,6 +234,7 @@ json render(const reply& r) {
       return {{"project", x.project}, {"build", x.build}, {"runs", x.runs}};
     }
     json operator()(const worker_token& x) { return {{"token", x.token}}; }
+    json operator()(const api_token& x) { return {{"id", x.id}, {"token", x.token}}; }
     json operator()(const checkin_reply& x) {
       auto runs = json::array();
       for (auto& h : x.runs)
@@ -295,6 +305,22 @@ json render(const query_result& q) {
                        {"host", parsed_or_text(w.host_json)},
                        {"runs", std::move(holds)}});
       }
+      return out;
+    }
+    json operator()(const domain::grant& x) {
+      return {{"kind", x.holder == domain::grant::kind::worker ? "worker" : "token"},
+              {"id", x.id},
+              {"scope", x.scope},
+              {"project", x.project}};
+    }
+    json operator()(const std::vector<domain::token_summary>& x) {
+      auto out = json::array();
+      for (auto& t : x)
+        out.push_back({{"id", t.id},
+                       {"label", t.label},
+                       {"scope", t.scope},
+                       {"project", t.project},
+                       {"issued_ms", ms(t.issued_ns)}});
       return out;
     }
     json operator()(const std::vector<domain::waiting_run>& x) {

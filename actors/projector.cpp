@@ -86,11 +86,6 @@ commit_metadata system_meta(std::string correlation = {}) {
   return {now_ns(), "system", "", std::move(correlation)};
 }
 
-std::string random_token() {
-  unsigned char bytes[24];
-  RAND_bytes(bytes, sizeof bytes);
-  return to_hex(std::string_view{reinterpret_cast<const char*>(bytes), sizeof bytes});
-}
 
 // Runs `f` once the model holds commit `seq`.
 void when_seen(projector_actor* self, global_seq seq, std::function<void()> f) {
@@ -431,15 +426,41 @@ void allocate(projector_actor* self, std::string project, domain::project::alloc
        });
 }
 
+void issue(projector_actor* self, const issue_token& x, const request_context& ctx,
+           reply_callback cb) {
+  auto& s = self->state;
+  auto id = x.id;
+  if (id.empty())
+    id = ctx.command_id.empty()
+           ? domain::random_secret().substr(0, 12)
+           : s.env->secrets.derive("token-id/" + ctx.command_id).substr(0, 12);
+  // With a command id the secret can be made again for a retried request.
+  auto token = !x.token.empty() ? x.token
+               : domain::make_api_token(
+                   id, ctx.command_id.empty()
+                         ? domain::random_secret()
+                         : s.env->secrets.derive("token/" + id + "/" + ctx.command_id));
+  if (token != domain::make_api_token(id, token.substr(std::min(token.size(), id.size() + 4))))
+    return cb(error{"bad_request", "a token for id '" + id + "' looks like kt." + id + ".<secret>"});
+  exec(self, streams::token(id),
+       domain::token::issue_token{id, x.label, x.scope, x.project, domain::token_hash(token)},
+       meta_for(ctx), [=](command_result& r) {
+         if (!r)
+           return cb(r.error());
+         reply_when_seen(self, r->seq, cb, api_token{r->seq, id, token});
+       });
+}
+
 void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) {
   auto& s = self->state;
   auto w = s.model->worker(c.name);
   if (!w || w->deleted || w->token_sha256.empty())
     return cb(error{"not_found", "no worker '" + c.name + "'"});
-  if (domain::project::content_hash(c.token) != w->token_sha256)
-    return cb(error{"unauthorized", "wrong token for worker '" + c.name + "'"});
-  if (!w->enlisted)
-    return cb(error{"forbidden", "worker '" + c.name + "' is not enlisted yet"});
+  auto who = domain::authenticate(*s.model, c.token);
+  if (!who)
+    return cb(who.error());
+  if (who->holder != domain::grant::kind::worker || who->id != c.name)
+    return cb(error{"forbidden", "this token is not worker '" + c.name + "'s"});
   s.last_seen[c.name] = now_ns();
   if (!w->online)
     exec(self, streams::worker(c.name), domain::worker::mark_online{}, system_meta(),
@@ -546,9 +567,10 @@ void handle(projector_actor* self, request& req, const request_context& ctx, rep
       } else if constexpr (std::is_same_v<T, register_worker>) {
         // With a command id the token can be made again for a retried
         // request (the log keeps only its hash).
-        auto token = ctx.command_id.empty()
-                       ? random_token()
-                       : s.env->secrets.derive("worker-token/" + x.name + "/" + ctx.command_id);
+        auto token = domain::make_worker_token(
+          x.name, ctx.command_id.empty()
+                    ? domain::random_secret()
+                    : s.env->secrets.derive("worker-token/" + x.name + "/" + ctx.command_id));
         exec(self, streams::worker(x.name),
              domain::worker::register_worker{x.name, x.tags, x.concurrency, x.host_json,
                                              domain::project::content_hash(token)},
@@ -565,6 +587,11 @@ void handle(projector_actor* self, request& req, const request_context& ctx, rep
       } else if constexpr (std::is_same_v<T, delete_worker>) {
         simple(self, streams::worker(x.name),
                domain::worker::delete_worker{"deleted by " + ctx.principal}, ctx, cb);
+      } else if constexpr (std::is_same_v<T, issue_token>) {
+        issue(self, x, ctx, cb);
+      } else if constexpr (std::is_same_v<T, revoke_token>) {
+        simple(self, streams::token(x.id),
+               domain::token::revoke_token{"revoked by " + ctx.principal}, ctx, cb);
       } else if constexpr (std::is_same_v<T, worker_checkin>) {
         checkin(self, x, cb);
       } else if constexpr (std::is_same_v<T, report_run>) {
@@ -649,6 +676,17 @@ void answer(projector_actor* self, const query& q, query_callback cb) {
         cb(query_result{std::move(out)});
       } else if constexpr (std::is_same_v<T, get_queue>) {
         cb(query_result{domain::explain_queue(m, self->state.assigning)});
+      } else if constexpr (std::is_same_v<T, authenticate>) {
+        auto g = domain::authenticate(m, x.token);
+        if (!g)
+          return cb(g.error());
+        cb(query_result{std::move(*g)});
+      } else if constexpr (std::is_same_v<T, list_tokens>) {
+        std::vector<domain::token_summary> out;
+        for (auto& [id, t] : m.tokens())
+          if (!t.revoked)
+            out.push_back(t);
+        cb(query_result{std::move(out)});
       }
     },
     q);

@@ -150,6 +150,13 @@ void read_model::apply(const logged_commit& lc) {
       if (w.name.empty())
         w.name = name;
       apply_worker(w, c, e);
+    } else if (kind == "token") {
+      auto& t = tokens_[c.stream.value.substr(6)];
+      if (auto x = std::get_if<token_issued>(&e))
+        t = {x->id, x->label, x->scope, x->project, x->token_sha256, false,
+             c.meta.time_unix_ns};
+      else if (std::get_if<token_revoked>(&e))
+        t.revoked = true;
     }
   }
 }

@@ -97,6 +97,17 @@ struct worker_summary {
   std::set<run_key> holds;  // assigned or running on it
 };
 
+// An API token as the gateway needs it to authorise a request.
+struct token_summary {
+  std::string id;
+  std::string label;
+  std::string scope;    // read | trigger | admin
+  std::string project;  // empty: every project
+  std::string token_sha256;
+  bool revoked = false;
+  std::int64_t issued_ns = 0;
+};
+
 class read_model {
  public:
   // Folds one commit in; commits must come in log order (older ones are
@@ -111,6 +122,7 @@ class read_model {
   const run_summary* run(const run_key& k) const;
   const std::map<std::string, worker_summary>& workers() const { return workers_; }
   const worker_summary* worker(std::string_view name) const;
+  const std::map<std::string, token_summary>& tokens() const { return tokens_; }
 
   // Builds of a project, newest first: at most `limit`, numbered below
   // `before` (0: from the newest).
@@ -138,6 +150,7 @@ class read_model {
 
   std::map<std::string, project_summary> projects_;
   std::map<std::string, worker_summary> workers_;
+  std::map<std::string, token_summary> tokens_;
   std::map<global_seq, run_key> queue_;
   std::set<std::pair<std::string, std::uint32_t>> open_;
   global_seq seq_;

@@ -11,7 +11,7 @@ namespace kiln::domain {
 
 namespace {
 
-constexpr std::string_view magic = "KRM1";
+constexpr std::string_view magic = "KRM2";
 
 class writer {
  public:
@@ -248,6 +248,16 @@ std::string read_model::encode() const {
     w.u64(x.online);
     w.u64(x.deleted);
   }
+  w.u64(tokens_.size());
+  for (auto& [id, t] : tokens_) {
+    w.str(id);
+    w.str(t.label);
+    w.str(t.scope);
+    w.str(t.project);
+    w.str(t.token_sha256);
+    w.u64(t.revoked);
+    w.i64(t.issued_ns);
+  }
   return std::move(w.out);
 }
 
@@ -298,6 +308,17 @@ std::optional<read_model> read_model::decode(std::string_view bytes) {
       w.enlisted = r.u64() != 0;
       w.online = r.u64() != 0;
       w.deleted = r.u64() != 0;
+    }
+    for (auto n = r.u64(); n > 0; --n) {
+      auto id = r.str();
+      auto& t = m.tokens_[id];
+      t.id = id;
+      t.label = r.str();
+      t.scope = r.str();
+      t.project = r.str();
+      t.token_sha256 = r.str();
+      t.revoked = r.u64() != 0;
+      t.issued_ns = r.i64();
     }
     if (!r.done())
       return std::nullopt;

@@ -20,6 +20,9 @@ namespace worker {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(state, exists, deleted, name, tags, concurrency, host_json,
                                    token_sha256, enlisted, online)
 }
+namespace token {
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(state, exists, revoked, id, label, scope, project, token_sha256)
+}
 
 namespace {
 
@@ -52,6 +55,7 @@ std::string encode_snapshot(const project::state& s) { return encode("project", 
 std::string encode_snapshot(const build::state& s) { return encode("build", s); }
 std::string encode_snapshot(const run::state& s) { return encode("run", s); }
 std::string encode_snapshot(const worker::state& s) { return encode("worker", s); }
+std::string encode_snapshot(const token::state& s) { return encode("token", s); }
 
 bool decode_snapshot(std::string_view bytes, project::state& s) {
   if (!decode("project", bytes, s))
@@ -64,5 +68,6 @@ bool decode_snapshot(std::string_view bytes, project::state& s) {
 bool decode_snapshot(std::string_view bytes, build::state& s) { return decode("build", bytes, s); }
 bool decode_snapshot(std::string_view bytes, run::state& s) { return decode("run", bytes, s); }
 bool decode_snapshot(std::string_view bytes, worker::state& s) { return decode("worker", bytes, s); }
+bool decode_snapshot(std::string_view bytes, token::state& s) { return decode("token", bytes, s); }
 
 } // namespace kiln::domain

@@ -162,6 +162,14 @@ body_ref encode(fb::FlatBufferBuilder& b, const worker_offline& e) {
 body_ref encode(fb::FlatBufferBuilder& b, const worker_online&) {
   return {s::EventBody::WorkerOnline, s::CreateWorkerOnline(b).Union()};
 }
+body_ref encode(fb::FlatBufferBuilder& b, const token_issued& e) {
+  return {s::EventBody::TokenIssued,
+          s::CreateTokenIssued(b, str(b, e.id), str(b, e.label), str(b, e.scope),
+                               str(b, e.project), str(b, e.token_sha256)).Union()};
+}
+body_ref encode(fb::FlatBufferBuilder& b, const token_revoked& e) {
+  return {s::EventBody::TokenRevoked, s::CreateTokenRevoked(b, str(b, e.reason)).Union()};
+}
 
 // ---- decoding helpers ----
 
@@ -316,6 +324,13 @@ result<event> decode_event(const s::Event& ev) {
       return event{worker_offline{str(ev.body_as_WorkerOffline()->reason())}};
     case B::WorkerOnline:
       return event{worker_online{}};
+    case B::TokenIssued: {
+      auto t = ev.body_as_TokenIssued();
+      return event{token_issued{str(t->id()), str(t->label()), str(t->scope()),
+                                str(t->project()), str(t->token_sha256())}};
+    }
+    case B::TokenRevoked:
+      return event{token_revoked{str(ev.body_as_TokenRevoked()->reason())}};
     case B::NONE:
       break;
   }

@@ -204,6 +204,22 @@ struct worker_online {
   bool operator==(const worker_online&) const = default;
 };
 
+// ---- token ----
+struct token_issued {
+  static constexpr std::string_view type_name = "TokenIssued";
+  std::string id;
+  std::string label;
+  std::string scope;
+  std::string project;
+  std::string token_sha256;
+  bool operator==(const token_issued&) const = default;
+};
+struct token_revoked {
+  static constexpr std::string_view type_name = "TokenRevoked";
+  std::string reason;
+  bool operator==(const token_revoked&) const = default;
+};
+
 using event = std::variant<
   project_created, project_definition_updated, project_secret_set,
   project_secret_removed, project_deleted, build_number_allocated,
@@ -211,7 +227,7 @@ using event = std::variant<
   run_queued, run_assigned, run_started, run_completed, run_cancel_requested,
   run_requeued, run_artifact_stored, run_tests_reported,
   worker_registered, worker_enlisted, worker_delisted, worker_deleted,
-  worker_offline, worker_online>;
+  worker_offline, worker_online, token_issued, token_revoked>;
 
 // The event's schema name, e.g. "RunCompleted".
 std::string_view type_name(const event& e);

@@ -41,5 +41,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(worker_registered, name, tags, concurrency, h
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(worker_delisted, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(worker_deleted, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(worker_offline, reason)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(token_issued, id, label, scope, project, token_sha256)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(token_revoked, reason)
 
 } // namespace kiln

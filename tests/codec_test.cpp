@@ -39,6 +39,8 @@ std::vector<event> one_of_each() {
     worker_deleted{"gone"},
     worker_offline{"no check-in for 90 s"},
     worker_online{},
+    token_issued{"ci-bot", "for the nightly job", "trigger", "app", "beef"},
+    token_revoked{"leaked"},
   };
 }
 
