@@ -34,6 +34,7 @@ namespace {
 constexpr const char* cf_records = "records";
 constexpr const char* cf_streams = "streams";
 constexpr const char* cf_snapshots = "snapshots";
+constexpr const char* cf_console = "console";
 constexpr const char* format_key = "format";
 constexpr const char* format_value = "kiln-log-1";
 
@@ -157,6 +158,8 @@ struct rocksdb_event_log::impl {
   rocksdb::ColumnFamilyHandle* records = nullptr;
   rocksdb::ColumnFamilyHandle* streams = nullptr;
   rocksdb::ColumnFamilyHandle* snapshots = nullptr;
+  rocksdb::ColumnFamilyHandle* console = nullptr;
+  std::mutex console_mu;  // one append at a time: check the end, then write
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
 
   // Appenders -> writer.
@@ -561,6 +564,7 @@ result<std::unique_ptr<rocksdb_event_log>> rocksdb_event_log::open(const rocksdb
     {cf_records, record_opts},
     {cf_streams, stream_opts},
     {cf_snapshots, rocksdb::ColumnFamilyOptions{}},
+    {cf_console, rocksdb::ColumnFamilyOptions{}},
   };
 
   // Open column families this version does not know too (a data dir written
@@ -589,6 +593,7 @@ result<std::unique_ptr<rocksdb_event_log>> rocksdb_event_log::open(const rocksdb
   p->records = p->handles[1];
   p->streams = p->handles[2];
   p->snapshots = p->handles[3];
+  p->console = p->handles[4];
 
   std::string format;
   s = p->db->Get(rocksdb::ReadOptions{}, format_key, &format);
@@ -748,6 +753,83 @@ result<std::optional<snapshot>> rocksdb_event_log::load_snapshot(const stream_id
   if (value.size() < 8)
     return make_error(errc::corrupt, "snapshot of " + stream.value + " is truncated");
   return std::optional<snapshot>{snapshot{stream_version{get_be64(value.data())}, value.substr(8)}};
+}
+
+// Console keys: run, NUL, big-endian offset of the chunk's first byte, so
+// that a run's chunks sort in order and the last one gives its size.
+namespace {
+std::string console_key(const std::string& run, std::uint64_t offset) {
+  std::string k = run;
+  k.push_back('\0');
+  put_be64(k, offset);
+  return k;
+}
+} // namespace
+
+result<std::uint64_t> rocksdb_event_log::console_size(const std::string& run) {
+  std::unique_ptr<rocksdb::Iterator> it{
+    impl_->db->NewIterator(rocksdb::ReadOptions{}, impl_->console)};
+  auto prefix = console_key(run, 0).substr(0, run.size() + 1);
+  it->SeekForPrev(console_key(run, UINT64_MAX));
+  if (!it->status().ok())
+    return io_error(it->status(), "console size");
+  if (!it->Valid() || !it->key().starts_with(prefix) || it->key().size() != prefix.size() + 8)
+    return std::uint64_t{0};
+  return get_be64(it->key().data() + prefix.size()) + it->value().size();
+}
+
+result<console_append> rocksdb_event_log::append_console(const std::string& run,
+                                                         std::uint64_t offset,
+                                                         std::string_view bytes) {
+  if (impl_->opts.read_only)
+    return make_error(errc::read_only, "the log is open read-only");
+  std::lock_guard lock{impl_->console_mu};
+  auto size = console_size(run);
+  if (!size)
+    return size.error();
+  if (offset > *size)
+    return error{"gap", "offset " + std::to_string(offset) + " is past the console's end at "
+                          + std::to_string(*size)};
+  auto skip = *size - offset;
+  if (skip >= bytes.size())
+    return console_append{*size, *size, 0};
+  auto fresh = bytes.substr(skip);
+  // Not synced: console bytes are not events. The WAL keeps them across a
+  // process crash; a machine crash may lose the last ones, which a worker
+  // resends (its offsets say where the server is).
+  auto s = impl_->db->Put(rocksdb::WriteOptions{}, impl_->console, console_key(run, *size),
+                          rocksdb::Slice{fresh.data(), fresh.size()});
+  if (!s.ok())
+    return io_error(s, "append console");
+  return console_append{*size + fresh.size(), *size, fresh.size()};
+}
+
+result<std::string> rocksdb_event_log::read_console(const std::string& run, std::uint64_t offset,
+                                                    std::size_t max) {
+  std::unique_ptr<rocksdb::Iterator> it{
+    impl_->db->NewIterator(rocksdb::ReadOptions{}, impl_->console)};
+  auto prefix = console_key(run, 0).substr(0, run.size() + 1);
+  std::string out;
+  // The chunk holding `offset` starts at or before it.
+  it->SeekForPrev(console_key(run, offset));
+  if (!it->Valid() || !it->key().starts_with(prefix))
+    it->Seek(console_key(run, offset));
+  for (; it->Valid() && out.size() < max; it->Next()) {
+    auto key = it->key();
+    if (!key.starts_with(prefix) || key.size() != prefix.size() + 8)
+      break;
+    auto start = get_be64(key.data() + prefix.size());
+    auto value = it->value();
+    auto end = start + value.size();
+    if (end <= offset)
+      continue;
+    auto from = offset > start ? offset - start : 0;
+    auto take = std::min<std::uint64_t>(value.size() - from, max - out.size());
+    out.append(value.data() + from, take);
+  }
+  if (!it->status().ok())
+    return io_error(it->status(), "read console");
+  return out;
 }
 
 status_result rocksdb_event_log::scan_records(

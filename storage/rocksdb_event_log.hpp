@@ -2,6 +2,7 @@
 // The event log on RocksDB (docs/architecture.md draws its key layout).
 // One writer thread gathers every pending append into one synced WriteBatch:
 // concurrent appenders share one sync (group commit).
+#include "storage/console_store.hpp"
 #include "storage/event_log.hpp"
 
 #include <cstddef>
@@ -18,7 +19,7 @@ struct rocksdb_log_options {
   std::size_t max_batch = 1024;  // commits per synced write
 };
 
-class rocksdb_event_log final : public event_log {
+class rocksdb_event_log final : public event_log, public console_store {
  public:
   // Opens or creates the log. Errors: io (cannot open), corrupt (the last
   // record does not decode).
@@ -36,6 +37,12 @@ class rocksdb_event_log final : public event_log {
   subscribe(global_seq after, commit_handler on_commit, error_handler on_error = {}) override;
   status_result save_snapshot(const stream_id& stream, const snapshot& s) override;
   result<std::optional<snapshot>> load_snapshot(const stream_id& stream) override;
+
+  result<console_append> append_console(const std::string& run, std::uint64_t offset,
+                                        std::string_view bytes) override;
+  result<std::string> read_console(const std::string& run, std::uint64_t offset,
+                                   std::size_t max) override;
+  result<std::uint64_t> console_size(const std::string& run) override;
 
   // Raw stored records in key order, for the auditor and benchmarks. With
   // verify_checksums off, RocksDB's block checksums are skipped so that the
