@@ -13,6 +13,7 @@
 
 namespace kiln::storage {
 class secret_box;
+class console_store;
 }
 
 namespace kiln::core {
@@ -33,6 +34,9 @@ struct core_config {
   // How long a request waits for its reply before it fails with "timeout".
   std::chrono::milliseconds request_timeout{std::chrono::seconds{30}};
   std::size_t threads = 0;  // CAF scheduler threads; 0: CAF's default
+  // Where console bytes go (must outlive the core); without one, console
+  // requests fail with "unavailable".
+  storage::console_store* console = nullptr;
 };
 
 struct core_stats {

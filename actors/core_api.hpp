@@ -9,6 +9,7 @@
 #include "events/event.hpp"
 #include "events/ids.hpp"
 
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
@@ -108,11 +109,19 @@ struct issue_token {
 struct revoke_token {
   std::string id;
 };
+// Console bytes from the worker that holds the run, at a byte offset.
+struct append_console {
+  domain::run_key run;
+  std::string worker;
+  std::uint64_t offset = 0;
+  std::string data;
+};
 
 using request = std::variant<put_project, delete_project, set_secret, remove_secret, trigger_build,
                              cancel_build, rerun_build, cancel_run, register_worker, enlist_worker,
                              delist_worker, delete_worker, worker_checkin, report_run,
-                             store_artifact, report_tests, issue_token, revoke_token>;
+                             store_artifact, report_tests, issue_token, revoke_token,
+                             append_console>;
 
 // Who asks, and the idempotency key: a request repeated with the same id
 // gets the first reply and changes nothing.
@@ -149,7 +158,13 @@ struct api_token {
   std::string token;  // shown once; the log holds only its hash
 };
 
-using reply = std::variant<receipt, build_ref, worker_token, checkin_reply, api_token>;
+struct console_ack {
+  std::uint64_t size = 0;      // the console's length now
+  std::uint64_t new_from = 0;  // where the bytes this chunk added begin
+  std::string added;           // those bytes (none for a resent chunk)
+};
+
+using reply = std::variant<receipt, build_ref, worker_token, checkin_reply, api_token, console_ack>;
 
 // ---- queries ----
 struct list_projects {};
@@ -175,11 +190,18 @@ struct authenticate {
   std::string token;
 };
 struct list_tokens {};
+struct read_console {
+  domain::run_key run;
+  std::uint64_t offset = 0;
+  std::size_t max = 1024 * 1024;
+};
+struct get_stats {};
 
 // A query may ask to see at least the effects of commit `min_seq` (the seq
 // of a reply it got): read-your-writes.
 using query = std::variant<list_projects, get_project, list_builds, get_build, get_run,
-                           list_workers, get_queue, authenticate, list_tokens>;
+                           list_workers, get_queue, authenticate, list_tokens, read_console,
+                           get_stats>;
 
 // A project without its builds (list them with list_builds).
 struct project_info {
@@ -203,10 +225,24 @@ struct run_detail {
   domain::run::state state;  // rundef (without secrets), artifacts, tests
 };
 
+struct console_text {
+  std::uint64_t offset = 0;
+  std::string data;
+  std::uint64_t size = 0;   // the console's length when read
+  bool finished = false;    // the run has ended: nothing more will come
+  kiln::status status = kiln::status::queued;
+};
+struct core_metrics {
+  global_seq seq;
+  std::size_t queue_length = 0;
+  std::map<std::string, std::size_t> runs_by_status;
+  std::size_t workers_online = 0;
+};
+
 using query_result =
   std::variant<std::vector<project_info>, project_detail,
                std::vector<domain::build_summary>, domain::build_summary, run_detail,
                std::vector<domain::worker_summary>, std::vector<domain::waiting_run>,
-               domain::grant, std::vector<domain::token_summary>>;
+               domain::grant, std::vector<domain::token_summary>, console_text, core_metrics>;
 
 } // namespace kiln::core

@@ -1,5 +1,9 @@
 #include "actors/core_service.hpp"
 
+#include "events/json.hpp"
+#include "events/subjects.hpp"
+#include "storage/event_log.hpp"
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -170,6 +174,8 @@ query decode_query(std::string_view verb, const json& b) {
     return authenticate{str(b, "token")};
   if (verb == "list_tokens")
     return list_tokens{};
+  if (verb == "get_stats")
+    return get_stats{};
   throw bad_request{"unknown query '" + std::string{verb} + "'"};
 }
 
@@ -235,6 +241,9 @@ json render(const reply& r) {
     }
     json operator()(const worker_token& x) { return {{"token", x.token}}; }
     json operator()(const api_token& x) { return {{"id", x.id}, {"token", x.token}}; }
+    json operator()(const console_ack& x) {
+      return {{"size", x.size}, {"new_from", x.new_from}, {"added", x.added.size()}};
+    }
     json operator()(const checkin_reply& x) {
       auto runs = json::array();
       for (auto& h : x.runs)
@@ -247,8 +256,9 @@ json render(const reply& r) {
 
 global_seq seq_of(const reply& r) {
   return std::visit([](auto& x) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(x)>, checkin_reply>)
-      return global_seq{};  // a check-in reads; it commits nothing of its own
+    using T = std::decay_t<decltype(x)>;
+    if constexpr (std::is_same_v<T, checkin_reply> || std::is_same_v<T, console_ack>)
+      return global_seq{};  // these commit no event of their own
     else
       return x.seq;
   }, r);
@@ -323,6 +333,15 @@ json render(const query_result& q) {
                        {"issued_ms", ms(t.issued_ns)}});
       return out;
     }
+    json operator()(const console_text& x) {
+      return {{"offset", x.offset}, {"size", x.size}, {"finished", x.finished}};
+    }
+    json operator()(const core_metrics& x) {
+      return {{"seq", x.seq.value},
+              {"queue_length", x.queue_length},
+              {"runs_by_status", x.runs_by_status},
+              {"workers_online", x.workers_online}};
+    }
     json operator()(const std::vector<domain::waiting_run>& x) {
       auto out = json::array();
       for (auto& w : x)
@@ -337,17 +356,90 @@ json render(const query_result& q) {
 
 } // namespace
 
-void core_service::handle(core& c, std::string_view subject, std::string_view data,
-                          std::function<void(std::string)> respond) {
+struct core_service::impl {
+  bus::bus& b;
+  core& c;
+  storage::event_log& log;
+  std::unique_ptr<bus::subscription> commands;
+  std::unique_ptr<bus::subscription> queries;
+  std::unique_ptr<storage::subscription> published;
+
+  void handle(const bus::message& m);
+  void console_append(const json& env, std::string_view bytes, const std::string& reply_to);
+  json events_page(const json& body);
+};
+
+namespace {
+
+constexpr std::size_t max_events_page = 512;
+
+} // namespace
+
+// /v1/events reads its history here: up to `limit` matching commits after
+// `after`, scanning at most a page of the log, and where the scan stopped
+// (so that a rare filter still makes progress).
+json core_service::impl::events_page(const json& b) {
+  auto after = num(b, "after", 0);
+  auto limit = std::min<std::uint64_t>(num(b, "limit", 100), max_events_page);
+  auto filter = str(b, "filter", false);
+  auto commits = log.read_all(global_seq{after}, max_events_page);
+  if (!commits)
+    throw std::runtime_error(commits.error().message);
+  auto out = json::array();
+  auto scanned = after;
+  for (auto& c : *commits) {
+    if (out.size() >= limit)
+      break;
+    scanned = c.seq.value;
+    bool match = filter.empty();
+    for (auto& e : c.body.events)
+      match = match || bus::subject_matches(filter, subjects::event_path(c.body.stream, type_name(e)));
+    if (match)
+      out.push_back(json::parse(to_json_line(c)));
+  }
+  return {{"commits", std::move(out)}, {"scanned", scanned}, {"head", log.last_seq().value}};
+}
+
+void core_service::impl::console_append(const json& env, std::string_view bytes,
+                                        const std::string& reply_to) {
+  auto body = env.value("body", json::object());
+  append_console req{run_of(body), str(body, "worker"), num(body, "offset", 0), std::string{bytes}};
+  auto key = req.run;
+  c.submit(std::move(req), {env.value("principal", std::string{"anonymous"}), ""},
+           [this, key, reply_to](result<reply> r) {
+             if (!r)
+               return (void)b.publish(reply_to, fail(r.error().code, r.error().message));
+             auto& ack = std::get<console_ack>(*r);
+             // Followers first, then the worker: a follower never lags an ack.
+             if (!ack.added.empty())
+               b.publish(subjects::console_subject(key.project, key.build, key.name),
+                         subjects::frame(json{{"run", key.path()},
+                                              {"offset", ack.new_from},
+                                              {"size", ack.size}}.dump(),
+                                         ack.added));
+             b.publish(reply_to, succeed({}, {{"size", ack.size},
+                                              {"new_from", ack.new_from},
+                                              {"added", ack.added.size()}}));
+           });
+}
+
+void core_service::impl::handle(const bus::message& m) {
+  if (m.reply_to.empty())
+    return;  // nobody to answer: requests only
   constexpr std::string_view cmd = "kiln.cmd.", qry = "kiln.qry.";
+  std::string_view subject = m.subject;
+  auto respond = [this, to = m.reply_to](std::string out) { b.publish(to, std::move(out)); };
   try {
-    auto j = json::parse(data, nullptr, false);
+    auto [head, bytes] = subjects::unframe(m.data);
+    auto j = json::parse(head, nullptr, false);
     if (j.is_discarded() || !j.is_object())
       throw bad_request{"the request is not a JSON object"};
     auto body = j.value("body", json::object());
     if (!body.is_object())
       throw bad_request{"'body' must be an object"};
-    if (subject.substr(0, cmd.size()) == cmd) {
+    if (subject == "kiln.cmd.append_console") {
+      console_append(j, bytes, m.reply_to);
+    } else if (subject.substr(0, cmd.size()) == cmd) {
       request_context ctx{j.value("principal", std::string{"anonymous"}),
                           j.value("command_id", std::string{})};
       c.submit(decode_command(subject.substr(cmd.size()), body), std::move(ctx),
@@ -356,6 +448,23 @@ void core_service::handle(core& c, std::string_view subject, std::string_view da
                    return respond(fail(r.error().code, r.error().message));
                  respond(succeed(seq_of(*r), render(*r)));
                });
+    } else if (subject == "kiln.qry.events") {
+      respond(succeed({}, events_page(body)));
+    } else if (subject == "kiln.qry.read_console") {
+      read_console q{run_of(body), num(body, "offset", 0),
+                     std::min<std::size_t>(num(body, "max", 1 << 20), 1 << 20)};
+      c.ask(std::move(q), global_seq{j.value("min_seq", std::uint64_t{0})},
+            [respond](result<query_result> r) {
+              if (!r)
+                return respond(fail(r.error().code, r.error().message));
+              auto& t = std::get<console_text>(*r);
+              respond(subjects::frame(
+                succeed({}, {{"offset", t.offset},
+                             {"size", t.size},
+                             {"finished", t.finished},
+                             {"status", kiln::to_string(t.status)}}),
+                t.data));
+            });
     } else if (subject.substr(0, qry.size()) == qry) {
       global_seq min_seq{j.value("min_seq", std::uint64_t{0})};
       c.ask(decode_query(subject.substr(qry.size()), body), min_seq,
@@ -371,20 +480,33 @@ void core_service::handle(core& c, std::string_view subject, std::string_view da
     respond(fail("bad_request", e.message));
   } catch (const json::exception& e) {
     respond(fail("bad_request", e.what()));
+  } catch (const std::runtime_error& e) {
+    respond(fail("io", e.what()));
   }
 }
 
-core_service::core_service(bus::bus& b, core& c) {
-  auto serve = [&b, &c](const bus::message& m) {
-    if (m.reply_to.empty())
-      return;  // nobody to answer: requests only
-    handle(c, m.subject, m.data,
-           [&b, to = m.reply_to](std::string out) { b.publish(to, std::move(out)); });
-  };
-  commands_ = b.subscribe("kiln.cmd.>", serve, "cores");
-  queries_ = b.subscribe("kiln.qry.>", serve, "cores");
+core_service::core_service(bus::bus& b, core& c, storage::event_log& log)
+    : impl_(std::make_unique<impl>(impl{b, c, log, nullptr, nullptr, nullptr})) {
+  auto serve = [p = impl_.get()](const bus::message& m) { p->handle(m); };
+  impl_->commands = b.subscribe("kiln.cmd.>", serve, "cores");
+  impl_->queries = b.subscribe("kiln.qry.>", serve, "cores");
+  // Every committed event, for gateways (/v1/events, follow streams) and
+  // outside subscribers: one message per event on its subject, the whole
+  // commit as JSON (so a reader sees its sequence and siblings).
+  impl_->published = log.subscribe(log.last_seq(), [p = impl_.get()](const logged_commit& c) {
+    auto line = to_json_line(c);
+    for (auto& e : c.body.events)
+      p->b.publish(subjects::event_subject(c.body.stream, type_name(e)), line);
+    return true;
+  });
 }
 
-core_service::~core_service() = default;
+core_service::~core_service() {
+  if (impl_) {
+    impl_->published.reset();
+    impl_->commands.reset();
+    impl_->queries.reset();
+  }
+}
 
 } // namespace kiln::core

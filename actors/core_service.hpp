@@ -1,33 +1,35 @@
 #pragma once
 // The core on the bus: answers `kiln.cmd.<verb>` and `kiln.qry.<verb>`
 // requests (queue group "cores", so any number of cores share the work) with
-// JSON, the wire format between gateways and cores (docs/api.md). Gateways
-// never see the core's types: they send JSON and relay JSON.
+// JSON, the wire format between gateways and cores (docs/api.md), and
+// publishes every committed event on `kiln.evt.…` and every console chunk
+// on `kiln.log.…` (docs/events.md). Gateways never see the core's types.
 #include "actors/core.hpp"
 #include "events/bus.hpp"
 
 #include <memory>
-#include <string>
-#include <string_view>
+
+namespace kiln::storage {
+class event_log;
+}
 
 namespace kiln::core {
 
-// Request: {"principal", "command_id", "min_seq", "body": {...}}.
+// Request: {"principal", "command_id", "min_seq", "body": {...}}; console
+// bytes follow the JSON after a newline (events/subjects.hpp frame).
 // Reply:   {"ok": true, "seq": N, "result": {...}} or
-//          {"ok": false, "error": "<code>", "message": "<text>"}.
+//          {"ok": false, "error": "<code>", "message": "<text>"};
+//          read_console's reply is framed too, its bytes after the JSON.
 class core_service {
  public:
-  core_service(bus::bus& b, core& c);
+  // `b`, `c` and `log` must outlive the service.
+  core_service(bus::bus& b, core& c, storage::event_log& log);
   ~core_service();  // unsubscribes; replies still in flight are dropped
 
-  // One request's handling, without the bus (tests, and the single place
-  // that decodes and encodes): `respond` is called exactly once.
-  static void handle(core& c, std::string_view subject, std::string_view data,
-                     std::function<void(std::string)> respond);
+  struct impl;
 
  private:
-  std::unique_ptr<bus::subscription> commands_;
-  std::unique_ptr<bus::subscription> queries_;
+  std::unique_ptr<impl> impl_;
 };
 
 } // namespace kiln::core

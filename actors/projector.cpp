@@ -2,6 +2,7 @@
 // process managers and the scheduler acting on it, and the use cases
 // (requests and queries) that need it. One actor, so the model needs no lock.
 #include "actors/core_messages.hpp"
+#include "storage/console_store.hpp"
 
 #include "actors/build_plan.hpp"
 #include "actors/process_manager.hpp"
@@ -426,6 +427,27 @@ void allocate(projector_actor* self, std::string project, domain::project::alloc
        });
 }
 
+// The worker holding a run (assigned or running) writes its console.
+result<reply> write_console(projector_actor* self, const append_console& x) {
+  auto& s = self->state;
+  auto console = s.env->config.console;
+  if (!console)
+    return error{"unavailable", "this core keeps no console logs"};
+  auto r = s.model->run(x.run);
+  if (!r)
+    return error{"not_found", "no run " + x.run.path()};
+  if (r->worker != x.worker)
+    return error{"not_assigned_to_you", "run " + x.run.path() + " is not held by worker '"
+                                          + x.worker + "'"};
+  if (r->finished())
+    return error{"finished", "run " + x.run.path() + " has ended; its console is closed"};
+  auto a = console->append_console(x.run.path(), x.offset, x.data);
+  if (!a)
+    return a.error();
+  return reply{console_ack{a->size, a->new_from,
+                           a->added ? x.data.substr(x.data.size() - a->added) : std::string{}}};
+}
+
 void issue(projector_actor* self, const issue_token& x, const request_context& ctx,
            reply_callback cb) {
   auto& s = self->state;
@@ -592,6 +614,8 @@ void handle(projector_actor* self, request& req, const request_context& ctx, rep
       } else if constexpr (std::is_same_v<T, revoke_token>) {
         simple(self, streams::token(x.id),
                domain::token::revoke_token{"revoked by " + ctx.principal}, ctx, cb);
+      } else if constexpr (std::is_same_v<T, append_console>) {
+        cb(write_console(self, x));
       } else if constexpr (std::is_same_v<T, worker_checkin>) {
         checkin(self, x, cb);
       } else if constexpr (std::is_same_v<T, report_run>) {
@@ -681,6 +705,34 @@ void answer(projector_actor* self, const query& q, query_callback cb) {
         if (!g)
           return cb(g.error());
         cb(query_result{std::move(*g)});
+      } else if constexpr (std::is_same_v<T, read_console>) {
+        auto r = m.run(x.run);
+        if (!r)
+          return cb(error{"not_found", "no run " + x.run.path()});
+        auto console = self->state.env->config.console;
+        if (!console)
+          return cb(error{"unavailable", "this core keeps no console logs"});
+        // The status first: bytes read after it was final are all there are.
+        auto finished = r->finished();
+        auto status = r->status;
+        auto size = console->console_size(x.run.path());
+        if (!size)
+          return cb(size.error());
+        auto data = console->read_console(x.run.path(), x.offset, x.max);
+        if (!data)
+          return cb(data.error());
+        cb(query_result{console_text{x.offset, std::move(*data), *size, finished, status}});
+      } else if constexpr (std::is_same_v<T, get_stats>) {
+        core_metrics out;
+        out.seq = m.seq();
+        out.queue_length = m.queue().size();
+        for (auto& [pname, p] : m.projects())
+          for (auto& [n, b] : p.builds)
+            for (auto& run : b.runs)
+              ++out.runs_by_status[std::string{kiln::to_string(run.status)}];
+        for (auto& [wname, w] : m.workers())
+          out.workers_online += w.online && !w.deleted;
+        cb(query_result{std::move(out)});
       } else if constexpr (std::is_same_v<T, list_tokens>) {
         std::vector<domain::token_summary> out;
         for (auto& [id, t] : m.tokens())

@@ -16,7 +16,7 @@ namespace {
 struct service_fixture {
   core_fixture f;
   bus::in_process_bus b;
-  core::core_service service{b, *f.node};
+  core::core_service service{b, *f.node, *f.log};
 
   json ask(const std::string& subject, json body, json extra = json::object()) {
     extra["body"] = std::move(body);
