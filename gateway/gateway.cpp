@@ -313,7 +313,8 @@ void metrics(const call_ptr& c) {
              "# TYPE kiln_workers_online gauge\n"
              "kiln_workers_online " + std::to_string(s.value("workers_online", 0ull)) + "\n";
       out += "# HELP kiln_runs Runs by status.\n# TYPE kiln_runs gauge\n";
-      for (auto& [status, n] : s.value("runs_by_status", json::object()).items())
+      auto by_status = s.value("runs_by_status", json::object());
+      for (auto& [status, n] : by_status.items())
         out += "kiln_runs{status=\"" + status + "\"} " + std::to_string(n.get<std::uint64_t>()) + "\n";
     } else {
       out += "# core unavailable: " + r.error().message + "\n";

@@ -1,8 +1,6 @@
 // `kiln up` as a real process over real loopback HTTP: health, readiness,
 // JSON errors for what is not built yet, limits, and a clean SIGTERM.
-#include "support/http_client.hpp"
-#include "support/process.hpp"
-#include "support/temp_dir.hpp"
+#include "kiln_up_fixture.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -11,27 +9,7 @@
 
 using namespace kiln::test;
 
-namespace {
 
-struct kiln_up {
-  temp_dir dir{"kiln-up"};
-  child_process proc{{{KILN_BINARY, "up", "--data", (dir / "data").string(), "--listen",
-                       "127.0.0.1:0", "--workers", "0"}}};
-  std::uint16_t port = 0;
-
-  kiln_up() {
-    auto line = proc.wait_for_line("listening on http://");
-    if (!line)
-      FAIL("kiln up did not start: " << proc.transcript());
-    std::smatch m;
-    std::regex re{R"(http://127\.0\.0\.1:(\d+))"};
-    REQUIRE(std::regex_search(*line, m, re));
-    port = static_cast<std::uint16_t>(std::stoi(m[1]));
-  }
-  http_reply get(const std::string& target) { return http_request("127.0.0.1", port, "GET", target); }
-};
-
-} // namespace
 
 TEST_CASE("kiln up answers health and readiness over HTTP", "[http][up]") {
   kiln_up up;
@@ -44,10 +22,10 @@ TEST_CASE("kiln up answers health and readiness over HTTP", "[http][up]") {
 
 TEST_CASE("what is not built answers a JSON error, not silence", "[http][up]") {
   kiln_up up;
-  auto api = up.get("/v1/projects");
-  CHECK(api.status == 501);
-  CHECK(api.body.find("\"error\":\"not_implemented\"") != std::string::npos);
-  CHECK(api.body.find("issue 4") != std::string::npos);
+  auto hook = http_request("127.0.0.1", up.port, "POST", "/v1/hooks/github/app", "{}");
+  CHECK(hook.status == 501);
+  CHECK(hook.body.find("\"error\":\"not_implemented\"") != std::string::npos);
+  CHECK(hook.body.find("issue 7") != std::string::npos);
   auto missing = up.get("/nowhere");
   CHECK(missing.status == 404);
   CHECK(missing.body.find("\"error\":\"not_found\"") != std::string::npos);
@@ -69,8 +47,8 @@ TEST_CASE("oversized bodies get 413 and malformed requests 400", "[http][up]") {
 TEST_CASE("SIGTERM stops kiln up cleanly with exit 0", "[http][up]") {
   kiln_up up;
   REQUIRE(up.get("/healthz").status == 200);
-  up.proc.signal(SIGTERM);
-  CHECK(up.proc.wait() == 0);
+  up.proc->signal(SIGTERM);
+  CHECK(up.proc->wait() == 0);
   CHECK(up.get("/healthz").status == 0);  // nobody listens any more
 }
 

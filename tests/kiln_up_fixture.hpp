@@ -1,0 +1,51 @@
+#pragma once
+// `kiln up` as a real child process, and HTTP helpers against it.
+#include "support/http_client.hpp"
+#include "support/process.hpp"
+#include "support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <regex>
+
+namespace kiln::test {
+
+struct kiln_up {
+  temp_dir dir{"kiln-up"};
+  std::unique_ptr<child_process> proc;
+  std::uint16_t port = 0;
+  std::string admin;  // the admin token
+
+  explicit kiln_up(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv{KILN_BINARY, "up", "--data", (dir / "data").string(),
+                                  "--listen", "127.0.0.1:0", "--workers", "0"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    proc = std::make_unique<child_process>(process_options{argv});
+    auto line = proc->wait_for_line("listening on http://");
+    if (!line)
+      FAIL("kiln up did not start: " << proc->transcript());
+    std::smatch m;
+    std::regex re{R"(http://127\.0\.0\.1:(\d+))"};
+    REQUIRE(std::regex_search(*line, m, re));
+    port = static_cast<std::uint16_t>(std::stoi(m[1]));
+    std::ifstream in{dir / "data" / "admin.token"};
+    std::getline(in, admin);
+  }
+
+  http_reply get(const std::string& target) { return http_request("127.0.0.1", port, "GET", target); }
+
+  // A request with a bearer token (the admin's unless another is given).
+  http_reply api(const std::string& method, const std::string& target, const std::string& body = {},
+                 std::map<std::string, std::string> headers = {}, std::string token = "") {
+    if (token.empty())
+      token = admin;
+    if (token != "-")
+      headers.emplace("Authorization", "Bearer " + token);
+    if (!body.empty() && !headers.count("Content-Type"))
+      headers.emplace("Content-Type", "application/json");
+    return http_request("127.0.0.1", port, method, target, body, headers);
+  }
+};
+
+} // namespace kiln::test
