@@ -50,16 +50,19 @@ case "$cmd" in
       curl -fsS "http://$listen/readyz" > /dev/null 2>&1 && break
       sleep 0.1
     done
-    # Load the sample project through the public API.
+    # Load the sample project through the public API, as the node's admin.
+    token=${KILN_TOKEN:-$(cat "$data/admin.token" 2>/dev/null)}
     code=$(curl -sS -o /tmp/kiln-sample.out -w '%{http_code}' -X PUT \
       --data-binary @deploy/sample-project.yml -H 'Content-Type: application/yaml' \
-      ${KILN_TOKEN:+-H "Authorization: Bearer $KILN_TOKEN"} \
+      -H "Authorization: Bearer $token" \
       "http://$listen/v1/projects/sample" || true)
     if [ "$code" = 201 ] || [ "$code" = 200 ]; then
       echo "dev.sh: sample project loaded: http://$listen/v1/projects/sample"
     else
       echo "dev.sh: sample project NOT loaded (HTTP $code): $(cat /tmp/kiln-sample.out 2>/dev/null)"
     fi
+    echo "dev.sh: admin token in $data/admin.token; try:"
+    echo "  curl -H \"Authorization: Bearer \$(cat $data/admin.token)\" http://$listen/v1/projects"
     echo "dev.sh: kiln is running (pid $pid); Ctrl-C stops it"
     wait $pid
     ;;
