@@ -366,7 +366,7 @@ struct core_service::impl {
 
   void handle(const bus::message& m);
   void console_append(const json& env, std::string_view bytes, const std::string& reply_to);
-  json events_page(const json& body);
+  std::string events_page(const json& body);
 };
 
 namespace {
@@ -377,27 +377,32 @@ constexpr std::size_t max_events_page = 512;
 
 // /v1/events reads its history here: up to `limit` matching commits after
 // `after`, scanning at most a page of the log, and where the scan stopped
-// (so that a rare filter still makes progress).
-json core_service::impl::events_page(const json& b) {
+// (so that a rare filter still makes progress). The whole reply, built as
+// text: the commits are JSON lines already.
+std::string core_service::impl::events_page(const json& b) {
   auto after = num(b, "after", 0);
   auto limit = std::min<std::uint64_t>(num(b, "limit", 100), max_events_page);
   auto filter = str(b, "filter", false);
   auto commits = log.read_all(global_seq{after}, max_events_page);
   if (!commits)
     throw std::runtime_error(commits.error().message);
-  auto out = json::array();
+  std::string list;
+  std::size_t matched = 0;
   auto scanned = after;
   for (auto& c : *commits) {
-    if (out.size() >= limit)
+    if (matched >= limit)
       break;
     scanned = c.seq.value;
     bool match = filter.empty();
     for (auto& e : c.body.events)
       match = match || bus::subject_matches(filter, subjects::event_path(c.body.stream, type_name(e)));
-    if (match)
-      out.push_back(json::parse(to_json_line(c)));
+    if (match) {
+      list += matched++ ? "," : "";
+      list += to_json_line(c);
+    }
   }
-  return {{"commits", std::move(out)}, {"scanned", scanned}, {"head", log.last_seq().value}};
+  return R"({"ok":true,"seq":0,"result":{"commits":[)" + list + R"(],"scanned":)"
+         + std::to_string(scanned) + R"(,"head":)" + std::to_string(log.last_seq().value) + "}}";
 }
 
 void core_service::impl::console_append(const json& env, std::string_view bytes,
@@ -449,7 +454,7 @@ void core_service::impl::handle(const bus::message& m) {
                  respond(succeed(seq_of(*r), render(*r)));
                });
     } else if (subject == "kiln.qry.events") {
-      respond(succeed({}, events_page(body)));
+      respond(events_page(body));
     } else if (subject == "kiln.qry.read_console") {
       read_console q{run_of(body), num(body, "offset", 0),
                      std::min<std::size_t>(num(body, "max", 1 << 20), 1 << 20)};

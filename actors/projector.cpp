@@ -2,18 +2,17 @@
 // process managers and the scheduler acting on it, and the use cases
 // (requests and queries) that need it. One actor, so the model needs no lock.
 #include "actors/core_messages.hpp"
-#include "storage/console_store.hpp"
 
 #include "actors/build_plan.hpp"
 #include "actors/process_manager.hpp"
 #include "actors/scheduler.hpp"
 #include "events/streams.hpp"
+#include "storage/console_store.hpp"
 #include "storage/event_log.hpp"
 #include "storage/secret_box.hpp"
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
-#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>

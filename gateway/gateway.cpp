@@ -7,6 +7,7 @@
 #include "gateway/live_streams.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/url.hpp"
+#include "events/commit.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -144,27 +145,19 @@ bool safe_component(std::string_view s) {
 std::string incoming_name() {
   unsigned char rnd[12];
   RAND_bytes(rnd, sizeof rnd);
-  std::string name = "upload-";
-  for (auto b : rnd) {
-    name += "0123456789abcdef"[b >> 4];
-    name += "0123456789abcdef"[b & 15];
-  }
-  return name;
+  return "upload-" + to_hex(std::string_view{reinterpret_cast<const char*>(rnd), sizeof rnd});
 }
 
-// NATS-style: dot-separated tokens, none empty, '>' only last.
+// NATS-style: tokens (bus::valid_token) or '*', and '>' only last.
 bool valid_pattern(std::string_view p) {
-  std::size_t start = 0;
   while (true) {
-    auto dot = p.find('.', start);
-    auto tok = p.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (tok.empty() || (tok.find_first_of("*>") != std::string_view::npos && tok.size() > 1))
-      return false;
-    if (tok == ">" && dot != std::string_view::npos)
-      return false;
+    auto dot = p.find('.');
+    auto tok = p.substr(0, dot);
     if (dot == std::string_view::npos)
-      return true;
-    start = dot + 1;
+      return tok == ">" || tok == "*" || bus::valid_token(tok);
+    if (tok != "*" && !bus::valid_token(tok))
+      return false;
+    p.remove_prefix(dot + 1);
   }
 }
 
@@ -188,18 +181,27 @@ std::optional<json> parse_json(const call_ptr& c) {
   return j;
 }
 
-// {project, build, run} of a run route, or a 400 already sent.
-std::optional<json> run_body(const call_ptr& c) {
+// {project, build} of a build route, or a 400 already sent.
+std::optional<json> build_body(const call_ptr& c) {
   auto n = build_number(c->param("build"));
   if (!n) {
     c->fail(400, "bad_request", "'" + c->param("build") + "' is not a build number");
     return std::nullopt;
   }
+  return json{{"project", c->param("project")}, {"build", *n}};
+}
+
+// {project, build, run} of a run route, or a 400 already sent.
+std::optional<json> run_body(const call_ptr& c) {
+  auto b = build_body(c);
+  if (!b)
+    return std::nullopt;
   if (!safe_component(c->param("run"))) {
     c->fail(400, "bad_request", "'" + c->param("run") + "' is not a run name");
     return std::nullopt;
   }
-  return json{{"project", c->param("project")}, {"build", *n}, {"run", c->param("run")}};
+  (*b)["run"] = c->param("run");
+  return b;
 }
 
 } // namespace
@@ -391,15 +393,6 @@ void list_builds(const call_ptr& c) {
       body[key] = *n;
     }
   c->gw.core.query("list_builds", body, c->as_caller(), render(c));
-}
-
-std::optional<json> build_body(const call_ptr& c) {
-  auto n = build_number(c->param("build"));
-  if (!n) {
-    c->fail(400, "bad_request", "'" + c->param("build") + "' is not a build number");
-    return std::nullopt;
-  }
-  return json{{"project", c->param("project")}, {"build", *n}};
 }
 
 void get_build(const call_ptr& c) {
@@ -797,13 +790,7 @@ std::string sha256_file(const std::filesystem::path& p, std::uint64_t& size) {
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx, md, &len);
   EVP_MD_CTX_free(ctx);
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out.push_back(digits[md[i] >> 4]);
-    out.push_back(digits[md[i] & 15]);
-  }
-  return out;
+  return to_hex(std::string_view{reinterpret_cast<const char*>(md), len});
 }
 
 void put_artifact(const call_ptr& c) {

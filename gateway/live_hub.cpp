@@ -39,7 +39,7 @@ live_hub::~live_hub() {
 std::uint64_t live_hub::on_event(event_listener f) {
   std::lock_guard lock{mu_};
   auto id = next_++;
-  events_[id] = {std::make_shared<event_listener>(std::move(f)), {}};
+  events_[id] = std::make_shared<event_listener>(std::move(f));
   return id;
 }
 
@@ -78,10 +78,8 @@ void live_hub::deliver_event(const bus::message& m) {
   std::string_view path = m.subject;
   path.remove_prefix(std::min(path.size(), prefix.size()));
   std::lock_guard lock{mu_};
-  std::vector<std::pair<std::uint64_t, std::shared_ptr<event_listener>>> copy;
-  copy.reserve(events_.size());
-  for (auto& [id, e] : events_)
-    copy.emplace_back(id, e.fn);
+  // A copy: a listener may remove itself (or others) while called.
+  auto copy = events_;
   for (auto& [id, f] : copy)
     if (events_.count(id))
       (*f)(path);

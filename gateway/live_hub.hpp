@@ -34,17 +34,12 @@ class live_hub {
   void remove(std::uint64_t id);
 
  private:
-  template <class F>
-  struct entry {
-    std::shared_ptr<F> fn;
-    std::string key;
-  };
   void deliver_event(const bus::message& m);
   void deliver_chunk(const bus::message& m);
 
   std::recursive_mutex mu_;  // held while calling, so remove() waits for a call in progress
   std::uint64_t next_ = 1;
-  std::map<std::uint64_t, entry<event_listener>> events_;
+  std::map<std::uint64_t, std::shared_ptr<event_listener>> events_;
   std::multimap<std::string, std::pair<std::uint64_t, std::shared_ptr<chunk_listener>>> chunks_;
   std::map<std::uint64_t, std::string> chunk_keys_;
   std::map<std::uint64_t, std::shared_ptr<tick_listener>> ticks_;

@@ -183,6 +183,24 @@ class stream_base : public live_stream, public std::enable_shared_from_this<stre
       unlisten();
   }
 
+  // A read from the core may start: returns where it reads from, or
+  // nothing when one is out already (it is marked to go again) or the
+  // stream has ended, or, with `pause_when_full`, the client is behind.
+  std::optional<std::uint64_t> claim_read(bool pause_when_full) {
+    std::lock_guard lock{mu_};
+    if (ended_)
+      return std::nullopt;
+    if (fetching_) {
+      dirty_ = true;
+      return std::nullopt;
+    }
+    if (pause_when_full && out_ && out_->pending() > limits_.buffer_bytes / 2)
+      return std::nullopt;  // paused until the client reads (or the tick cuts it off)
+    fetching_ = true;
+    dirty_ = false;
+    return next_;
+  }
+
   live_hub& hub_;
   core_client& core_;
   responder respond_;
@@ -193,6 +211,9 @@ class stream_base : public live_stream, public std::enable_shared_from_this<stre
   bool ended_ = false;
   clock_type::time_point last_write_ = clock_type::now();
   std::vector<std::uint64_t> ids_;
+  std::uint64_t next_ = 0;  // where the next read from the core starts
+  bool fetching_ = false;   // a read is out
+  bool dirty_ = false;      // something happened while it was: read again
 };
 
 // ---- console ----
@@ -205,7 +226,9 @@ class console_follower final : public stream_base {
       run_path_(req_.project + "/" + std::to_string(req_.build) + "/" + req_.run),
       completed_(subjects::event_path(streams::run(req_.project, req_.build, req_.run),
                                       "RunCompleted")),
-      next_(req_.offset), sent_(req_.offset) {}
+      sent_(req_.offset) {
+    next_ = req_.offset;
+  }
 
   void start() override {
     auto self = std::static_pointer_cast<console_follower>(shared_from_this());
@@ -237,19 +260,10 @@ class console_follower final : public stream_base {
 
   // Reads from `next_` (what the client has been sent, plus held bytes).
   void fetch() {
-    std::uint64_t from = 0;
-    {
-      std::lock_guard lock{mu_};
-      if (ended_)
-        return;
-      if (fetching_) {
-        dirty_ = true;
-        return;
-      }
-      fetching_ = true;
-      dirty_ = false;
-      from = next_;
-    }
+    auto claimed = claim_read(false);
+    if (!claimed)
+      return;
+    auto from = *claimed;
     std::weak_ptr<console_follower> weak =
       std::static_pointer_cast<console_follower>(shared_from_this());
     core_.query("read_console",
@@ -350,11 +364,10 @@ class console_follower final : public stream_base {
   console_follow_request req_;
   std::string run_path_;
   std::string completed_;
-  std::uint64_t next_;  // bytes taken from the core so far
-  std::uint64_t sent_;  // bytes the client has been sent (SSE holds a cut character)
+  // next_ counts the bytes taken from the core; sent_ those the client has
+  // been sent (SSE holds back a cut character).
+  std::uint64_t sent_;
   std::string carry_;
-  bool fetching_ = false;
-  bool dirty_ = false;
 };
 
 // ---- events ----
@@ -363,7 +376,9 @@ class event_feed final : public stream_base {
  public:
   event_feed(live_hub& hub, core_client& core, responder respond, http_response head,
              event_feed_request req, stream_limits limits)
-    : stream_base(hub, core, std::move(respond), std::move(head), limits), req_(std::move(req)), next_(req_.after) {}
+    : stream_base(hub, core, std::move(respond), std::move(head), limits), req_(std::move(req)) {
+    next_ = req_.after;
+  }
 
   void start() override {
     std::weak_ptr<event_feed> weak = std::static_pointer_cast<event_feed>(shared_from_this());
@@ -389,23 +404,11 @@ class event_feed final : public stream_base {
   }
 
   void fetch() {
-    std::uint64_t from = 0;
-    {
-      std::lock_guard lock{mu_};
-      if (ended_)
-        return;
-      if (fetching_) {
-        dirty_ = true;
-        return;
-      }
-      if (out_ && out_->pending() > limits_.buffer_bytes / 2)
-        return;  // paused until the client reads (or the tick cuts it off)
-      fetching_ = true;
-      dirty_ = false;
-      from = next_;
-    }
+    auto from = claim_read(true);
+    if (!from)
+      return;
     std::weak_ptr<event_feed> weak = std::static_pointer_cast<event_feed>(shared_from_this());
-    core_.query("events", {{"after", from}, {"filter", req_.filter}, {"limit", 200}}, req_.who,
+    core_.query("events", {{"after", *from}, {"filter", req_.filter}, {"limit", 200}}, req_.who,
                 [weak](result<core_answer> r) {
                   if (auto s = weak.lock())
                     s->on_page(std::move(r));
@@ -454,9 +457,6 @@ class event_feed final : public stream_base {
   }
 
   event_feed_request req_;
-  std::uint64_t next_;
-  bool fetching_ = false;
-  bool dirty_ = false;
 };
 
 } // namespace

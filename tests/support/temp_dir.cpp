@@ -6,6 +6,7 @@
 namespace kiln::test {
 
 temp_dir::temp_dir(const std::string& tag) {
+  // mkdtemp replaces the trailing XXXXXX of its template with a unique name.
   auto tmpl = (std::filesystem::temp_directory_path() / (tag + "-XXXXXX")).string();
   if (!mkdtemp(tmpl.data()))
     throw std::runtime_error("mkdtemp failed");
