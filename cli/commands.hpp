@@ -6,4 +6,5 @@ int cmd_audit(int argc, char** argv);
 int cmd_events(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_replay(int argc, char** argv);
+int cmd_token(int argc, char** argv);
 } // namespace kiln::cli

@@ -19,7 +19,10 @@ void usage(std::FILE* out) {
     "  audit verify --data DIR                verify the event log's hash chain\n"
     "  events --data DIR [--after SEQ] [--follow]  print events as JSON lines\n"
     "  replay --data DIR [--at RFC3339|SEQ] [--project P]  state as of a moment, as JSON\n"
-    "  bench log [--json] [--dir DIR]         event log benchmark\n"
+    "  token create --scope read|trigger|admin [--project P] [--label L]\n"
+    "  token list | token revoke ID           API tokens, over HTTP:\n"
+    "      [--server URL] [--token-file F] (or KILN_TOKEN)\n"
+    "  bench log|core|gateway [--json]        benchmarks (docs/performance.md)\n"
     "  --version\n"
     "not built yet: core, gateway, worker, simulate (see README.md)\n",
     out);
@@ -66,6 +69,8 @@ int main(int argc, char** argv) {
       return kiln::cli::cmd_bench(argc, argv);
     if (cmd == "replay")
       return kiln::cli::cmd_replay(argc, argv);
+    if (cmd == "token")
+      return kiln::cli::cmd_token(argc, argv);
     if (cmd == "core")
       return not_built(cmd, "the cluster (issue 6)");
     if (cmd == "gateway")

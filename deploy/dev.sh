@@ -12,7 +12,8 @@ packages=(
   g++ cmake make pkg-config ccache git curl
   libcaf-dev libnats-dev nats-server librocksdb-dev
   libflatbuffers-dev flatbuffers-compiler libyaml-cpp-dev libboost1.74-dev
-  libspdlog-dev catch2 nlohmann-json3-dev libssl-dev libre2-dev
+  libspdlog-dev catch2 nlohmann-json3-dev libssl-dev libre2-dev libcurl4-openssl-dev
+  wrk nginx-light
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -382,6 +382,67 @@ TEST_CASE("tokens: scopes, a project's token, revocation, public read", "[gatewa
   CHECK(wait_until([&] { return up.api("GET", "/v1/projects", {}, {}, read_token).status == 401; }));
 }
 
+TEST_CASE("kiln token create, list and revoke over HTTP", "[gateway][cli]") {
+  kiln_up up;
+  REQUIRE(up.api("PUT", "/v1/projects/app", project_yaml, {{"Content-Type", "application/yaml"}})
+            .status == 200);
+  auto server = "http://127.0.0.1:" + std::to_string(up.port);
+  auto admin_file = (up.dir / "data" / "admin.token").string();
+  auto token_cmd = [&](std::vector<std::string> rest) {
+    std::vector<std::string> argv{KILN_BINARY, "token"};
+    argv.insert(argv.end(), rest.begin(), rest.end());
+    for (auto extra : {"--server", server.c_str(), "--token-file", admin_file.c_str()})
+      argv.emplace_back(extra);
+    return run(argv);
+  };
+  // The JSON line of a command's output (stderr is merged into it).
+  auto json_line = [](const std::string& out) {
+    auto at = out.find('{');
+    REQUIRE(at != std::string::npos);
+    return json::parse(out.substr(at, out.find('\n', at) - at));
+  };
+
+  auto [code, out] = token_cmd({"create", "--scope", "trigger", "--project", "app", "--json"});
+  REQUIRE(code == 0);
+  auto made = json_line(out);
+  std::string token = made["token"];
+  CHECK(made["scope"] == "trigger");
+  CHECK(up.api("POST", "/v1/projects/app/builds", R"({"trigger":"ci"})", {}, token).status == 201);
+  CHECK(up.api("PUT", "/v1/projects/app", project_yaml, {{"Content-Type", "application/yaml"}}, token)
+          .status == 403);
+
+  auto [lcode, listed] = token_cmd({"list"});
+  CHECK(lcode == 0);
+  CHECK(listed.find(made["id"].get<std::string>() + "\ttrigger\tapp") != std::string::npos);
+  CHECK(listed.find(token) == std::string::npos);
+
+  auto [rcode, rout] = token_cmd({"revoke", made["id"]});
+  CHECK(rcode == 0);
+  CHECK(wait_until([&] {
+    return up.api("GET", "/v1/projects", {}, {}, token).status == 401;
+  }));
+
+  // The errors a user meets: a bad scope, a token that is not an admin's, no token.
+  auto [bad, bad_out] = token_cmd({"create", "--scope", "root"});
+  CHECK(bad == 1);
+  CHECK(bad_out.find("scope") != std::string::npos);
+  auto [reader_code, reader_out] = token_cmd({"create", "--scope", "read", "--json"});
+  REQUIRE(reader_code == 0);
+  std::string reader = json_line(reader_out)["token"];
+  auto [weak, weak_out] = run({KILN_BINARY, "token", "list", "--server", server}, 60s);
+  CHECK(weak == 2);
+  CHECK(weak_out.find("KILN_TOKEN") != std::string::npos);
+  setenv("KILN_TOKEN", reader.c_str(), 1);
+  auto [denied, denied_out] = run({KILN_BINARY, "token", "list", "--server", server}, 60s);
+  unsetenv("KILN_TOKEN");
+  CHECK(denied == 1);
+  CHECK(denied_out.find("forbidden") != std::string::npos);
+  auto [down, down_out] = run({KILN_BINARY, "token", "list", "--server", "http://127.0.0.1:1",
+                               "--token-file", admin_file}, 60s);
+  CHECK(down == 1);
+  CHECK(down_out.find("127.0.0.1:1") != std::string::npos);
+}
+
 TEST_CASE("metrics in Prometheus text", "[gateway]") {
   kiln_up up;
   REQUIRE(up.api("PUT", "/v1/projects/app", project_yaml, {{"Content-Type", "application/yaml"}})
