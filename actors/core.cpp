@@ -137,6 +137,11 @@ result<query_result> core::read(query q, global_seq min_seq) {
   return wait_for<query_result>([&](auto done) { ask(std::move(q), min_seq, done); });
 }
 
+void core::on_applied(commit_listener f) {
+  if (impl_->projector)
+    caf::anon_send(impl_->projector, listen_atom::value, std::move(f));
+}
+
 core_stats core::stats() const {
   auto& p = *impl_;
   core_stats out;

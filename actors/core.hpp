@@ -74,6 +74,13 @@ class core {
 
   core_stats stats() const;
 
+  // `f` sees each commit once the read model holds it, in log order, on the
+  // core's projector (it must not block), from the next commit applied on.
+  // Whoever reacts to a commit published from here (a check-in woken by
+  // RunAssigned, a follower by RunCompleted) finds it in every answer.
+  using commit_listener = std::function<void(const logged_commit&)>;
+  void on_applied(commit_listener f);
+
  private:
   struct impl;
   std::unique_ptr<impl> impl_;

@@ -34,6 +34,7 @@ using query_atom = caf::atom_constant<caf::atom("query")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using save_atom = caf::atom_constant<caf::atom("save")>;
+using listen_atom = caf::atom_constant<caf::atom("listen")>;  // on_applied
 
 // Where the projections' snapshot lives among the streams' snapshots; no
 // stream name starts with '$'.
@@ -69,6 +70,7 @@ struct append_result {
 
 using reply_callback = core::callback<reply>;
 using query_callback = core::callback<query_result>;
+using commit_listener = core::commit_listener;
 
 // What every actor of one core shares. Set up before the first spawn.
 struct environment {
@@ -103,6 +105,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::detail::state_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::detail::append_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::detail::reply_callback)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::detail::query_callback)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::detail::commit_listener)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::detail::registry_stats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::request_context)

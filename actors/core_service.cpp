@@ -6,8 +6,8 @@
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
-
 #include <map>
+#include <mutex>
 
 namespace kiln::core {
 
@@ -24,8 +24,11 @@ struct bad_request {
 std::string fail(std::string code, std::string message) {
   return json{{"ok", false}, {"error", std::move(code)}, {"message", std::move(message)}}.dump();
 }
-std::string succeed(global_seq seq, json result) {
-  return json{{"ok", true}, {"seq", seq.value}, {"result", std::move(result)}}.dump();
+// The head line, then the result's JSON text: a gateway passes a result
+// through to its client without parsing it again.
+std::string succeed(global_seq seq, const json& result) {
+  return subjects::frame(R"({"ok":true,"seq":)" + std::to_string(seq.value) + "}",
+                         result.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 std::string str(const json& b, const char* key, bool required = true) {
@@ -356,13 +359,19 @@ json render(const query_result& q) {
 
 } // namespace
 
+// The bus as the core's projector sees it: gone once the service is.
+struct event_publisher {
+  std::mutex mu;
+  bus::bus* b = nullptr;
+};
+
 struct core_service::impl {
   bus::bus& b;
   core& c;
   storage::event_log& log;
   std::unique_ptr<bus::subscription> commands;
   std::unique_ptr<bus::subscription> queries;
-  std::unique_ptr<storage::subscription> published;
+  std::shared_ptr<event_publisher> publisher;  // called by the core's projector
 
   void handle(const bus::message& m);
   void console_append(const json& env, std::string_view bytes, const std::string& reply_to);
@@ -401,8 +410,9 @@ std::string core_service::impl::events_page(const json& b) {
       list += to_json_line(c);
     }
   }
-  return R"({"ok":true,"seq":0,"result":{"commits":[)" + list + R"(],"scanned":)"
-         + std::to_string(scanned) + R"(,"head":)" + std::to_string(log.last_seq().value) + "}}";
+  return subjects::frame(R"({"ok":true,"seq":0})",
+                         R"({"commits":[)" + list + R"(],"scanned":)" + std::to_string(scanned)
+                           + R"(,"head":)" + std::to_string(log.last_seq().value) + "}");
 }
 
 void core_service::impl::console_append(const json& env, std::string_view bytes,
@@ -463,12 +473,14 @@ void core_service::impl::handle(const bus::message& m) {
               if (!r)
                 return respond(fail(r.error().code, r.error().message));
               auto& t = std::get<console_text>(*r);
-              respond(subjects::frame(
-                succeed({}, {{"offset", t.offset},
-                             {"size", t.size},
-                             {"finished", t.finished},
-                             {"status", kiln::to_string(t.status)}}),
-                t.data));
+              // The result in the head, the bytes after it.
+              json head{{"ok", true},
+                        {"seq", 0},
+                        {"result", {{"offset", t.offset},
+                                    {"size", t.size},
+                                    {"finished", t.finished},
+                                    {"status", kiln::to_string(t.status)}}}};
+              respond(subjects::frame(head.dump(), t.data));
             });
     } else if (subject.substr(0, qry.size()) == qry) {
       global_seq min_seq{j.value("min_seq", std::uint64_t{0})};
@@ -497,18 +509,25 @@ core_service::core_service(bus::bus& b, core& c, storage::event_log& log)
   impl_->queries = b.subscribe("kiln.qry.>", serve, "cores");
   // Every committed event, for gateways (/v1/events, follow streams) and
   // outside subscribers: one message per event on its subject, the whole
-  // commit as JSON (so a reader sees its sequence and siblings).
-  impl_->published = log.subscribe(log.last_seq(), [p = impl_.get()](const logged_commit& c) {
-    auto line = to_json_line(c);
-    for (auto& e : c.body.events)
-      p->b.publish(subjects::event_subject(c.body.stream, type_name(e)), line);
-    return true;
+  // commit as JSON (so a reader sees its sequence and siblings). Published
+  // once the core's read model holds it, so that a reaction to an event
+  // never reads a state from before it.
+  impl_->publisher = std::make_shared<event_publisher>();
+  impl_->publisher->b = &b;
+  c.on_applied([p = impl_->publisher](const logged_commit& commit) {
+    std::lock_guard lock{p->mu};
+    if (!p->b)
+      return;
+    auto line = to_json_line(commit);
+    for (auto& e : commit.body.events)
+      p->b->publish(subjects::event_subject(commit.body.stream, type_name(e)), line);
   });
 }
 
 core_service::~core_service() {
   if (impl_) {
-    impl_->published.reset();
+    std::lock_guard lock{impl_->publisher->mu};
+    impl_->publisher->b = nullptr;  // the core may outlive this service
     impl_->commands.reset();
     impl_->queries.reset();
   }

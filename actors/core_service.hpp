@@ -17,9 +17,10 @@ namespace kiln::core {
 
 // Request: {"principal", "command_id", "min_seq", "body": {...}}; console
 // bytes follow the JSON after a newline (events/subjects.hpp frame).
-// Reply:   {"ok": true, "seq": N, "result": {...}} or
+// Reply:   {"ok": true, "seq": N} + newline + the result's JSON text, or
 //          {"ok": false, "error": "<code>", "message": "<text>"};
-//          read_console's reply is framed too, its bytes after the JSON.
+//          read_console's reply has its result in the head
+//          ({"ok","seq","result"}) and the console bytes after the newline.
 class core_service {
  public:
   // `b`, `c` and `log` must outlive the service.

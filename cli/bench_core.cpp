@@ -11,7 +11,8 @@
 #include "actors/core.hpp"
 #include "cli/args.hpp"
 #include "cli/bench_dir.hpp"
-#include "cli/bench_core.hpp"
+#include "cli/benches.hpp"
+#include "cli/subprocess.hpp"
 #include "events/streams.hpp"
 #include "storage/rocksdb_event_log.hpp"
 #include "storage/secret_box.hpp"
@@ -28,8 +29,6 @@
 #include <thread>
 
 #include <malloc.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 namespace kiln::cli {
 
@@ -307,26 +306,10 @@ struct startup {
 
 // In a fresh process, so that RSS is the core's alone.
 startup measure_startup(const std::filesystem::path& dir) {
-  int out[2];
-  if (pipe(out) != 0)
-    throw std::runtime_error("pipe");
-  auto pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    close(out[0]);
-    execl("/proc/self/exe", "kiln", "bench", "core", "--startup-only", dir.c_str(), nullptr);
-    _exit(127);
-  }
-  close(out[1]);
-  std::string text;
-  char buf[256];
-  for (ssize_t k; (k = read(out[0], buf, sizeof buf)) > 0;)
-    text.append(buf, k);
-  close(out[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  auto [status, text] =
+    run_capture({"/proc/self/exe", "bench", "core", "--startup-only", dir.string()});
   startup s;
-  if (std::sscanf(text.c_str(), "startup %lf %lf", &s.seconds, &s.rss_mb) != 2)
+  if (status != 0 || std::sscanf(text.c_str(), "startup %lf %lf", &s.seconds, &s.rss_mb) != 2)
     throw std::runtime_error("startup child said: " + text);
   return s;
 }

@@ -8,9 +8,8 @@
 //   raw_iter      iterating kiln's records column family with RocksDB alone
 //   read_decode   kiln's read_all: verify + decode every commit
 #include "cli/args.hpp"
-#include "cli/bench_core.hpp"
+#include "cli/benches.hpp"
 #include "cli/bench_dir.hpp"
-#include "cli/commands.hpp"
 #include "events/codec.hpp"
 #include "storage/hash_chain.hpp"
 #include "storage/rocksdb_event_log.hpp"
@@ -312,6 +311,8 @@ double kiln_read_all(const std::filesystem::path& dir, std::size_t& count) {
   return rate;
 }
 
+} // namespace
+
 int bench_log(const args& a) {
   a.allow_only({"json", "dir", "single", "batches", "per-appender"});
   bool json = a.has("json");
@@ -378,44 +379,6 @@ int bench_log(const args& a) {
       size, raw1, raw64, append1, append64, raw_iter, read_decode, append1 / raw1,
       append64 / raw64, append64_threads, append64_threads / raw64, read_decode / raw_iter);
   return 0;
-}
-
-} // namespace
-
-int cmd_bench(int argc, char** argv) {
-  args a{argc, argv, 2, {"json"}};
-  if (a.has("startup-only"))
-    return bench_core_startup_only(*a.get("startup-only"));
-  if (a.positionals().size() != 1)
-    throw usage_error("usage: kiln bench <what> [--json]; what: log, core");
-  auto what = a.positionals()[0];
-  if (what == "log") {
-    try {
-      return bench_log(a);
-    } catch (const usage_error&) {
-      throw;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "kiln bench log: %s\n", e.what());
-      return 1;
-    }
-  }
-  if (what == "core") {
-    try {
-      return bench_core(a);
-    } catch (const usage_error&) {
-      throw;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "kiln bench core: %s\n", e.what());
-      return 1;
-    }
-  }
-  if (what == "gateway" || what == "e2e" || what == "cluster"
-      || what == "objectstore") {
-    std::fprintf(stderr, "kiln bench %s: not built yet; it arrives with the issue that builds "
-                         "what it measures\n", what.c_str());
-    return 2;
-  }
-  throw usage_error("unknown benchmark '" + what + "'; known: log, core");
 }
 
 } // namespace kiln::cli

@@ -47,9 +47,21 @@ void core_client::send(std::string subject, std::string data, core_callback done
                  if (!j.value("ok", false))
                    return done(error{j.value("error", std::string{"internal"}),
                                      j.value("message", std::string{})});
-                 done(core_answer{j.value("seq", std::uint64_t{0}), j.value("result", json{}),
-                                  std::string{bytes}});
+                 core_answer a;
+                 a.seq = j.value("seq", std::uint64_t{0});
+                 a.payload = bytes;
+                 if (auto it = j.find("result"); it != j.end())
+                   a.set_result(std::move(*it));  // a console read: bytes follow
+                 done(std::move(a));
                });
+}
+
+const json& core_answer::result() const {
+  if (!parsed_) {
+    auto j = json::parse(payload, nullptr, false);
+    parsed_ = j.is_discarded() ? json::object() : std::move(j);
+  }
+  return *parsed_;
 }
 
 int http_status(std::string_view code) {

@@ -8,14 +8,22 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace kiln::gateway {
 
 struct core_answer {
   std::uint64_t seq = 0;
-  nlohmann::json result;
-  std::string bytes;  // framed replies (console reads)
+  std::string payload;  // the result's JSON text, or a console read's bytes
+
+  // The result as JSON, parsed on first use: most reads only pass the
+  // payload on to their client.
+  const nlohmann::json& result() const;
+  void set_result(nlohmann::json r) { parsed_ = std::move(r); }
+
+ private:
+  mutable std::optional<nlohmann::json> parsed_;
 };
 using core_callback = std::function<void(result<core_answer>)>;
 

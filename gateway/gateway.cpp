@@ -65,8 +65,12 @@ struct call {
     respond(json_error(status, code, message));
   }
   void ok(const json& body, int status = 200) const {
-    respond({status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)
-                                            + "\n", {}, {}});
+    ok_text(body.dump(-1, ' ', false, json::error_handler_t::replace), status);
+  }
+  // A body that is JSON text already (the core's result, passed on).
+  void ok_text(std::string body, int status = 200) const {
+    body += '\n';
+    respond({status, "application/json", std::move(body), {}, {}});
   }
 };
 using call_ptr = std::shared_ptr<call>;
@@ -124,7 +128,9 @@ core_callback render(const call_ptr& c, int status = 200,
   return [c, status, pick = std::move(pick)](result<core_answer> r) {
     if (!r)
       return c->fail(r.error());
-    c->ok(pick ? pick(*r) : r->result, status);
+    if (pick)
+      return c->ok(pick(*r), status);
+    c->ok_text(r->payload, status);
   };
 }
 
@@ -304,7 +310,7 @@ void metrics(const call_ptr& c) {
            "# TYPE kiln_gateway_draining gauge\n"
            "kiln_gateway_draining " + std::string{c->gw.draining ? "1" : "0"} + "\n";
     if (r) {
-      auto& s = r->result;
+      auto& s = r->result();
       out += "# HELP kiln_event_log_seq The last commit the core's projections hold.\n"
              "# TYPE kiln_event_log_seq gauge\n"
              "kiln_event_log_seq " + std::to_string(s.value("seq", 0ull)) + "\n";
@@ -337,7 +343,7 @@ void put_project(const call_ptr& c) {
   c->gw.core.command("put_project", {{"name", name}, {"yaml", c->req.body}}, c->as_caller(),
                      render(c, 200, [name](const core_answer& a) {
                        return json{{"project", name}, {"seq", a.seq},
-                                   {"changed", !a.result.value("duplicate", false) && a.seq > 0}};
+                                   {"changed", !a.result().value("duplicate", false) && a.seq > 0}};
                      }));
 }
 
@@ -424,11 +430,11 @@ void get_run_part(const call_ptr& c, const char* part) {
     return;
   c->gw.core.query("get_run", *r, c->as_caller(), render(c, 200, [part](const core_answer& a) {
                      if (!part) {
-                       auto out = a.result;
+                       auto out = a.result();
                        out.erase("rundef");
                        return out;
                      }
-                     return a.result.value(part, json{});
+                     return a.result().value(part, json{});
                    }));
 }
 void get_run(const call_ptr& c) { get_run_part(c, nullptr); }
@@ -490,7 +496,7 @@ void get_artifact(const call_ptr& c) {
   c->gw.core.query("get_run", *r, c->as_caller(), [c, r, p = *path](result<core_answer> a) {
     if (!a)
       return c->fail(a.error());
-    for (auto& art : a->result.value("artifacts", json::array())) {
+    for (auto& art : a->result().value("artifacts", json::array())) {
       if (art.value("path", std::string{}) != p)
         continue;
       auto file = artifact_file(c->gw.opts, *r, p);
@@ -676,8 +682,8 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
     }
     if (!r)
       return finish(r.error());
-    if (!r->result.value("runs", json::array()).empty() || clock_type::now() >= deadline_)
-      return finish(r->result);
+    if (!r->result().value("runs", json::array()).empty() || clock_type::now() >= deadline_)
+      return finish(r->result());
     if (again)
       attempt();
   }
@@ -760,7 +766,7 @@ void post_status(const call_ptr& c) {
   c->gw.core.command("report_run", *body, c->as_caller(), render(c, 200, [r](const core_answer& a) {
                        auto out = r;
                        out.erase("worker");
-                       out["duplicate"] = a.result.value("duplicate", false) || a.seq == 0;
+                       out["duplicate"] = a.result().value("duplicate", false) || a.seq == 0;
                        return out;
                      }));
 }
@@ -848,8 +854,8 @@ void create_token(const call_ptr& c) {
            {"project", body->value("project", std::string{})}};
   c->gw.core.command("issue_token", req, c->as_caller(), render(c, 201, [req](const core_answer& a) {
                        auto out = req;
-                       out["id"] = a.result["id"];
-                       out["token"] = a.result["token"];
+                       out["id"] = a.result()["id"];
+                       out["token"] = a.result()["token"];
                        return out;
                      }));
 }
@@ -976,8 +982,8 @@ void gateway::impl::authorise(const call_ptr& c) {
   core.query("authenticate", {{"token", token}}, {}, [this, c, token](result<core_answer> r) {
     if (!r)
       return c->fail(r.error());
-    identity who{false, r->result.value("kind", "") == "worker", r->result.value("id", ""),
-                 r->result.value("scope", ""), r->result.value("project", "")};
+    identity who{false, r->result().value("kind", "") == "worker", r->result().value("id", ""),
+                 r->result().value("scope", ""), r->result().value("project", "")};
     {
       std::lock_guard lock{auth_mu};
       if (auth_cache.size() > 10000)

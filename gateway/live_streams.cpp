@@ -293,21 +293,21 @@ class console_follower final : public stream_base {
         done = true;
       } else {
         open_locked();
-        std::string_view bytes = r->bytes;
+        std::string_view bytes = r->payload;
         // Live chunks may have moved us on while the read was out.
         if (next_ > from)
           bytes.remove_prefix(std::min<std::uint64_t>(bytes.size(), next_ - from));
         if (!bytes.empty() && !send_locked(bytes))
           return;
-        auto size = r->result.value("size", std::uint64_t{0});
-        auto finished = r->result.value("finished", false);
-        if (r->bytes.size() >= console_page || dirty_ || next_ < size) {
+        auto size = r->result().value("size", std::uint64_t{0});
+        auto finished = r->result().value("finished", false);
+        if (r->payload.size() >= console_page || dirty_ || next_ < size) {
           again = true;
         } else if (finished || !req_.follow) {
           done = true;
           if (req_.sse)
             last = sse("end", std::to_string(sent_),
-                       json{{"status", r->result.value("status", std::string{})},
+                       json{{"status", r->result().value("status", std::string{})},
                             {"size", next_}, {"finished", finished}}.dump());
         }
       }
@@ -435,7 +435,7 @@ class event_feed final : public stream_base {
         // Tells the client at once that the stream is up.
         if (!opened_locked())
           emit_locked(": kiln events after " + std::to_string(next_) + "\n\n");
-        for (auto& c : r->result["commits"]) {
+        for (auto& c : r->result()["commits"]) {
           auto seq = c.value("seq", std::uint64_t{0});
           if (seq <= next_)
             continue;
@@ -443,9 +443,9 @@ class event_feed final : public stream_base {
           if (!emit_locked(sse("commit", std::to_string(seq), c.dump())))
             return;
         }
-        auto scanned = r->result.value("scanned", next_);
+        auto scanned = r->result().value("scanned", next_);
         next_ = std::max(next_, scanned);
-        again = dirty_ || next_ < r->result.value("head", std::uint64_t{0});
+        again = dirty_ || next_ < r->result().value("head", std::uint64_t{0});
       }
     }
     if (failed)

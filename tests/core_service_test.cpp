@@ -2,10 +2,15 @@
 #include "actors/core_service.hpp"
 #include "core_fixture.hpp"
 #include "events/in_process_bus.hpp"
+#include "events/subjects.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include "support/process.hpp"
+
+#include <atomic>
 #include <future>
+#include <mutex>
 
 using namespace kiln;
 using namespace kiln::test;
@@ -30,7 +35,14 @@ struct service_fixture {
     auto r = fut.get();
     if (!r)
       FAIL("bus: " << r.error().code << " " << r.error().message);
-    return json::parse(*r);
+    // The wire format: a head line, then the result's JSON text.
+    auto [head_text, payload] = subjects::unframe(*r);
+    auto head = json::parse(head_text);
+    if (head.value("ok", false)) {
+      CHECK_FALSE(head.contains("result"));
+      head["result"] = json::parse(payload);
+    }
+    return head;
   }
 };
 
@@ -83,4 +95,39 @@ TEST_CASE("core service: bad requests and refusals come back as error codes") {
 
   auto none = s.ask("kiln.qry.get_build", {{"project", "nope"}, {"build", 1}});
   CHECK(none["error"] == "not_found");
+}
+
+TEST_CASE("core service: an event on the bus is already in the core's answers") {
+  service_fixture s;
+  REQUIRE(s.ask("kiln.cmd.put_project", {{"name", "app"}, {"yaml", chained_project}})["ok"] == true);
+  // React to each RunQueued as a gateway would: ask for the run at once,
+  // from the bus's delivery thread, with no min_seq.
+  std::mutex mu;
+  std::vector<std::string> missing;
+  std::atomic<int> answered{0};
+  auto sub = s.b.subscribe("kiln.evt.*.*.*.RunQueued", [&](const bus::message& m) {
+    auto commit = json::parse(m.data);
+    auto stream = commit["stream"].get<std::string>();  // run/app/<n>/<name>
+    auto parts = stream.substr(4);
+    auto n = parts.substr(parts.find('/') + 1);
+    json body{{"project", "app"},
+              {"build", std::stoul(n.substr(0, n.find('/')))},
+              {"run", n.substr(n.find('/') + 1)}};
+    s.b.request("kiln.qry.get_run", json{{"body", body}}.dump(), std::chrono::seconds{20},
+                [&, stream](result<std::string> r) {
+                  std::string reply = r ? *r : std::string{};
+                  auto [head, payload] = subjects::unframe(reply);
+                  auto h = json::parse(head, nullptr, false);
+                  std::lock_guard lock{mu};
+                  if (!r || h.is_discarded() || !h.value("ok", false))
+                    missing.push_back(stream + ": " + (r ? std::string{head} : r.error().message));
+                  ++answered;
+                });
+  });
+  constexpr int builds = 40;
+  for (int i = 0; i < builds; ++i)
+    REQUIRE(s.ask("kiln.cmd.trigger_build", {{"project", "app"}, {"trigger", "ci"}})["ok"] == true);
+  REQUIRE(wait_until([&] { return answered.load() == 2 * builds; }));
+  std::lock_guard lock{mu};
+  CHECK(missing == std::vector<std::string>{});
 }
