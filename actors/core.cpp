@@ -23,10 +23,12 @@ struct core::impl {
   caf::actor registry;
   caf::actor projector;
   std::unique_ptr<storage::subscription> subscription;
+  std::shared_ptr<detail::applied_gate> applied = std::make_shared<detail::applied_gate>();
 };
 
 core::core(storage::event_log& log, const storage::secret_box& secrets, core_config config)
-    : impl_{new impl{log, secrets, std::move(config), nullptr, nullptr, {}, {}, nullptr}} {}
+    : impl_{new impl{log, secrets, std::move(config), nullptr, nullptr, {}, {}, nullptr,
+                  std::make_shared<detail::applied_gate>()}} {}
 
 core::~core() { stop(); }
 
@@ -60,9 +62,10 @@ status_result core::start() {
   if (p.config.threads > 0)
     p.system_config->set("scheduler.max-threads", p.config.threads);
   p.system = std::make_unique<caf::actor_system>(*p.system_config);
-  auto env = std::make_shared<const environment>(environment{p.log, p.secrets, p.config});
+  auto env = std::make_shared<const environment>(environment{p.log, p.secrets, p.config, p.applied});
   p.registry = spawn_registry(*p.system, env);
   auto from = model->seq();
+  p.applied->open(from);
   p.projector = spawn_projector(*p.system, env, p.registry, model);
   auto projector = p.projector;
   p.subscription = p.log.subscribe(
@@ -86,6 +89,7 @@ void core::stop() {
   if (!p.system)
     return;
   p.subscription.reset();
+  p.applied->close();
   {
     // Save the projections so that the next start folds only what comes after.
     caf::scoped_actor self{*p.system};
@@ -137,10 +141,7 @@ result<query_result> core::read(query q, global_seq min_seq) {
   return wait_for<query_result>([&](auto done) { ask(std::move(q), min_seq, done); });
 }
 
-void core::on_applied(commit_listener f) {
-  if (impl_->projector)
-    caf::anon_send(impl_->projector, listen_atom::value, std::move(f));
-}
+bool core::wait_applied(global_seq seq) { return impl_->applied->wait(seq); }
 
 core_stats core::stats() const {
   auto& p = *impl_;

@@ -74,12 +74,11 @@ class core {
 
   core_stats stats() const;
 
-  // `f` sees each commit once the read model holds it, in log order, on the
-  // core's projector (it must not block), from the next commit applied on.
-  // Whoever reacts to a commit published from here (a check-in woken by
-  // RunAssigned, a follower by RunCompleted) finds it in every answer.
-  using commit_listener = std::function<void(const logged_commit&)>;
-  void on_applied(commit_listener f);
+  // Blocks until the read model holds commit `seq` (true), or the core
+  // stops (false). Whoever publishes a commit after this lets the readers
+  // who react to it (a check-in woken by RunAssigned, a follower by
+  // RunCompleted) find it in every answer. Not from a core thread.
+  bool wait_applied(global_seq seq);
 
  private:
   struct impl;

@@ -17,7 +17,9 @@
 #include <caf/behavior.hpp>
 #include <caf/fwd.hpp>
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <variant>
 
 namespace kiln::core::detail {
@@ -34,7 +36,6 @@ using query_atom = caf::atom_constant<caf::atom("query")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using save_atom = caf::atom_constant<caf::atom("save")>;
-using listen_atom = caf::atom_constant<caf::atom("listen")>;  // on_applied
 
 // Where the projections' snapshot lives among the streams' snapshots; no
 // stream name starts with '$'.
@@ -70,13 +71,48 @@ struct append_result {
 
 using reply_callback = core::callback<reply>;
 using query_callback = core::callback<query_result>;
-using commit_listener = core::commit_listener;
+
+// The read model's progress, for core::wait_applied.
+class applied_gate {
+ public:
+  void open(global_seq seq) {
+    std::lock_guard lock{mu_};
+    seq_ = seq;
+    closed_ = false;
+  }
+  void advance(global_seq seq) {
+    {
+      std::lock_guard lock{mu_};
+      seq_ = seq;
+    }
+    cv_.notify_all();
+  }
+  void close() {
+    {
+      std::lock_guard lock{mu_};
+      closed_ = true;
+    }
+    cv_.notify_all();
+  }
+  bool wait(global_seq seq) {
+    std::unique_lock lock{mu_};
+    cv_.wait(lock, [&] { return closed_ || seq_ >= seq; });
+    return seq_ >= seq;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  global_seq seq_;
+  bool closed_ = true;  // until the core starts
+};
 
 // What every actor of one core shares. Set up before the first spawn.
 struct environment {
   storage::event_log& log;
   const storage::secret_box& secrets;
   core_config config;
+  std::shared_ptr<applied_gate> applied;
 };
 using env_ptr = std::shared_ptr<const environment>;
 
@@ -105,7 +141,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::detail::state_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::detail::append_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::detail::reply_callback)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::detail::query_callback)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::detail::commit_listener)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::detail::registry_stats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kiln::core::request_context)

@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <map>
-#include <mutex>
 
 namespace kiln::core {
 
@@ -359,19 +358,13 @@ json render(const query_result& q) {
 
 } // namespace
 
-// The bus as the core's projector sees it: gone once the service is.
-struct event_publisher {
-  std::mutex mu;
-  bus::bus* b = nullptr;
-};
-
 struct core_service::impl {
   bus::bus& b;
   core& c;
   storage::event_log& log;
   std::unique_ptr<bus::subscription> commands;
   std::unique_ptr<bus::subscription> queries;
-  std::shared_ptr<event_publisher> publisher;  // called by the core's projector
+  std::unique_ptr<storage::subscription> published;
 
   void handle(const bus::message& m);
   void console_append(const json& env, std::string_view bytes, const std::string& reply_to);
@@ -512,22 +505,20 @@ core_service::core_service(bus::bus& b, core& c, storage::event_log& log)
   // commit as JSON (so a reader sees its sequence and siblings). Published
   // once the core's read model holds it, so that a reaction to an event
   // never reads a state from before it.
-  impl_->publisher = std::make_shared<event_publisher>();
-  impl_->publisher->b = &b;
-  c.on_applied([p = impl_->publisher](const logged_commit& commit) {
-    std::lock_guard lock{p->mu};
-    if (!p->b)
-      return;
+  impl_->published = log.subscribe(log.last_seq(), [p = impl_.get()](const logged_commit& commit) {
     auto line = to_json_line(commit);
+    if (!p->c.wait_applied(commit.seq))
+      return false;  // the core stopped
     for (auto& e : commit.body.events)
-      p->b->publish(subjects::event_subject(commit.body.stream, type_name(e)), line);
+      p->b.publish(subjects::event_subject(commit.body.stream, type_name(e)), line);
+    return true;
   });
+
 }
 
 core_service::~core_service() {
   if (impl_) {
-    std::lock_guard lock{impl_->publisher->mu};
-    impl_->publisher->b = nullptr;  // the core may outlive this service
+    impl_->published.reset();
     impl_->commands.reset();
     impl_->queries.reset();
   }

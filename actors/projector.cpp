@@ -45,7 +45,6 @@ struct projector_state {
   env_ptr env;
   caf::actor registry;
   std::shared_ptr<domain::read_model> model;
-  commit_listener applied;  // core::on_applied
 
   domain::in_flight_assignments assigning;
   std::string last_project;  // the scheduler's round robin
@@ -369,8 +368,7 @@ void on_commit(projector_actor* self, const logged_commit& c) {
     s.seq_waiters.erase(s.seq_waiters.begin());
     f();
   }
-  if (s.applied)
-    s.applied(c);
+  s.env->applied->advance(s.model->seq());
   wake(self);
 }
 
@@ -765,7 +763,7 @@ caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
   self->delayed_send(self, env->config.watchdog_interval, tick_atom::value);
   return {
     [=](commit_atom, logged_commit& c) { on_commit(self, c); },
-    [=](listen_atom, commit_listener& f) { self->state.applied = std::move(f); },
+
     [=](process_atom) { process(self); },
     [=](tick_atom) {
       auto& s = self->state;

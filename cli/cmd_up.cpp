@@ -104,7 +104,7 @@ int cmd_up(int argc, char** argv) {
   gopts.artifacts = std::filesystem::path{data} / "artifacts";
   gateway::gateway front{bus, gopts};
   auto server = gateway::http_server::start(
-    {.host = listen.host, .port = listen.port, .threads = 2},
+    {.host = listen.host, .port = listen.port, .threads = 3},
     [&front](gateway::http_request req, gateway::responder respond) {
       front.handle(std::move(req), std::move(respond));
     },
