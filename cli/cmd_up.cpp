@@ -52,7 +52,7 @@ listen_address parse_listen(const std::string& s) {
 
 int cmd_up(int argc, char** argv) {
   args a{argc, argv, 2, {"public-read"}};
-  a.allow_only({"data", "listen", "workers", "executor", "public-read", "config"});
+  a.allow_only({"data", "listen", "workers", "executor", "public-read", "config", "max-streams"});
   auto data = a.get_or("data", "./kiln-data");
   auto listen = parse_listen(a.get_or("listen", "127.0.0.1:8080"));
   // Accepted so that scripts written against API.md keep working; they take
@@ -101,6 +101,7 @@ int cmd_up(int argc, char** argv) {
   auto service = std::make_unique<core::core_service>(bus, domain, **log);
   gateway::gateway_options gopts;
   gopts.public_read = a.has("public-read");
+  gopts.max_streams = a.get_u64("max-streams", gopts.max_streams);
   gopts.artifacts = std::filesystem::path{data} / "artifacts";
   gateway::gateway front{bus, gopts};
   auto server = gateway::http_server::start(

@@ -350,6 +350,28 @@ TEST_CASE("a reader that never reads does not stop the others", "[gateway]") {
   CHECK(stuck.raw().find("too far behind") != std::string::npos);
 }
 
+TEST_CASE("past the open-stream limit a new stream gets 429, the open ones carry on", "[gateway]") {
+  kiln_up up{{"--max-streams", "2"}};
+  running_build rb{up};
+  REQUIRE(rb.worker("POST", "/v1/runs/app/1/unit/status", R"({"status":"RUNNING"})").status == 200);
+  REQUIRE(rb.console(0, "first\n").status == 200);
+  auto auth = std::map<std::string, std::string>{{"Authorization", "Bearer " + up.admin},
+                                                 {"Accept", "text/event-stream"}};
+  const std::string follow = "/v1/projects/app/builds/1/runs/unit/console?follow=1";
+  http_stream a{up.port, follow, auth};
+  http_stream b{up.port, follow, auth};
+  REQUIRE(a.read_until("first"));
+  REQUIRE(b.read_until("first"));
+  http_stream c{up.port, follow, auth};
+  REQUIRE(c.read_until("too_many"));  // the answer; the connection stays open (keep-alive)
+  CHECK(c.raw().rfind("HTTP/1.1 429", 0) == 0);
+  CHECK(c.raw().find(R"("error":"too_many")") != std::string::npos);
+  CHECK(up.api("GET", "/v1/projects/app/builds/1").status == 200);  // plain requests are not streams
+  REQUIRE(rb.console(6, "second\n").status == 200);
+  CHECK(a.read_until("second"));
+  CHECK(b.read_until("second"));
+}
+
 TEST_CASE("tokens: scopes, a project's token, revocation, public read", "[gateway]") {
   kiln_up up{{"--public-read"}};
   REQUIRE(up.api("PUT", "/v1/projects/app", project_yaml, {{"Content-Type", "application/yaml"}})
