@@ -27,8 +27,7 @@ struct core::impl {
 };
 
 core::core(storage::event_log& log, const storage::secret_box& secrets, core_config config)
-    : impl_{new impl{log, secrets, std::move(config), nullptr, nullptr, {}, {}, nullptr,
-                  std::make_shared<detail::applied_gate>()}} {}
+    : impl_{new impl{log, secrets, std::move(config), nullptr, nullptr, {}, {}, nullptr}} {}
 
 core::~core() { stop(); }
 

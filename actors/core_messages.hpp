@@ -1,6 +1,7 @@
 #pragma once
 // Internal to the core: the messages its actors exchange and what they
 // share. Included only by the core's .cpp files (it pulls in CAF).
+#include "actors/applied_gate.hpp"
 #include "actors/build_aggregate.hpp"
 #include "actors/core.hpp"
 #include "actors/project_aggregate.hpp"
@@ -17,9 +18,7 @@
 #include <caf/behavior.hpp>
 #include <caf/fwd.hpp>
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <variant>
 
 namespace kiln::core::detail {
@@ -71,41 +70,6 @@ struct append_result {
 
 using reply_callback = core::callback<reply>;
 using query_callback = core::callback<query_result>;
-
-// The read model's progress, for core::wait_applied.
-class applied_gate {
- public:
-  void open(global_seq seq) {
-    std::lock_guard lock{mu_};
-    seq_ = seq;
-    closed_ = false;
-  }
-  void advance(global_seq seq) {
-    {
-      std::lock_guard lock{mu_};
-      seq_ = seq;
-    }
-    cv_.notify_all();
-  }
-  void close() {
-    {
-      std::lock_guard lock{mu_};
-      closed_ = true;
-    }
-    cv_.notify_all();
-  }
-  bool wait(global_seq seq) {
-    std::unique_lock lock{mu_};
-    cv_.wait(lock, [&] { return closed_ || seq_ >= seq; });
-    return seq_ >= seq;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  global_seq seq_;
-  bool closed_ = true;  // until the core starts
-};
 
 // What every actor of one core shares. Set up before the first spawn.
 struct environment {

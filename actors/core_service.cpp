@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+
 #include <map>
 
 namespace kiln::core {
@@ -513,7 +514,6 @@ core_service::core_service(bus::bus& b, core& c, storage::event_log& log)
       p->b.publish(subjects::event_subject(commit.body.stream, type_name(e)), line);
     return true;
   });
-
 }
 
 core_service::~core_service() {

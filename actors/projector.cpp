@@ -763,7 +763,6 @@ caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
   self->delayed_send(self, env->config.watchdog_interval, tick_atom::value);
   return {
     [=](commit_atom, logged_commit& c) { on_commit(self, c); },
-
     [=](process_atom) { process(self); },
     [=](tick_atom) {
       auto& s = self->state;

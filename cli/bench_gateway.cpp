@@ -201,16 +201,21 @@ void wait_ready(const std::string& base, const std::string& target) {
 
 // ---- console followers ----
 
+// What the worker thread and the followers' loop share.
+struct follow_board {
+  explicit follow_board(std::size_t chunks) : sent_ns(chunks) {}
+  std::vector<std::atomic<std::int64_t>> sent_ns;  // when each line was sent
+  std::vector<double> samples;                     // the followers' loop only
+  std::atomic<unsigned> warm{0};                   // followers caught up
+  std::atomic<std::size_t> delivered{0};           // = samples.size()
+};
+
 // One SSE follower; its lines are scanned for "@k<6 digits>" markers.
 struct follower {
+  follow_board* board = nullptr;
   std::string carry;  // an incomplete line
   std::vector<bool> seen;
-  std::size_t got = 0;
   bool warm = false;  // has the warm-up line: connected and caught up
-  std::vector<double>* samples = nullptr;
-  const std::vector<std::atomic<std::int64_t>>* sent_ns = nullptr;
-  std::atomic<unsigned>* warm_count = nullptr;
-  std::atomic<std::size_t>* delivered = nullptr;
 };
 
 std::size_t on_follow_bytes(char* data, std::size_t size, std::size_t n, void* user) {
@@ -222,7 +227,7 @@ std::size_t on_follow_bytes(char* data, std::size_t size, std::size_t n, void* u
     std::string_view line{f.carry.data() + start, nl - start};
     if (!f.warm && line.find("@warm") != std::string_view::npos) {
       f.warm = true;
-      f.warm_count->fetch_add(1);
+      f.board->warm.fetch_add(1);
     }
     for (std::size_t at = 0; (at = line.find("@k", at)) != std::string_view::npos; at += 2) {
       if (at + 8 > line.size())
@@ -230,10 +235,9 @@ std::size_t on_follow_bytes(char* data, std::size_t size, std::size_t n, void* u
       std::size_t k = std::stoul(std::string{line.substr(at + 2, 6)});
       if (k < f.seen.size() && !f.seen[k]) {
         f.seen[k] = true;
-        ++f.got;
-        f.delivered->fetch_add(1);
-        auto sent = (*f.sent_ns)[k].load(std::memory_order_acquire);
-        f.samples->push_back(static_cast<double>(now - sent) / 1e6);
+        auto sent = f.board->sent_ns[k].load(std::memory_order_acquire);
+        f.board->samples.push_back(static_cast<double>(now - sent) / 1e6);
+        f.board->delivered.fetch_add(1);
       }
     }
   }
@@ -254,30 +258,23 @@ struct follow_settings {
 };
 
 follow_figures follow(const follow_settings& s) {
-  std::vector<std::atomic<std::int64_t>> sent_ns(s.chunks);
-  std::vector<double> samples;
-  samples.reserve(std::size_t{s.followers} * s.chunks);
-  std::atomic<unsigned> warm{0};
-  std::atomic<std::size_t> delivered{0};
+  follow_board board{s.chunks};
+  board.samples.reserve(std::size_t{s.followers} * s.chunks);
   std::vector<follower> fs(s.followers);
 
-  auto [project, rest] = std::pair{s.run_path.substr(0, s.run_path.find('/')),
-                                   s.run_path.substr(s.run_path.find('/') + 1)};
-  auto build = rest.substr(0, rest.find('/'));
-  auto run = rest.substr(rest.find('/') + 1);
-  auto url = s.base + "/v1/projects/" + project + "/builds/" + build + "/runs/" + run +
-             "/console?follow=1";
+  // A run id "<project>/<build>/<run>" as the console's read path.
+  auto first = s.run_path.find('/'), second = s.run_path.find('/', first + 1);
+  auto url = s.base + "/v1/projects/" + s.run_path.substr(0, first) + "/builds/" +
+             s.run_path.substr(first + 1, second - first - 1) + "/runs/" +
+             s.run_path.substr(second + 1) + "/console?follow=1";
   std::string auth = "Authorization: Bearer " + s.admin;
   curl_slist* headers = curl_slist_append(nullptr, auth.c_str());
   headers = curl_slist_append(headers, "Accept: text/event-stream");
   CURLM* multi = curl_multi_init();
   std::vector<CURL*> easies;
   for (auto& f : fs) {
+    f.board = &board;
     f.seen.assign(s.chunks, false);
-    f.samples = &samples;
-    f.sent_ns = &sent_ns;
-    f.warm_count = &warm;
-    f.delivered = &delivered;
     CURL* e = curl_easy_init();
     curl_easy_setopt(e, CURLOPT_URL, url.c_str());
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
@@ -303,7 +300,7 @@ follow_figures follow(const follow_settings& s) {
         offset += bytes.size();
       };
       auto deadline = clock::now() + 60s;
-      while (warm.load() < s.followers) {
+      while (board.warm.load() < s.followers) {
         check(clock::now() < deadline, "followers did not connect within 60 s");
         if (offset == 0)
           send("@warm\n");
@@ -317,11 +314,11 @@ follow_figures follow(const follow_settings& s) {
         next += s.interval;
         char mark[16];
         std::snprintf(mark, sizeof mark, "@k%06u ", k);
-        sent_ns[k].store(clock::now().time_since_epoch().count(), std::memory_order_release);
+        board.sent_ns[k].store(clock::now().time_since_epoch().count(), std::memory_order_release);
         send(mark + pad + "\n");
       }
       deadline = clock::now() + 30s;
-      while (delivered.load() < std::size_t{s.followers} * s.chunks && clock::now() < deadline)
+      while (board.delivered.load() < std::size_t{s.followers} * s.chunks && clock::now() < deadline)
         std::this_thread::sleep_for(10ms);
       expect(w.request("POST", "/v1/runs/" + s.run_path + "/status",
                        R"({"status":"PASSED","exit_code":0})"),
@@ -351,6 +348,7 @@ follow_figures follow(const follow_settings& s) {
   check(running == 0, "follow streams did not end when the run ended");
 
   follow_figures out;
+  auto& samples = board.samples;
   out.missing = std::size_t{s.followers} * s.chunks - samples.size();
   out.p50_ms = percentile(samples, 0.50);
   out.p99_ms = percentile(samples, 0.99);

@@ -854,8 +854,8 @@ void create_token(const call_ptr& c) {
            {"project", body->value("project", std::string{})}};
   c->gw.core.command("issue_token", req, c->as_caller(), render(c, 201, [req](const core_answer& a) {
                        auto out = req;
-                       out["id"] = a.result()["id"];
-                       out["token"] = a.result()["token"];
+                       out["id"] = a.result().value("id", json{});
+                       out["token"] = a.result().value("token", json{});
                        return out;
                      }));
 }

@@ -435,7 +435,11 @@ class event_feed final : public stream_base {
         // Tells the client at once that the stream is up.
         if (!opened_locked())
           emit_locked(": kiln events after " + std::to_string(next_) + "\n\n");
-        for (auto& c : r->result()["commits"]) {
+        static const json no_commits = json::array();
+        const auto& page = r->result();
+        auto found = page.find("commits");
+        const json& commits = found != page.end() ? *found : no_commits;
+        for (auto& c : commits) {
           auto seq = c.value("seq", std::uint64_t{0});
           if (seq <= next_)
             continue;
