@@ -1,0 +1,41 @@
+// `kiln bench` from outside: bad command lines get exit 2 and say why, and
+// a short `bench gateway` run prints every figure (no timing is asserted).
+#include "support/process.hpp"
+#include "support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+using namespace kiln::test;
+
+TEST_CASE("kiln bench refuses bad command lines clearly", "[bench][cli]") {
+  auto [zero, zero_out] = run({KILN_BINARY, "bench", "gateway", "--followers", "0"});
+  CHECK(zero == 2);
+  CHECK(zero_out.find("must be positive") != std::string::npos);
+  auto [word, word_out] = run({KILN_BINARY, "bench", "gateway", "--seconds", "five"});
+  CHECK(word == 2);
+  CHECK(word_out.find("--seconds wants a whole number") != std::string::npos);
+  auto [unknown, unknown_out] = run({KILN_BINARY, "bench", "nope"});
+  CHECK(unknown == 2);
+  CHECK(unknown_out.find("known: log, core, gateway") != std::string::npos);
+  auto [later, later_out] = run({KILN_BINARY, "bench", "e2e"});
+  CHECK(later == 2);
+  CHECK(later_out.find("not built yet") != std::string::npos);
+}
+
+TEST_CASE("a short kiln bench gateway prints every figure as JSON", "[bench][cli]") {
+  temp_dir dir{"bench-gateway"};
+  auto [code, out] = run({KILN_BINARY, "bench", "gateway", "--json", "--seconds", "1",
+                          "--followers", "5", "--chunks", "20", "--dir",
+                          (dir / "scratch").string()},
+                         120s);
+  INFO(out);
+  REQUIRE(code == 0);
+  auto last = out.substr(out.rfind('{'));
+  auto j = nlohmann::json::parse(last);
+  for (auto key : {"get_vs_nginx_ratio", "get_p99_ms", "follow_p99_ms", "nginx_get_per_s",
+                   "trigger_per_s"})
+    CHECK(j[key].get<double>() > 0);
+  CHECK(j["follow_missing"] == 0);
+  CHECK(j["followers"] == 5);
+}
