@@ -251,7 +251,10 @@ json render(const reply& r) {
       auto runs = json::array();
       for (auto& h : x.runs)
         runs.push_back({{"run_id", h.run.path()}, {"rundef", parsed_or_text(h.rundef)}});
-      return {{"runs", std::move(runs)}};
+      auto cancel = json::array();
+      for (auto& k : x.cancel)
+        cancel.push_back(k.path());
+      return {{"runs", std::move(runs)}, {"cancel", std::move(cancel)}, {"enlisted", x.enlisted}};
     }
   } visitor;
   return std::visit(visitor, r);

@@ -493,12 +493,16 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
   s.schedule_needed = true;
   wake(self);
 
-  std::vector<domain::run_key> held;
+  std::vector<domain::run_key> held, cancel;
   for (auto& k : w->holds)
-    if (auto r = s.model->run(k); r && r->assigned())
-      held.push_back(k);
+    if (auto r = s.model->run(k)) {
+      if (r->assigned())
+        held.push_back(k);
+      if (r->cancel_requested && !r->finished())
+        cancel.push_back(k);
+    }
   if (held.empty())
-    return cb(reply{checkin_reply{}});
+    return cb(reply{checkin_reply{{}, std::move(cancel), w->enlisted}});
 
   // Each run's rundef from its actor, and its project's secrets, opened.
   struct gather {
@@ -508,13 +512,13 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
   };
   auto g = std::make_shared<gather>();
   g->left = held.size();
-  auto finish = [=] {
+  auto finish = [=, enlisted = w->enlisted] {
     for (auto& h : g->runs) {
       auto rundef = nlohmann::json::parse(h.rundef);
       rundef["secrets"] = g->secrets[h.run.project];
       h.rundef = rundef.dump();
     }
-    cb(reply{checkin_reply{std::move(g->runs)}});
+    cb(reply{checkin_reply{std::move(g->runs), cancel, enlisted}});
   };
   std::set<std::string> projects;
   for (auto& k : held)

@@ -7,4 +7,6 @@ int cmd_events(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_replay(int argc, char** argv);
 int cmd_token(int argc, char** argv);
+int cmd_worker(int argc, char** argv);
+int cmd_simulate(int argc, char** argv);
 } // namespace kiln::cli

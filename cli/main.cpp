@@ -2,6 +2,7 @@
 #include "cli/args.hpp"
 #include "cli/commands.hpp"
 #include "cli/version.hpp"
+#include "worker/executor.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -22,9 +23,12 @@ void usage(std::FILE* out) {
     "  token create --scope read|trigger|admin [--project P] [--label L]\n"
     "  token list | token revoke ID           API tokens, over HTTP:\n"
     "      [--server URL] [--token-file F] (or KILN_TOKEN)\n"
+    "  worker --server URL[,URL] --name N [--tags a,b] [--concurrency N]\n"
+    "         [--workdir DIR] [--executor bwrap|host|podman]   a worker\n"
+    "  simulate RUNDEF.json [-w DIR]          one run locally, as a worker would\n"
     "  bench log|core|gateway [--json]        benchmarks (docs/performance.md)\n"
     "  --version\n"
-    "not built yet: core, gateway, worker, simulate (see README.md)\n",
+    "not built yet: core, gateway (the cluster; see README.md)\n",
     out);
 }
 
@@ -75,8 +79,12 @@ int main(int argc, char** argv) {
       return not_built(cmd, "the cluster (issue 6)");
     if (cmd == "gateway")
       return not_built(cmd, "the cluster (issue 6)");
-    if (cmd == "worker" || cmd == "simulate")
-      return not_built(cmd, "the worker (issue 5)");
+    if (cmd == "worker")
+      return kiln::cli::cmd_worker(argc, argv);
+    if (cmd == "simulate")
+      return kiln::cli::cmd_simulate(argc, argv);
+    if (cmd == "exec-shim")  // internal: the host executor's reaper
+      return kiln::worker::exec_shim_main(argc, argv);
   } catch (const kiln::cli::usage_error& e) {
     std::fprintf(stderr, "kiln %.*s: %s\n", static_cast<int>(cmd.size()), cmd.data(), e.what());
     return 2;

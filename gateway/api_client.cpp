@@ -3,8 +3,12 @@
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <string>
+#include <sys/stat.h>
 
 namespace kiln::client {
 
@@ -44,14 +48,41 @@ const client_options& api_client::options() const { return impl_->options; }
 result<http_response> api_client::request(std::string_view method, std::string_view target,
                                           std::string_view body,
                                           std::string_view content_type) {
+  bool with_body = !body.empty() || method == "POST" || method == "PUT";
+  return perform(method, target, with_body ? content_type : std::string_view{}, [&](CURL* c) {
+    if (with_body) {
+      curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    }
+  });
+}
+
+result<http_response> api_client::upload_file(std::string_view method, std::string_view target,
+                                              const std::string& file,
+                                              std::string_view content_type) {
+  std::FILE* in = std::fopen(file.c_str(), "rb");
+  if (!in)
+    return kiln::error{"io", "cannot read " + file + ": " + std::strerror(errno)};
+  struct stat st{};
+  ::fstat(::fileno(in), &st);
+  auto out = perform(method, target, content_type, [&](CURL* c) {
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_READDATA, in);
+    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(st.st_size));
+  });
+  std::fclose(in);
+  return out;
+}
+
+result<http_response> api_client::perform(std::string_view method, std::string_view target,
+                                          std::string_view content_type,
+                                          const std::function<void(void*)>& set_body) {
   CURL* c = impl_->curl;
   const auto& o = impl_->options;
   curl_easy_reset(c);  // keeps the connection cache
   std::string url = o.base_url + std::string{target};
-  std::string method_s{method};
   http_response out;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method_s.c_str());
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, o.timeout_ms);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, impl_->error_text.data());
@@ -61,6 +92,10 @@ result<http_response> api_client::request(std::string_view method, std::string_v
     curl_easy_setopt(c, CURLOPT_CAINFO, o.ca_file.c_str());
   if (method == "HEAD")
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  set_body(c);
+  // After the body options: CURLOPT_UPLOAD would otherwise make it a PUT.
+  std::string method_s{method};
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method_s.c_str());
 
   curl_slist* headers = nullptr;
   // libcurl would add "Expect: 100-continue" to large bodies: a round trip
@@ -72,9 +107,7 @@ result<http_response> api_client::request(std::string_view method, std::string_v
     headers = curl_slist_append(headers, auth.c_str());
   }
   std::string type;
-  if (!body.empty() || method == "POST" || method == "PUT") {
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  if (!content_type.empty()) {
     type = "Content-Type: " + std::string{content_type};
     headers = curl_slist_append(headers, type.c_str());
   }

@@ -4,6 +4,7 @@
 // worker. libcurl stays in the .cpp.
 #include "events/result.hpp"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,9 +38,17 @@ class api_client {
                                 std::string_view body = {},
                                 std::string_view content_type = "application/json");
 
+  // The file's bytes as the body, streamed from disk (never all in memory).
+  result<http_response> upload_file(std::string_view method, std::string_view target,
+                                    const std::string& file,
+                                    std::string_view content_type = "application/octet-stream");
+
   const client_options& options() const;
 
  private:
+  result<http_response> perform(std::string_view method, std::string_view target,
+                                std::string_view content_type,
+                                const std::function<void(void*)>& set_body);
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -15,6 +15,7 @@
 
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 
 namespace kiln::gateway {
@@ -626,8 +627,12 @@ void list_workers(const call_ptr& c) {
 // the node drains: one check-in now, another whenever a run is assigned.
 class long_poll final : public live_stream, public std::enable_shared_from_this<long_poll> {
  public:
-  long_poll(call_ptr c, std::string token, clock_type::time_point deadline)
-    : c_(std::move(c)), token_(std::move(token)), deadline_(deadline) {}
+  // `active` and `stopping`: runs the worker already has, and those it is
+  // already stopping; the poll does not end for them again.
+  long_poll(call_ptr c, std::string token, clock_type::time_point deadline,
+            std::set<std::string> active, std::set<std::string> stopping)
+    : c_(std::move(c)), token_(std::move(token)), deadline_(deadline),
+      active_(std::move(active)), stopping_(std::move(stopping)) {}
 
   void start() override {
     std::weak_ptr<long_poll> weak = shared_from_this();
@@ -682,10 +687,23 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
     }
     if (!r)
       return finish(r.error());
-    if (!r->result().value("runs", json::array()).empty() || clock_type::now() >= deadline_)
+    if (has_news(r->result()) || clock_type::now() >= deadline_)
       return finish(r->result());
     if (again)
       attempt();
+  }
+
+  bool has_news(const json& answer) const {
+    auto unknown = [](const json& list, const std::set<std::string>& known, const char* key) {
+      for (auto& x : list) {
+        auto id = key ? x.value(key, std::string{}) : x.get<std::string>();
+        if (!known.count(id))
+          return true;
+      }
+      return false;
+    };
+    return unknown(answer.value("runs", json::array()), active_, "run_id")
+           || unknown(answer.value("cancel", json::array()), stopping_, nullptr);
   }
 
   void finish(std::variant<json, error> out) {
@@ -708,6 +726,7 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
   call_ptr c_;
   std::string token_;
   clock_type::time_point deadline_;
+  std::set<std::string> active_, stopping_;
   mutable std::mutex mu_;
   bool done_ = false, asking_ = false, again_ = false;
   std::vector<std::uint64_t> ids_;
@@ -730,7 +749,22 @@ void checkin(const call_ptr& c) {
       return c->fail(400, "bad_request", "'wait' is a number of seconds");
     wait = std::min(std::chrono::seconds{*n}, c->gw.opts.max_long_poll);
   }
-  auto poll = std::make_shared<long_poll>(c, bearer(c->req), clock_type::now() + wait);
+  std::set<std::string> active, stopping;
+  if (!c->req.body.empty()) {
+    auto body = parse_json(c);
+    if (!body)
+      return;
+    for (auto& [key, into] : {std::pair{"active", &active}, std::pair{"stopping", &stopping}}) {
+      auto list = body->value(key, json::array());
+      if (!list.is_array())
+        return c->fail(400, "bad_request", std::string{"'"} + key + "' is a list of run ids");
+      for (auto& id : list)
+        if (id.is_string())
+          into->insert(id.get<std::string>());
+    }
+  }
+  auto poll = std::make_shared<long_poll>(c, bearer(c->req), clock_type::now() + wait,
+                                          std::move(active), std::move(stopping));
   if (c->gw.add_stream(c, poll))
     poll->start();
 }

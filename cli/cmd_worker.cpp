@@ -1,0 +1,93 @@
+// `kiln worker` (API.md): a worker process. SIGTERM drains (no new runs,
+// running ones finish and are reported); a second SIGTERM kills the runs
+// and reports them; a third exits at once.
+#include "cli/args.hpp"
+#include "cli/commands.hpp"
+#include "cli/self_path.hpp"
+#include "cli/version.hpp"
+#include "worker/server_link.hpp"
+#include "worker/worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <pthread.h>
+#include <thread>
+#include <unistd.h>
+
+namespace kiln::cli {
+
+namespace {
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    auto comma = s.find(',', start);
+    auto part = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!part.empty())
+      out.push_back(part);
+    if (comma == std::string::npos)
+      break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+} // namespace
+
+int cmd_worker(int argc, char** argv) {
+  args a{argc, argv, 2};
+  a.allow_only({"server", "name", "tags", "concurrency", "workdir", "executor", "ca-file",
+                "min-free-disk-mb", "poll-wait"});
+  worker::worker_options o;
+  o.servers = worker::split_urls(a.get_or("server", "http://127.0.0.1:8080"));
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  o.name = a.get_or("name", host);
+  o.tags = split_list(a.get_or("tags", ""));
+  o.concurrency = static_cast<unsigned>(a.get_u64("concurrency", 1));
+  o.workdir = a.get_or("workdir", "./kiln-worker");
+  o.executor = a.get_or("executor", "");
+  o.ca_file = a.get_or("ca-file", "");
+  o.min_free_disk_mb = a.get_u64("min-free-disk-mb", o.min_free_disk_mb);
+  o.poll_wait_s = static_cast<unsigned>(a.get_u64("poll-wait", o.poll_wait_s));
+  o.kiln_program = self_path();
+  o.version = version;
+  if (!o.executor.empty() && o.executor != "bwrap" && o.executor != "host"
+      && o.executor != "podman" && o.executor != "docker")
+    throw usage_error("--executor is bwrap, host, podman or docker, not '" + o.executor + "'");
+
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto w = worker::worker::make(o);
+  if (!w) {
+    std::fprintf(stderr, "kiln worker: %s\n", w.error().message.c_str());
+    return 1;
+  }
+  std::thread signals{[&] {
+    for (int n = 1;; ++n) {
+      int sig = 0;
+      sigwait(&stop_signals, &sig);
+      if (sig == 0)
+        return;
+      if (n == 1) {
+        (*w)->drain();
+      } else if (n == 2) {
+        spdlog::warn("worker stopping=now reason=\"second signal: killing runs\"");
+        (*w)->kill_runs();
+      } else {
+        std::_Exit(1);
+      }
+    }
+  }};
+  signals.detach();
+  return (*w)->run();
+}
+
+} // namespace kiln::cli

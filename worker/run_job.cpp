@@ -1,0 +1,283 @@
+#include "worker/run_job.hpp"
+
+#include "worker/secret_masker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace kiln::worker {
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// The console as the server sees it: masked, and grepped for tests.
+class masked_console {
+ public:
+  masked_console(console_sink& out, secret_masker& masker, test_grepper* grep)
+    : out_(out), masker_(masker), grep_(grep) {}
+  void script_output(std::string_view bytes) { emit(masker_.feed(bytes), true); }
+  void note(const std::string& line) {
+    emit(masker_.flush(), true);
+    emit(masker_.mask(line), false);
+  }
+  void end() { emit(masker_.flush(), true); }
+
+ private:
+  void emit(const std::string& s, bool grep) {
+    if (s.empty())
+      return;
+    out_.write(s);
+    if (grep && grep_)
+      grep_->feed(s);
+  }
+  console_sink& out_;
+  secret_masker& masker_;
+  test_grepper* grep_;
+};
+
+enum class ending { exited, timed_out, stopped };
+
+// Copies the tree's output to the console until it is gone, killing it at
+// the deadline or when asked to stop.
+ending pump(process_tree& tree, masked_console& console, clock_type::time_point deadline,
+            const std::atomic<bool>* stop) {
+  ending why = ending::exited;
+  char buf[64 * 1024];
+  for (;;) {
+    pollfd p{tree.output_fd(), POLLIN, 0};
+    int r = ::poll(&p, 1, 100);
+    if (r > 0) {
+      auto n = ::read(tree.output_fd(), buf, sizeof buf);
+      if (n > 0)
+        console.script_output({buf, static_cast<std::size_t>(n)});
+      else if (n == 0 || errno != EINTR)
+        break;
+    }
+    if (why == ending::exited) {
+      if (stop && stop->load())
+        why = ending::stopped;
+      else if (clock_type::now() >= deadline)
+        why = ending::timed_out;
+      if (why != ending::exited)
+        tree.kill();
+    }
+  }
+  return why;
+}
+
+status_result write_file(const fs::path& p, const std::string& text, mode_t mode) {
+  std::ofstream out{p, std::ios::binary | std::ios::trunc};
+  out << text;
+  out.close();
+  if (!out || ::chmod(p.c_str(), mode) != 0)
+    return error{"io", "cannot write " + p.string()};
+  return kiln::ok;
+}
+
+std::vector<artifact_file> list_artifacts(const fs::path& archive) {
+  std::vector<artifact_file> out;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator{archive, ec};
+       !ec && it != fs::recursive_directory_iterator{}; it.increment(ec)) {
+    // Regular files only: a symlink could point anywhere on the worker.
+    if (it->is_symlink() || !it->is_regular_file())
+      continue;
+    out.push_back({fs::relative(it->path(), archive).generic_string(), it->path()});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const artifact_file& a, const artifact_file& b) { return a.path < b.path; });
+  return out;
+}
+
+std::string status_line(const run_outcome& o) {
+  return "== kiln: " + o.status + " (exit code " + std::to_string(o.exit_code) + ")"
+         + (o.message.empty() ? "" : ": " + o.message) + "\n";
+}
+
+} // namespace
+
+std::map<std::string, std::string> run_environment(const run_definition& def,
+                                                   const run_settings& s, const run_dirs& dirs) {
+  std::map<std::string, std::string> env;
+  // The worker's own environment stays out, but for what a shell needs.
+  for (const char* k : {"PATH", "LANG", "LC_ALL", "TZ"})
+    if (const char* v = std::getenv(k))
+      env[k] = v;
+  if (!env.count("PATH"))
+    env["PATH"] = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+  env["HOME"] = dirs.workspace.string();
+  for (auto& [k, v] : def.env)
+    env[k] = v;
+  auto runs = s.server_url + "/v1/projects/" + def.project + "/builds/" + std::to_string(def.build)
+              + "/runs/";
+  env["H_PROJECT"] = def.project;
+  env["H_BUILD"] = std::to_string(def.build);
+  env["H_RUN"] = def.run;
+  env["H_RUN_URL"] = runs + def.run;
+  env["H_WORKER"] = s.worker_name;
+  if (!def.parent_run.empty())
+    env["H_TRIGGER_URL"] = runs + def.parent_run;
+  if (def.git) {
+    env["GIT_URL"] = def.git->url;
+    if (!def.git->sha.empty())
+      env["GIT_SHA"] = def.git->sha;
+    if (!def.git->ref.empty())
+      env["GIT_REF"] = def.git->ref;
+  }
+  env["ARCHIVE"] = dirs.archive.string();
+  env["SECRETS"] = dirs.secrets.string();
+  env["TMPDIR"] = dirs.tmp.string();
+  return env;
+}
+
+run_outcome execute_run(const run_definition& def, const run_settings& s, console_sink& sink) {
+  std::vector<std::string> secret_values;
+  for (auto& [k, v] : def.secrets) {
+    secret_values.push_back(v);
+    if (!v.empty() && v.size() < secret_masker::min_length)
+      spdlog::warn("run id={} secret={} masked=no reason=\"shorter than {} bytes\"", def.run_id(),
+                   k, secret_masker::min_length);
+  }
+  secret_masker masker{secret_values};
+  std::unique_ptr<test_grepper> grepper;
+  run_outcome out;
+  auto fail = [&](masked_console& console, std::string message) {
+    out.status = "FAILED";
+    out.exit_code = out.exit_code ? out.exit_code : 1;
+    out.message = masker.mask(message);
+    console.note(status_line(out));
+    console.end();
+    return out;
+  };
+  masked_console early{sink, masker, nullptr};
+  early.note(recreate_stanza(def, s.server_url));
+  if (def.grepping) {
+    auto g = test_grepper::make(*def.grepping);
+    if (!g)
+      return fail(early, "test-grepping: " + g.error().message);
+    grepper = std::move(*g);
+  }
+  masked_console console{sink, masker, grepper.get()};
+
+  run_dirs dirs{s.root, s.root / "ws", s.root / "archive", s.root / "secrets", s.root / "tmp",
+                s.root / "bin"};
+  std::error_code ec;
+  // Fresh, but only the run's own folders: the root may be the user's
+  // (kiln simulate -w DIR).
+  for (auto& d : {dirs.workspace, dirs.archive, dirs.secrets, dirs.tmp, dirs.bin}) {
+    fs::remove_all(d, ec);
+    fs::create_directories(d, ec);
+    if (ec)
+      break;
+  }
+  if (ec)
+    return fail(console, "cannot create the run's directories under " + s.root.string() + ": "
+                           + ec.message());
+  ::chmod(dirs.secrets.c_str(), 0700);
+  for (auto& [k, v] : def.secrets)
+    if (auto w = write_file(dirs.secrets / k, v, 0600); !w)
+      return fail(console, w.error().message);
+
+  if (def.script_repo)
+    return fail(console, "script-repo scripts are not supported by this worker yet; "
+                         "use `script:` (scripts from script-repos arrive with issue 7)");
+  executor* exec = s.exec;
+  if (def.container) {
+    if (!s.containers)
+      return fail(console, "no container engine on this worker (the run asks for image '"
+                             + def.container->image + "'); install podman or docker");
+    if (!def.container->auth_secret.empty())
+      return fail(console, "container-auth is not supported: this worker pulls no images; "
+                           "load '" + def.container->image + "' into the engine first");
+    exec = s.containers;
+  }
+  if (!def.shared_volumes.empty())
+    return fail(console, "this worker offers no shared volumes (the run asks for '"
+                           + def.shared_volumes.begin()->first + "')");
+
+  auto env = run_environment(def, s, dirs);
+  auto deadline = clock_type::now() + std::chrono::seconds{def.timeout_s};
+  auto finish_stopped = [&](ending why, int code) {
+    out.exit_code = code;
+    out.status = why == ending::timed_out ? "TIMEOUT" : "CANCELLED";
+    out.message = why == ending::timed_out
+                    ? "killed after the run's timeout of " + std::to_string(def.timeout_s) + " s"
+                    : s.stop_message;
+    console.note(status_line(out));
+    return out;
+  };
+
+  if (def.git) {
+    console.note("== kiln: git clone " + def.git->url
+                 + (def.git->sha.empty() ? "" : " at " + def.git->sha) + "\n");
+    auto script = "set -e\ngit clone -q \"$1\" .\n"
+                  "if [ -n \"$2\" ]; then git checkout -q \"$2\"; fi\n";
+    auto git_sh = dirs.bin / "git-checkout";
+    if (auto w = write_file(git_sh, std::string{"#!/bin/sh\n"} + script, 0755); !w)
+      return fail(console, w.error().message);
+    auto tree = spawn_plain({"/bin/sh", git_sh.string(), def.git->url, def.git->sha}, env,
+                            dirs.workspace);
+    if (!tree)
+      return fail(console, tree.error().message);
+    auto why = pump(**tree, console, deadline, s.stop);
+    auto code = (*tree)->wait();
+    if (why != ending::exited)
+      return finish_stopped(why, code);
+    if (code != 0) {
+      out.exit_code = code;
+      return fail(console, "git clone of " + def.git->url + " failed");
+    }
+  }
+
+  // A script without a shebang runs under /bin/sh, as JobServ does.
+  auto text = def.script.starts_with("#!") ? def.script : "#!/bin/sh\n" + def.script;
+  auto script = dirs.bin / "script";
+  if (auto w = write_file(script, text, 0755); !w)
+    return fail(console, w.error().message);
+  launch_request req{script, env, dirs, def.network, def.container ? &*def.container : nullptr,
+                     "kiln-" + std::to_string(::getpid()) + "-" + s.root.filename().string()};
+  auto tree = exec->launch(req);
+  if (!tree)
+    return fail(console, tree.error().message);
+  auto why = pump(**tree, console, deadline, s.stop);
+  auto code = (*tree)->wait();
+  console.end();
+  if (why != ending::exited)
+    return finish_stopped(why, code);
+
+  out.exit_code = code;
+  out.artifacts = list_artifacts(dirs.archive);
+  for (auto& a : out.artifacts)
+    if (a.file.filename().string().starts_with("junit.xml")) {
+      auto suite = parse_junit(a.file);
+      if (suite)
+        out.tests.push_back(std::move(*suite));
+      else
+        console.note("== kiln: ignoring " + a.path + ": " + suite.error().message + "\n");
+    }
+  if (grepper)
+    for (auto& suite : grepper->finish())
+      out.tests.push_back(std::move(suite));
+  for (auto& suite : out.tests)
+    for (auto& t : suite.results) {
+      t.name = masker.mask(t.name);
+      t.message = masker.mask(t.message);
+    }
+  bool tests_failed = std::any_of(out.tests.begin(), out.tests.end(),
+                                  [](const test_suite& t) { return t.failed(); });
+  out.status = code == 0 && !tests_failed ? "PASSED" : "FAILED";
+  if (code == 0 && tests_failed)
+    out.message = "tests failed";
+  console.note(status_line(out));
+  return out;
+}
+
+} // namespace kiln::worker

@@ -1,0 +1,58 @@
+#pragma once
+// One run, start to end, as the worker and `kiln simulate` both do it: a
+// fresh directory, secrets as files, the git checkout, the script under
+// an executor with its timeout and cancel, console masking, then the
+// artifacts and test results it left. No server here: the caller sends.
+#include "worker/executor.hpp"
+#include "worker/run_definition.hpp"
+#include "worker/test_results.hpp"
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace kiln::worker {
+
+// Where console bytes go (already masked).
+class console_sink {
+ public:
+  virtual ~console_sink() = default;
+  virtual void write(std::string_view bytes) = 0;
+};
+
+struct run_settings {
+  std::filesystem::path root;  // the run's own directory; created fresh
+  executor* exec = nullptr;    // runs without `container:`
+  executor* containers = nullptr;  // runs with one; null: no engine here
+  std::string worker_name;
+  std::string server_url;  // for H_RUN_URL and the recreate stanza
+  // Asked to stop (a cancel, or the worker shutting down); read while the
+  // script runs.
+  const std::atomic<bool>* stop = nullptr;
+  std::string stop_message = "cancelled";
+};
+
+struct artifact_file {
+  std::string path;  // relative to $ARCHIVE, '/'-separated
+  std::filesystem::path file;
+};
+
+struct run_outcome {
+  std::string status;  // PASSED, FAILED, TIMEOUT or CANCELLED
+  int exit_code = 0;
+  std::string message;
+  std::vector<artifact_file> artifacts;
+  std::vector<test_suite> tests;
+};
+
+run_outcome execute_run(const run_definition& def, const run_settings& settings,
+                        console_sink& console);
+
+// The environment the script sees (jobserv-format.md "Environment").
+std::map<std::string, std::string> run_environment(const run_definition& def,
+                                                   const run_settings& settings,
+                                                   const run_dirs& dirs);
+
+} // namespace kiln::worker

@@ -1,0 +1,90 @@
+#include "worker/server_link.hpp"
+
+namespace kiln::worker {
+
+server_link::server_link(std::vector<std::string> urls, std::string token, std::string ca_file,
+                         long timeout_ms)
+  : urls_(std::move(urls)), token_(std::move(token)), ca_file_(std::move(ca_file)),
+    timeout_ms_(timeout_ms) {
+  set_token(token_);
+}
+
+void server_link::set_token(const std::string& token) {
+  token_ = token;
+  clients_.clear();
+  for (auto& u : urls_)
+    clients_.push_back(std::make_unique<client::api_client>(
+      client::client_options{u, token_, ca_file_, timeout_ms_}));
+}
+
+const std::string& server_link::url() const { return urls_[current_]; }
+
+template <class F>
+result<client::http_response> server_link::each_url(F&& f) {
+  std::string tried;
+  for (std::size_t i = 0; i < clients_.size(); ++i) {
+    auto at = (current_ + i) % clients_.size();
+    auto r = f(*clients_[at]);
+    // A gateway that is draining answers 503: try the next one too.
+    if (r && r->status != 503) {
+      current_ = at;
+      return r;
+    }
+    tried += (tried.empty() ? "" : "; ") + (r ? urls_[at] + ": HTTP 503" : r.error().message);
+  }
+  current_ = (current_ + 1) % clients_.size();
+  return error{"unreachable", tried};
+}
+
+result<client::http_response> server_link::request(std::string_view method,
+                                                    std::string_view target,
+                                                    std::string_view body,
+                                                    std::string_view content_type) {
+  return each_url([&](client::api_client& c) { return c.request(method, target, body, content_type); });
+}
+
+result<client::http_response> server_link::upload(std::string_view target,
+                                                   const std::string& file) {
+  return each_url([&](client::api_client& c) { return c.upload_file("PUT", target, file); });
+}
+
+std::vector<std::string> split_urls(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    auto comma = list.find(',', start);
+    auto part = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    while (!part.empty() && (part.back() == '/' || part.back() == ' '))
+      part.pop_back();
+    while (!part.empty() && part.front() == ' ')
+      part.erase(0, 1);
+    if (!part.empty())
+      out.push_back(part);
+    if (comma == std::string::npos)
+      break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string percent_encode(std::string_view s, bool keep_slash) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/'))
+      out += static_cast<char>(c);
+    else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string run_target(const std::string& project, std::uint32_t build, const std::string& run) {
+  return "/v1/runs/" + percent_encode(project) + "/" + std::to_string(build) + "/"
+         + percent_encode(run);
+}
+
+} // namespace kiln::worker

@@ -1,0 +1,431 @@
+#include "worker/worker.hpp"
+
+#include "worker/console_spool.hpp"
+#include "worker/executor.hpp"
+#include "worker/host_facts.hpp"
+#include "worker/run_job.hpp"
+#include "worker/server_link.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <fcntl.h>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unistd.h>
+
+namespace kiln::worker {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+fs::path token_file(const fs::path& workdir) { return workdir / "worker.token"; }
+
+namespace {
+
+// Codes with which the server says a run is no longer this worker's.
+bool run_gone(const kiln::error& e) {
+  return e.code == "finished" || e.code == "not_assigned_to_you" || e.code == "not_found"
+         || e.code == "illegal_transition";
+}
+
+std::string safe_name(std::string s) {
+  for (auto& c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.')
+      c = '_';
+  return s;
+}
+
+} // namespace
+
+struct active_run {
+  run_definition def;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> finished{false};
+  std::string stop_message = "cancelled";
+  std::thread thread;
+};
+
+struct worker::impl {
+  worker_options o;
+  std::unique_ptr<executor> exec, containers;
+  std::string token;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool draining = false;
+  std::atomic<bool> killing{false};
+  std::map<std::string, std::shared_ptr<active_run>> runs;
+
+  server_link link(long timeout_ms) const {
+    return server_link{o.servers, token, o.ca_file, timeout_ms};
+  }
+
+  // Waits `d`, or less when told to stop.
+  void pause(std::chrono::milliseconds d) {
+    std::unique_lock lock{mu};
+    cv.wait_for(lock, d, [this] { return killing.load(); });
+  }
+
+  // A request retried while no server answers (each URL in turn), with a
+  // growing pause; gives up only when the worker is being killed.
+  result<client::http_response> persist(server_link& l, std::string_view method,
+                                        const std::string& target, const std::string& body,
+                                        std::string_view type = "application/json") {
+    auto wait = std::chrono::milliseconds{200};
+    bool said = false;
+    for (;;) {
+      auto r = l.request(method, target, body, type);
+      if (r && r->status < 500)
+        return r;
+      if (killing)
+        return r ? kiln::error{"http_" + std::to_string(r->status), "server error"} : r.error();
+      if (!said) {
+        spdlog::warn("worker server=unreachable target={} detail=\"{}\" action=retry", target,
+                     r ? "HTTP " + std::to_string(r->status) : r.error().message);
+        said = true;
+      }
+      pause(wait);
+      wait = std::min(wait * 2, std::chrono::milliseconds{2000});
+    }
+  }
+
+  status_result register_self();
+  int loop();
+  void start_run(const std::string& id, run_definition def);
+  void execute(const std::shared_ptr<active_run>& run);
+};
+
+status_result worker::impl::register_self() {
+  auto facts = read_host_facts(o.workdir);
+  json body{{"name", o.name},
+            {"tags", o.tags},
+            {"concurrency", o.concurrency},
+            {"host",
+             {{"cpus", facts.cpus},
+              {"memory_mb", facts.memory_mb},
+              {"free_disk_mb", facts.free_disk_mb},
+              {"kernel", facts.kernel},
+              {"hostname", facts.hostname},
+              {"kiln_version", o.version},
+              {"executor", exec->name()},
+              {"container_engine", containers ? containers->name() : ""}}}};
+  auto l = link(30'000);
+  auto r = persist(l, "POST", "/v1/workers", body.dump());
+  if (!r)
+    return r.error();
+  if (r->status != 201 && r->status != 200) {
+    auto e = client::api_error(*r);
+    if (e.code == "already_exists")
+      e.message = "worker '" + o.name + "' is registered but its token is not in "
+                  + token_file(o.workdir).string() + "; delete the worker (DELETE /v1/workers/"
+                  + o.name + ") or choose another --name";
+    return e;
+  }
+  auto j = json::parse(r->body, nullptr, false);
+  token = j.is_object() ? j.value("token", std::string{}) : std::string{};
+  if (token.empty())
+    return kiln::error{"bad_reply", "the server's registration reply holds no token"};
+  auto file = token_file(o.workdir);
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  auto line = token + "\n";
+  if (fd < 0 || ::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    if (fd >= 0)
+      ::close(fd);
+    return kiln::error{"io", "cannot write " + file.string()};
+  }
+  ::fsync(fd);
+  ::close(fd);
+  spdlog::info("worker registered name={} url={} note=\"an admin must enlist it\"", o.name,
+               l.url());
+  return kiln::ok;
+}
+
+int worker::impl::loop() {
+  auto l = link(static_cast<long>(o.poll_wait_s + 15) * 1000);
+  auto target = "/v1/workers/" + percent_encode(o.name) + "/checkin";
+  std::optional<bool> enlisted;
+  bool low_disk = false;
+  for (;;) {
+    json active = json::array(), stopping = json::array();
+    bool accepting = false, drain_now = false;
+    {
+      std::unique_lock lock{mu};
+      for (auto it = runs.begin(); it != runs.end();) {
+        if (it->second->finished) {
+          it->second->thread.join();
+          it = runs.erase(it);
+          continue;
+        }
+        active.push_back(it->first);
+        if (it->second->stop)
+          stopping.push_back(it->first);
+        ++it;
+      }
+      if (draining && runs.empty())
+        return 0;
+      accepting = !draining && runs.size() < o.concurrency;
+      drain_now = draining;
+    }
+    auto free_mb = free_disk_mb(o.workdir);
+    if ((free_mb < o.min_free_disk_mb) != low_disk) {
+      low_disk = !low_disk;
+      if (low_disk)
+        spdlog::warn("worker disk=low free_mb={} min_mb={} action=\"no new runs\"", free_mb,
+                     o.min_free_disk_mb);
+      else
+        spdlog::info("worker disk=ok free_mb={}", free_mb);
+    }
+    accepting = accepting && !low_disk;
+    json body{{"active", active}, {"stopping", stopping}, {"accepting", accepting}};
+    // While draining, short polls: the loop must notice its last run end.
+    auto wait = drain_now ? 1u : o.poll_wait_s;
+    auto r = persist(l, "POST", target + "?wait=" + std::to_string(wait), body.dump());
+    if (!r) {
+      if (killing)
+        return 0;
+      continue;
+    }
+    if (r->status == 401 || r->status == 403 || r->status == 404) {
+      auto e = client::api_error(*r);
+      spdlog::error("worker refused name={} error={} message=\"{}\"", o.name, e.code, e.message);
+      return 1;
+    }
+    if (r->status != 200) {
+      pause(std::chrono::seconds{1});
+      continue;
+    }
+    auto j = json::parse(r->body, nullptr, false);
+    if (!j.is_object())
+      continue;
+    auto now_enlisted = j.value("enlisted", false);
+    if (enlisted != now_enlisted) {
+      enlisted = now_enlisted;
+      if (now_enlisted)
+        spdlog::info("worker enlisted name={} url={}", o.name, l.url());
+      else
+        spdlog::info("worker waiting=enlist name={} note=\"an admin enlists it: POST "
+                     "/v1/workers/{}/enlist\"", o.name, o.name);
+    }
+    for (auto& id : j.value("cancel", json::array())) {
+      std::lock_guard lock{mu};
+      if (auto it = runs.find(id.get<std::string>()); it != runs.end() && !it->second->stop) {
+        it->second->stop_message = "cancelled";
+        it->second->stop = true;
+        spdlog::info("worker run=cancel id={}", it->first);
+      }
+    }
+    for (auto& handed : j.value("runs", json::array())) {
+      auto id = handed.value("run_id", std::string{});
+      {
+        std::lock_guard lock{mu};
+        if (runs.count(id))
+          continue;
+        if (draining || runs.size() >= o.concurrency)
+          continue;  // the server will hand it again, or requeue it
+      }
+      auto def = parse_run_definition(handed.value("rundef", json::object()).dump());
+      if (!def) {
+        spdlog::error("worker run=refused id={} reason=\"{}\"", id, def.error().message);
+        continue;
+      }
+      start_run(id, std::move(*def));
+    }
+  }
+}
+
+void worker::impl::start_run(const std::string& id, run_definition def) {
+  auto run = std::make_shared<active_run>();
+  run->def = std::move(def);
+  std::lock_guard lock{mu};
+  runs[id] = run;
+  run->thread = std::thread{[this, run] {
+    execute(run);
+    run->finished = true;
+    cv.notify_all();
+  }};
+}
+
+void worker::impl::execute(const std::shared_ptr<active_run>& run) {
+  auto& def = run->def;
+  auto id = def.run_id();
+  auto target = run_target(def.project, def.build, def.run);
+  auto l = link(60'000);
+  spdlog::info("worker run=start id={} executor={}", id,
+               def.container && containers ? containers->name() : exec->name());
+
+  auto started = persist(l, "POST", target + "/status", R"({"status":"RUNNING"})");
+  if (started && started->status >= 400) {
+    auto e = client::api_error(*started);
+    if (run_gone(e) && e.code != "illegal_transition") {
+      spdlog::warn("worker run=dropped id={} reason=\"{}\"", id, e.message);
+      return;
+    }
+  }
+
+  auto root = o.workdir / "runs" / safe_name(id);
+  std::error_code ec;
+  fs::create_directories(o.workdir / "runs", ec);
+  auto spool_file = o.workdir / "runs" / (safe_name(id) + ".console");
+  console_spool spool{spool_file, [this, target, id,
+                                   sl = std::make_shared<server_link>(link(30'000))](
+                                    std::uint64_t offset, std::string_view bytes) {
+    auto r = sl->request("POST", target + "/console?offset=" + std::to_string(offset), bytes,
+                         "application/octet-stream");
+    if (!r)
+      return killing ? send_result::gone : send_result::retry;
+    if (r->status < 300)
+      return send_result::sent;
+    if (r->status >= 500)
+      return send_result::retry;
+    auto e = client::api_error(*r);
+    spdlog::warn("worker console=refused id={} offset={} error={} message=\"{}\"", id, offset,
+                 e.code, e.message);
+    return send_result::gone;
+  }};
+
+  run_settings s;
+  s.root = root;
+  s.exec = exec.get();
+  s.containers = containers.get();
+  s.worker_name = o.name;
+  s.server_url = l.url();
+  s.stop = &run->stop;
+  auto out = execute_run(def, s, spool);
+  if (out.status == "CANCELLED") {
+    std::lock_guard lock{mu};
+    out.message = run->stop_message;
+  }
+  spool.close();
+
+  for (auto& a : out.artifacts) {
+    auto path = target + "/artifacts/" + percent_encode(a.path, true);
+    for (;;) {
+      auto r = l.upload(path, a.file.string());
+      if (r && r->status < 300)
+        break;
+      if (r && r->status < 500) {
+        auto e = client::api_error(*r);
+        spdlog::warn("worker artifact=refused id={} path={} error={} message=\"{}\"", id, a.path,
+                     e.code, e.message);
+        break;
+      }
+      if (killing)
+        break;
+      pause(std::chrono::seconds{1});
+    }
+  }
+  for (auto& suite : out.tests) {
+    json results = json::array();
+    for (auto& t : suite.results)
+      results.push_back({{"name", t.name}, {"status", t.status}, {"duration_ms", t.duration_ms},
+                         {"message", t.message}});
+    persist(l, "POST", target + "/tests", json{{"suite", suite.name}, {"results", results}}.dump());
+  }
+  json status{{"status", out.status}, {"exit_code", out.exit_code}, {"message", out.message}};
+  auto r = persist(l, "POST", target + "/status", status.dump());
+  if (r && r->status >= 400) {
+    auto e = client::api_error(*r);
+    spdlog::warn("worker run=report-refused id={} error={} message=\"{}\"", id, e.code, e.message);
+  }
+  spdlog::info("worker run=end id={} status={} exit_code={} artifacts={}", id, out.status,
+               out.exit_code, out.artifacts.size());
+  fs::remove_all(root, ec);
+  fs::remove(spool_file, ec);
+}
+
+result<std::unique_ptr<worker>> worker::make(worker_options o) {
+  if (o.servers.empty())
+    return kiln::error{"bad_request", "--server needs at least one URL"};
+  if (o.name.empty())
+    return kiln::error{"bad_request", "--name is required"};
+  if (o.concurrency == 0)
+    return kiln::error{"bad_request", "--concurrency must be at least 1"};
+  std::error_code ec;
+  fs::create_directories(o.workdir, ec);
+  if (ec)
+    return kiln::error{"io", "cannot create the workdir " + o.workdir.string() + ": " + ec.message()};
+  auto p = std::make_unique<impl>();
+  executor_options eo{o.kiln_program};
+  auto kind = o.executor;
+  auto engine = probe_container_engine();
+  if (kind == "podman" || kind == "docker") {
+    if (engine.empty())
+      return kiln::error{"no_executor", kind + " is not installed or its engine does not answer"};
+    kind.clear();  // image-less runs still need a sandbox
+  }
+  if (kind.empty()) {
+    kind = default_executor_kind();
+    if (kind == "host")
+      spdlog::warn("worker executor=host reason=\"bubblewrap is not installed or does not work "
+                   "here; runs are plain processes, not sandboxed\"");
+  }
+  auto e = make_executor(kind, eo);
+  if (!e)
+    return e.error();
+  p->exec = std::move(*e);
+  if (!engine.empty())
+    if (auto c = make_executor(engine, eo))
+      p->containers = std::move(*c);
+  if (std::ifstream in{token_file(o.workdir)})
+    std::getline(in, p->token);
+  p->o = std::move(o);
+  return std::unique_ptr<worker>{new worker{std::move(p)}};
+}
+
+worker::worker(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+worker::~worker() {
+  impl_->killing = true;  // no more retries: reports that cannot be sent are dropped
+  kill_runs();
+  std::map<std::string, std::shared_ptr<active_run>> left;
+  {
+    std::lock_guard lock{impl_->mu};
+    left.swap(impl_->runs);
+  }
+  for (auto& [id, r] : left)
+    if (r->thread.joinable())
+      r->thread.join();
+}
+
+int worker::run() {
+  auto& p = *impl_;
+  spdlog::info("worker starting name={} servers={} executor={} containers={} concurrency={} "
+               "workdir={}", p.o.name, p.o.servers.size(), p.exec->name(),
+               p.containers ? p.containers->name() : "none", p.o.concurrency, p.o.workdir.string());
+  if (p.token.empty())
+    if (auto r = p.register_self(); !r) {
+      spdlog::error("worker register=failed error={} message=\"{}\"", r.error().code,
+                    r.error().message);
+      return 1;
+    }
+  auto code = p.loop();
+  spdlog::info("worker stopped name={}", p.o.name);
+  return code;
+}
+
+void worker::drain() {
+  std::lock_guard lock{impl_->mu};
+  if (!impl_->draining)
+    spdlog::info("worker draining name={} runs={}", impl_->o.name, impl_->runs.size());
+  impl_->draining = true;
+  impl_->cv.notify_all();
+}
+
+void worker::kill_runs() {
+  std::lock_guard lock{impl_->mu};
+  impl_->draining = true;
+  for (auto& [id, r] : impl_->runs)
+    if (!r->stop) {
+      r->stop_message = "killed: the worker was stopped";
+      r->stop = true;
+    }
+  impl_->cv.notify_all();
+}
+
+} // namespace kiln::worker
