@@ -75,6 +75,7 @@ struct delete_worker {
 struct worker_checkin {
   std::string name;
   std::string token;
+  bool accepting = true;  // false: draining or low on disk, assign it nothing new
 };
 struct report_run {
   domain::run_key run;

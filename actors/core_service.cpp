@@ -134,7 +134,7 @@ request decode_command(std::string_view verb, const json& b) {
   if (verb == "delete_worker")
     return delete_worker{str(b, "name")};
   if (verb == "worker_checkin")
-    return worker_checkin{str(b, "name"), str(b, "token")};
+    return worker_checkin{str(b, "name"), str(b, "token"), b.value("accepting", true)};
   if (verb == "report_run")
     return report_run{run_of(b), str(b, "worker"), status_of(str(b, "status")),
                       static_cast<std::int32_t>(b.value("exit_code", 0)),

@@ -49,6 +49,7 @@ struct projector_state {
   domain::in_flight_assignments assigning;
   std::string last_project;  // the scheduler's round robin
   std::map<std::string, std::int64_t> last_seen;
+  std::set<std::string> paused;  // workers taking no new runs (their last check-in said so)
 
   std::set<build_id> dirty;
   bool process_pending = false;
@@ -284,7 +285,7 @@ void run_step(projector_actor* self, const domain::saga_step& step) {
 
 void schedule(projector_actor* self) {
   auto& s = self->state;
-  for (auto& a : domain::schedule(*s.model, s.assigning, s.last_project)) {
+  for (auto& a : domain::schedule(*s.model, s.assigning, s.last_project, s.paused)) {
     s.assigning.add(a);
     exec(self, a.run.id(), domain::run::assign_run{a.worker}, system_meta(),
          [=](command_result& r) {
@@ -484,6 +485,10 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
   if (who->holder != domain::grant::kind::worker || who->id != c.name)
     return cb(error{"forbidden", "this token is not worker '" + c.name + "'s"});
   s.last_seen[c.name] = now_ns();
+  if (c.accepting)
+    s.paused.erase(c.name);
+  else
+    s.paused.insert(c.name);
   if (!w->online)
     exec(self, streams::worker(c.name), domain::worker::mark_online{}, system_meta(),
          [name = c.name](command_result& r) {

@@ -46,10 +46,11 @@ struct slot {
   unsigned free;
 };
 
-std::vector<slot> free_slots(const read_model& model, const in_flight_assignments& in_flight) {
+std::vector<slot> free_slots(const read_model& model, const in_flight_assignments& in_flight,
+                             const std::set<std::string>& paused) {
   std::vector<slot> out;
   for (auto& [name, w] : model.workers()) {
-    if (!available(w))
+    if (!available(w) || paused.count(name))
       continue;
     unsigned used = w.holds.size();
     if (auto it = in_flight.per_worker.find(name); it != in_flight.per_worker.end())
@@ -79,9 +80,9 @@ bool blocked_by_older(const std::map<std::string, std::uint32_t>& oldest, const 
 } // namespace
 
 std::vector<assignment> schedule(const read_model& model, const in_flight_assignments& in_flight,
-                                 std::string& last_project) {
+                                 std::string& last_project, const std::set<std::string>& paused) {
   std::vector<assignment> out;
-  auto slots = free_slots(model, in_flight);
+  auto slots = free_slots(model, in_flight, paused);
   if (slots.empty() || model.queue().empty())
     return out;
   auto oldest = oldest_open(model);

@@ -49,8 +49,11 @@ struct in_flight_assignments {
 };
 
 // `last_project` carries the round robin from one call to the next.
+// `paused`: workers that said at their last check-in that they take no new
+// runs (draining, low on disk); not events, like heartbeats.
 std::vector<assignment> schedule(const read_model& model, const in_flight_assignments& in_flight,
-                                 std::string& last_project);
+                                 std::string& last_project,
+                                 const std::set<std::string>& paused = {});
 
 // Why each queued run (in queue order) is still waiting.
 std::vector<waiting_run> explain_queue(const read_model& model,

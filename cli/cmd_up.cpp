@@ -1,6 +1,6 @@
 // `kiln up`: the single-node server: the event log, the domain core (actors,
 // process managers, scheduler), the in-process bus and the gateway (the
-// HTTP API). Local workers land with issue 5 and are wired in here.
+// HTTP API), and N local workers as child processes.
 #include "cli/args.hpp"
 #include "cli/commands.hpp"
 #include "cli/data_dir.hpp"
@@ -10,6 +10,7 @@
 #include "gateway/gateway.hpp"
 #include "actors/core_service.hpp"
 #include "cli/admin_token.hpp"
+#include "cli/local_workers.hpp"
 #include "events/in_process_bus.hpp"
 #include "storage/rocksdb_event_log.hpp"
 #include "storage/secret_box.hpp"
@@ -52,14 +53,16 @@ listen_address parse_listen(const std::string& s) {
 
 int cmd_up(int argc, char** argv) {
   args a{argc, argv, 2, {"public-read"}};
-  a.allow_only({"data", "listen", "workers", "executor", "public-read", "config", "max-streams"});
+  a.allow_only({"data", "listen", "workers", "executor", "public-read", "config", "max-streams",
+                "worker-timeout"});
   auto data = a.get_or("data", "./kiln-data");
   auto listen = parse_listen(a.get_or("listen", "127.0.0.1:8080"));
-  // Accepted so that scripts written against API.md keep working; they take
-  // effect when the worker issue (5) lands.
-  if (a.has("config") || a.has("executor") || a.get_u64("workers", 0) > 0)
-    spdlog::warn("up options=ignored reason=\"--workers, --executor and --config take effect "
-                 "with issue 5 (the worker); no local worker runs\"");
+  if (a.has("config"))
+    throw usage_error("--config is not built yet; use the options (kiln up --help lists them)");
+  auto worker_count = a.get_u64("workers", 1);
+  auto executor = a.get_or("executor", "");
+  if (!executor.empty() && executor != "bwrap" && executor != "host" && executor != "podman")
+    throw usage_error("--executor is bwrap, host or podman, not '" + executor + "'");
 
   // Signals are taken by sigwait below; block them before any thread starts.
   sigset_t stop_signals;
@@ -88,6 +91,13 @@ int cmd_up(int argc, char** argv) {
   // small machine that also runs the HTTP threads and the log's writer
   // (GET of a build at 64 connections: ~18k -> ~22k req/s on 2 cores).
   config.threads = std::max(2u, std::thread::hardware_concurrency());
+  // A worker silent for this long is offline and its runs are requeued.
+  config.watchdog.worker_timeout = std::chrono::seconds{a.get_u64("worker-timeout", 90)};
+  if (config.watchdog.worker_timeout < std::chrono::seconds{2})
+    throw usage_error("--worker-timeout is at least 2 seconds");
+  config.watchdog_interval = std::min<std::chrono::milliseconds>(
+    config.watchdog_interval,
+    std::chrono::duration_cast<std::chrono::milliseconds>(config.watchdog.worker_timeout) / 3);
   core::core domain{**log, *box, config};
   if (auto started = domain.start(); !started) {
     std::fprintf(stderr, "kiln up: the core did not start: %s\n", started.error().message.c_str());
@@ -124,9 +134,21 @@ int cmd_up(int argc, char** argv) {
               url.c_str(), data.c_str(), token_file.c_str());
   std::fflush(stdout);
 
+  std::unique_ptr<local_workers> workers;
+  if (worker_count > 0) {
+    auto w = local_workers::start(domain, {static_cast<unsigned>(worker_count), url, data, executor});
+    if (!w)
+      spdlog::error("up workers=failed message=\"{}\"", w.error().message);
+    else
+      workers = std::move(*w);
+  }
+
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("up stopping signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  // Local workers first, while the gateway still takes their reports.
+  if (workers)
+    workers->stop(std::chrono::seconds{10});
   // Drain: not ready at once, no new connections, long polls and streams
   // told to reconnect, in-flight requests finished; then the core.
   front.drain();

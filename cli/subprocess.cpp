@@ -99,6 +99,16 @@ void subprocess::signal(int sig) {
     kill(pid_, sig);
 }
 
+std::optional<int> subprocess::try_wait() {
+  if (status_)
+    return status_;
+  int st = 0;
+  if (waitpid(pid_, &st, WNOHANG) != pid_)
+    return std::nullopt;
+  status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return status_;
+}
+
 int subprocess::wait() {
   if (status_)
     return *status_;

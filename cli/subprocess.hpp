@@ -30,6 +30,8 @@ class subprocess {
   void signal(int sig);
   // The exit status (128 + signal when killed).
   int wait();
+  // The exit status if the child has ended, without waiting.
+  std::optional<int> try_wait();
 
  private:
   pid_t pid_ = -1;

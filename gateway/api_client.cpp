@@ -25,6 +25,12 @@ std::size_t append_body(char* data, std::size_t size, std::size_t n, void* out) 
   return size * n;
 }
 
+// libcurl calls this about once a second while idle, and more often while
+// bytes move; non-zero abandons the transfer.
+int abort_when_asked(void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(flag)->load() ? 1 : 0;
+}
+
 } // namespace
 
 struct api_client::impl {
@@ -92,6 +98,11 @@ result<http_response> api_client::perform(std::string_view method, std::string_v
     curl_easy_setopt(c, CURLOPT_CAINFO, o.ca_file.c_str());
   if (method == "HEAD")
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  if (o.abort) {
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, o.abort);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &abort_when_asked);
+  }
   set_body(c);
   // After the body options: CURLOPT_UPLOAD would otherwise make it a PUT.
   std::string method_s{method};

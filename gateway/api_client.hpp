@@ -4,6 +4,7 @@
 // worker. libcurl stays in the .cpp.
 #include "events/result.hpp"
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,6 +17,9 @@ struct client_options {
   std::string token;     // sent as a bearer token when not empty
   std::string ca_file;   // extra trust for a self-signed gateway (https)
   long timeout_ms = 30'000;
+  // When set and it turns true, a request under way is abandoned
+  // ("unreachable"): a worker cuts its long poll short to drain.
+  const std::atomic<bool>* abort = nullptr;
 };
 
 struct http_response {

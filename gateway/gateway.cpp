@@ -630,9 +630,9 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
   // `active` and `stopping`: runs the worker already has, and those it is
   // already stopping; the poll does not end for them again.
   long_poll(call_ptr c, std::string token, clock_type::time_point deadline,
-            std::set<std::string> active, std::set<std::string> stopping)
+            std::set<std::string> active, std::set<std::string> stopping, bool accepting)
     : c_(std::move(c)), token_(std::move(token)), deadline_(deadline),
-      active_(std::move(active)), stopping_(std::move(stopping)) {}
+      active_(std::move(active)), stopping_(std::move(stopping)), accepting_(accepting) {}
 
   void start() override {
     std::weak_ptr<long_poll> weak = shared_from_this();
@@ -671,7 +671,8 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
       again_ = false;
     }
     std::weak_ptr<long_poll> weak = shared_from_this();
-    c_->gw.core.command("worker_checkin", {{"name", c_->param("name")}, {"token", token_}},
+    c_->gw.core.command("worker_checkin",
+                        {{"name", c_->param("name")}, {"token", token_}, {"accepting", accepting_}},
                         c_->as_caller(), [weak](result<core_answer> r) {
                           if (auto s = weak.lock())
                             s->answered(std::move(r));
@@ -727,6 +728,7 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
   std::string token_;
   clock_type::time_point deadline_;
   std::set<std::string> active_, stopping_;
+  bool accepting_;
   mutable std::mutex mu_;
   bool done_ = false, asking_ = false, again_ = false;
   std::vector<std::uint64_t> ids_;
@@ -750,10 +752,12 @@ void checkin(const call_ptr& c) {
     wait = std::min(std::chrono::seconds{*n}, c->gw.opts.max_long_poll);
   }
   std::set<std::string> active, stopping;
+  bool accepting = true;
   if (!c->req.body.empty()) {
     auto body = parse_json(c);
     if (!body)
       return;
+    accepting = body->value("accepting", true);
     for (auto& [key, into] : {std::pair{"active", &active}, std::pair{"stopping", &stopping}}) {
       auto list = body->value(key, json::array());
       if (!list.is_array())
@@ -764,7 +768,7 @@ void checkin(const call_ptr& c) {
     }
   }
   auto poll = std::make_shared<long_poll>(c, bearer(c->req), clock_type::now() + wait,
-                                          std::move(active), std::move(stopping));
+                                          std::move(active), std::move(stopping), accepting);
   if (c->gw.add_stream(c, poll))
     poll->start();
 }

@@ -64,7 +64,7 @@ TEST_CASE("kiln up refuses an address it cannot bind, and bad options", "[http][
 }
 
 TEST_CASE("commands that are not built yet say so", "[cli]") {
-  auto [status, out] = run({KILN_BINARY, "worker", "--server", "http://127.0.0.1:1"});
+  auto [status, out] = run({KILN_BINARY, "core"});
   CHECK(status == 2);
   CHECK(out.find("not built yet") != std::string::npos);
   auto [vstatus, vout] = run({KILN_BINARY, "--version"});

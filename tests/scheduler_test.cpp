@@ -152,3 +152,17 @@ TEST_CASE("scheduler: the queue says why each run waits") {
   CHECK(waiting[1].run.name == "c");
   CHECK(waiting[1].reason == wait_reason::no_worker);
 }
+
+TEST_CASE("scheduler: a paused worker (draining, low on disk) gets nothing new") {
+  model_builder m;
+  m.project("p", simple_yaml);
+  m.build("p", 1, {"a", "b"});
+  m.worker("w1", {"linux"}, 2);
+  m.worker("w2", {"linux"}, 2);
+  std::string last;
+  auto plan = schedule(m.model, {}, last, {"w1"});
+  REQUIRE(plan.size() == 2);
+  for (auto& a : plan)
+    CHECK(a.worker == "w2");
+  CHECK(schedule(m.model, {}, last, {"w1", "w2"}).empty());
+}

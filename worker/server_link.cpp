@@ -3,9 +3,9 @@
 namespace kiln::worker {
 
 server_link::server_link(std::vector<std::string> urls, std::string token, std::string ca_file,
-                         long timeout_ms)
+                         long timeout_ms, const std::atomic<bool>* abort)
   : urls_(std::move(urls)), token_(std::move(token)), ca_file_(std::move(ca_file)),
-    timeout_ms_(timeout_ms) {
+    timeout_ms_(timeout_ms), abort_(abort) {
   set_token(token_);
 }
 
@@ -14,7 +14,7 @@ void server_link::set_token(const std::string& token) {
   clients_.clear();
   for (auto& u : urls_)
     clients_.push_back(std::make_unique<client::api_client>(
-      client::client_options{u, token_, ca_file_, timeout_ms_}));
+      client::client_options{u, token_, ca_file_, timeout_ms_, abort_}));
 }
 
 const std::string& server_link::url() const { return urls_[current_]; }

@@ -14,7 +14,7 @@ class server_link {
  public:
   // Not thread-safe (one per thread), like api_client.
   server_link(std::vector<std::string> urls, std::string token, std::string ca_file,
-              long timeout_ms = 30'000);
+              long timeout_ms = 30'000, const std::atomic<bool>* abort = nullptr);
 
   result<client::http_response> request(std::string_view method, std::string_view target,
                                         std::string_view body = {},
@@ -31,6 +31,7 @@ class server_link {
   std::vector<std::string> urls_;
   std::string token_, ca_file_;
   long timeout_ms_;
+  const std::atomic<bool>* abort_;
   std::vector<std::unique_ptr<client::api_client>> clients_;
   std::size_t current_ = 0;
 };

@@ -60,6 +60,7 @@ struct worker::impl {
   std::condition_variable cv;
   bool draining = false;
   std::atomic<bool> killing{false};
+  std::atomic<bool> cut_poll{false};  // ends a check-in under way (drain, kill)
   std::map<std::string, std::shared_ptr<active_run>> runs;
 
   server_link link(long timeout_ms) const {
@@ -147,13 +148,15 @@ status_result worker::impl::register_self() {
 }
 
 int worker::impl::loop() {
-  auto l = link(static_cast<long>(o.poll_wait_s + 15) * 1000);
+  server_link l{o.servers, token, o.ca_file, static_cast<long>(o.poll_wait_s + 15) * 1000,
+                &cut_poll};
   auto target = "/v1/workers/" + percent_encode(o.name) + "/checkin";
   std::optional<bool> enlisted;
-  bool low_disk = false;
+  bool low_disk = false, outage = false;
   for (;;) {
     json active = json::array(), stopping = json::array();
     bool accepting = false, drain_now = false;
+    cut_poll = false;  // before reading `draining`: a drain from now on cuts this poll
     {
       std::unique_lock lock{mu};
       for (auto it = runs.begin(); it != runs.end();) {
@@ -169,7 +172,9 @@ int worker::impl::loop() {
       }
       if (draining && runs.empty())
         return 0;
-      accepting = !draining && runs.size() < o.concurrency;
+      // The scheduler keeps to the concurrency; this says only whether
+      // the worker wants new runs at all.
+      accepting = !draining;
       drain_now = draining;
     }
     auto free_mb = free_disk_mb(o.workdir);
@@ -185,12 +190,22 @@ int worker::impl::loop() {
     json body{{"active", active}, {"stopping", stopping}, {"accepting", accepting}};
     // While draining, short polls: the loop must notice its last run end.
     auto wait = drain_now ? 1u : o.poll_wait_s;
-    auto r = persist(l, "POST", target + "?wait=" + std::to_string(wait), body.dump());
-    if (!r) {
+    auto r = l.request("POST", target + "?wait=" + std::to_string(wait), body.dump());
+    if (!r || r->status >= 500) {
       if (killing)
         return 0;
+      if (cut_poll)
+        continue;  // cut short on purpose: go round with the new state
+      if (!outage)
+        spdlog::warn("worker server=unreachable detail=\"{}\" action=retry",
+                     r ? "HTTP " + std::to_string(r->status) : r.error().message);
+      outage = true;
+      pause(std::chrono::seconds{1});
       continue;
     }
+    if (outage)
+      spdlog::info("worker server=reachable url={}", l.url());
+    outage = false;
     if (r->status == 401 || r->status == 403 || r->status == 404) {
       auto e = client::api_error(*r);
       spdlog::error("worker refused name={} error={} message=\"{}\"", o.name, e.code, e.message);
@@ -414,6 +429,7 @@ void worker::drain() {
   if (!impl_->draining)
     spdlog::info("worker draining name={} runs={}", impl_->o.name, impl_->runs.size());
   impl_->draining = true;
+  impl_->cut_poll = true;
   impl_->cv.notify_all();
 }
 
@@ -425,6 +441,7 @@ void worker::kill_runs() {
       r->stop_message = "killed: the worker was stopped";
       r->stop = true;
     }
+  impl_->cut_poll = true;
   impl_->cv.notify_all();
 }
 
