@@ -25,7 +25,7 @@ bool is_git(trigger_type t) {
 }
 
 std::uint32_t timeout_of(const project_definition& def, const run_spec& spec) {
-  return 60 * spec.timeout_minutes.value_or(def.timeout_minutes);
+  return spec.timeout_seconds.value_or(60 * def.timeout_minutes);
 }
 
 // The worker's whole brief for one run. Secrets are not in it: the core adds

@@ -228,8 +228,21 @@ run_spec read_run(const YAML::Node& n, const std::string& trigger, const project
                              + "', which 'script-repos' does not define");
     r.script_repo = std::move(ref);
   }
-  if (m.has("timeout"))
-    r.timeout_minutes = positive_int(m.get("timeout"), "'timeout' of " + what);
+  if (m.has("timeout")) {
+    auto t = m.get("timeout");
+    auto text = scalar(t, "'timeout' of " + what);
+    if (!text.empty() && text.back() == 's') {
+      YAML::Node seconds{text.substr(0, text.size() - 1)};
+      seconds.SetTag(t.Tag());
+      try {
+        r.timeout_seconds = positive_int(seconds, "'timeout' of " + what);
+      } catch (const std::exception&) {
+        fail(t, "'timeout' of " + what + " is minutes (5) or seconds (90s), not '" + text + "'");
+      }
+    } else {
+      r.timeout_seconds = 60 * positive_int(t, "'timeout' of " + what);
+    }
+  }
   if (m.has("params"))
     r.params = string_map(m.get("params"), "params of " + what);
   if (m.has("loop-on")) {

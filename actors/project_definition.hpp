@@ -49,7 +49,8 @@ struct run_spec {
   std::string container;  // empty: no image
   std::string script;     // a key of project_definition::scripts, or empty
   std::optional<script_repo_ref> script_repo;
-  std::optional<int> timeout_minutes;
+  // kiln extension: minutes ("5"), or seconds with an "s" ("90s").
+  std::optional<int> timeout_seconds;
   param_map params;
   std::vector<loop_param> loop_on;
   std::vector<chained_trigger> triggers;

@@ -59,6 +59,20 @@ case "$cmd" in
       "http://$listen/v1/projects/sample" || true)
     if [ "$code" = 201 ] || [ "$code" = 200 ]; then
       echo "dev.sh: sample project loaded: http://$listen/v1/projects/sample"
+      # One build end to end, run by the node's local worker.
+      build=$(curl -fsS -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+        -d '{"trigger":"ci"}' "http://$listen/v1/projects/sample/builds" \
+        | sed -n 's/.*"build":\([0-9]*\).*/\1/p')
+      status=QUEUED
+      for _ in $(seq 1 300); do
+        status=$(curl -fsS -H "Authorization: Bearer $token" \
+          "http://$listen/v1/projects/sample/builds/$build" \
+          | sed -n 's/.*"status":"\([A-Z]*\)","trigger".*/\1/p')
+        case "$status" in PASSED|FAILED|CANCELLED) break ;; esac
+        sleep 0.1
+      done
+      echo "dev.sh: sample build $build: $status"
+      echo "  console: curl -H \"Authorization: Bearer \$(cat $data/admin.token)\" http://$listen/v1/projects/sample/builds/$build/runs/unit-test/console"
     else
       echo "dev.sh: sample project NOT loaded (HTTP $code): $(cat /tmp/kiln-sample.out 2>/dev/null)"
     fi

@@ -78,7 +78,7 @@ TEST_CASE("the documented example parses", "[definition]") {
   REQUIRE(merge.runs[0].triggers.size() == 1);
   CHECK(merge.runs[0].triggers[0].run_names == "{name}-{loop}");
   auto& smoke = def->triggers[1].runs[0];
-  CHECK(smoke.timeout_minutes == 2);
+  CHECK(smoke.timeout_seconds == 120);
   REQUIRE(smoke.grepping);
   CHECK(smoke.grepping->fixupdict.at("FAIL") == "FAILED");
   CHECK(def->scripts.at("smoke").find("--self-test") != std::string::npos);

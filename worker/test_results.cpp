@@ -137,9 +137,8 @@ result<std::unique_ptr<test_grepper>> test_grepper::make(const grepping_spec& sp
   p->result = std::make_unique<RE2>(spec.result_pattern, o);
   if (!p->result->ok())
     return error{"bad_pattern", "result-pattern: " + p->result->error()};
-  auto groups = p->result->NamedCapturingGroups();
-  if (!groups.count("name") || !groups.count("result"))
-    return error{"bad_pattern", "result-pattern needs the groups (?P<name>…) and (?P<result>…)"};
+  if (!p->result->NamedCapturingGroups().count("result"))
+    return error{"bad_pattern", "result-pattern needs a (?P<result>…) group"};
   p->fixup = spec.fixupdict;
   return std::unique_ptr<test_grepper>{new test_grepper{std::move(p)}};
 }
@@ -164,42 +163,59 @@ void test_grepper::feed(std::string_view bytes) {
   }
 }
 
+namespace {
+
+// The named groups of `re` that matched `l`; empty when it did not match.
+std::map<std::string, std::string> match_groups(const RE2& re, std::string_view l) {
+  std::vector<re2::StringPiece> m(static_cast<std::size_t>(re.NumberOfCapturingGroups() + 1));
+  std::map<std::string, std::string> out;
+  if (!re.Match(l, 0, l.size(), RE2::UNANCHORED, m.data(), static_cast<int>(m.size())))
+    return out;
+  out[""] = std::string{m[0]};
+  for (auto& [name, index] : re.NamedCapturingGroups())
+    out[name] = std::string{m[static_cast<std::size_t>(index)]};
+  return out;
+}
+
+} // namespace
+
+// A `test-pattern` line starts a suite named by its `name` group (and is a
+// result too when it captures `result`); a `result-pattern` line is a
+// result, named by its `name` group or else after the suite.
 void test_grepper::line(std::string_view l) {
   auto& p = *impl_;
   if (!l.empty() && l.back() == '\r')
     l.remove_suffix(1);
-  auto capture = [&](const RE2& re, const char* group) -> std::optional<std::string> {
-    auto groups = re.NamedCapturingGroups();
-    auto it = groups.find(group);
-    std::vector<re2::StringPiece> m(static_cast<std::size_t>(re.NumberOfCapturingGroups() + 1));
-    if (!re.Match(l, 0, l.size(), RE2::UNANCHORED, m.data(), static_cast<int>(m.size())))
-      return std::nullopt;
-    if (it == groups.end())
-      return std::string{};
-    return std::string{m[static_cast<std::size_t>(it->second)]};
+  auto add = [&](const std::string& name, const std::string& raw) {
+    auto status = raw;
+    if (auto f = p.fixup.find(raw); f != p.fixup.end())
+      status = f->second;
+    test_case t{name, status, 0, {}};
+    if (status != "PASSED" && status != "FAILED" && status != "SKIPPED") {
+      t.status = "FAILED";
+      t.message = "result '" + raw + "' is not PASSED, FAILED or SKIPPED (add it to fixupdict)";
+    }
+    if (p.suites.empty())
+      p.suites.push_back({"tests", {}});
+    p.suites.back().results.push_back(std::move(t));
   };
-  if (p.test)
-    if (auto name = capture(*p.test, "name")) {
-      p.suites.push_back({name->empty() ? "tests" : *name, {}});
+  if (p.test) {
+    auto g = match_groups(*p.test, l);
+    if (!g.empty()) {
+      auto name = g.count("name") && !g["name"].empty() ? g["name"] : std::string{"tests"};
+      p.suites.push_back({name, {}});
+      if (g.count("result") && !g["result"].empty())
+        add(name, g["result"]);
       return;
     }
-  std::vector<re2::StringPiece> m(static_cast<std::size_t>(p.result->NumberOfCapturingGroups() + 1));
-  if (!p.result->Match(l, 0, l.size(), RE2::UNANCHORED, m.data(), static_cast<int>(m.size())))
-    return;
-  auto groups = p.result->NamedCapturingGroups();
-  std::string name{m[static_cast<std::size_t>(groups["name"])]};
-  std::string raw{m[static_cast<std::size_t>(groups["result"])]};
-  std::string status = raw;
-  if (auto f = p.fixup.find(raw); f != p.fixup.end())
-    status = f->second;
-  test_case t{name, status, 0, {}};
-  if (status != "PASSED" && status != "FAILED" && status != "SKIPPED") {
-    t.status = "FAILED";
-    t.message = "result '" + raw + "' is not PASSED, FAILED or SKIPPED (add it to fixupdict)";
   }
-  if (p.suites.empty())
-    p.suites.push_back({"tests", {}});
-  p.suites.back().results.push_back(std::move(t));
+  auto g = match_groups(*p.result, l);
+  if (g.empty() || g["result"].empty())
+    return;
+  auto name = g.count("name") && !g["name"].empty()
+                ? g["name"]
+                : (p.suites.empty() ? std::string{"test"} : p.suites.back().name);
+  add(name, g["result"]);
 }
 
 std::vector<test_suite> test_grepper::finish() {

@@ -30,7 +30,7 @@ struct test_suite {
 result<test_suite> parse_junit(const std::filesystem::path& file);
 
 // Feeds console lines, collects results: `test-pattern` names the suite
-// that the following `result-pattern` matches belong to.
+// that the following `result-pattern` matches belong to (see line()).
 class test_grepper {
  public:
   // An error when a pattern does not compile (RE2's message).

@@ -1,0 +1,268 @@
+// The worker's parts without a server: masking, test results, rundefs, and
+// real runs under the host and bwrap executors (real child processes).
+#include "support/process.hpp"
+#include "support/temp_dir.hpp"
+#include "worker/executor.hpp"
+#include "worker/run_job.hpp"
+#include "worker/secret_masker.hpp"
+#include "worker/test_results.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <dirent.h>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+using namespace kiln;
+using namespace kiln::worker;
+using namespace kiln::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string mask_in_pieces(std::vector<std::string> secrets, const std::string& text,
+                           std::size_t cut) {
+  secret_masker m{std::move(secrets)};
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); i += cut)
+    out += m.feed(std::string_view{text}.substr(i, cut));
+  return out + m.flush();
+}
+
+struct recording_console : console_sink {
+  std::mutex mu;
+  std::string text;
+  void write(std::string_view b) override {
+    std::lock_guard lock{mu};
+    text.append(b);
+  }
+  bool holds(const std::string& s) {
+    std::lock_guard lock{mu};
+    return text.find(s) != std::string::npos;
+  }
+};
+
+// Processes whose command line holds `marker`.
+int processes_with(const std::string& marker) {
+  int n = 0;
+  DIR* d = ::opendir("/proc");
+  while (auto* e = ::readdir(d)) {
+    std::ifstream in{std::string{"/proc/"} + e->d_name + "/cmdline", std::ios::binary};
+    std::string cmd{std::istreambuf_iterator<char>{in}, {}};
+    if (cmd.find(marker) != std::string::npos)
+      ++n;
+  }
+  ::closedir(d);
+  return n;
+}
+
+run_definition rundef(const std::string& script, std::uint32_t timeout_s = 30) {
+  auto d = parse_run_definition(nlohmann::json{{"project", "p"}, {"build", 7}, {"run", "r"},
+                                               {"timeout_s", timeout_s}, {"script", script},
+                                               {"env", {{"GREETING", "hi"}}},
+                                               {"secrets", {{"api-key", "s3cr3t-value"}}}}
+                                  .dump());
+  REQUIRE(d);
+  return *d;
+}
+
+std::vector<std::string> executors_here() {
+  std::vector<std::string> out{"host"};
+  if (default_executor_kind() == "bwrap")
+    out.push_back("bwrap");
+  else
+    WARN("bubblewrap does not work here: the bwrap executor is not tested");
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("a secret is masked wherever the stream is cut", "[worker]") {
+  std::string text = "key=s3cr3t-value; again s3cr3t-value!";
+  for (std::size_t cut = 1; cut <= text.size(); ++cut)
+    CHECK(mask_in_pieces({"s3cr3t-value"}, text, cut) == "key=***; again ***!");
+  // One value's tail is another's head: neither leaks a part.
+  for (std::size_t cut = 1; cut <= 6; ++cut)
+    CHECK(mask_in_pieces({"ABCD", "CDEF"}, "xABCDy", cut) == "x***y");
+  CHECK(mask_in_pieces({"ab"}, "ab", 1) == "ab");  // too short to mask
+  CHECK(mask_in_pieces({"tok"}, "to", 1) == "to");  // a held prefix comes out at the end
+}
+
+TEST_CASE("test-grepping turns console lines into results", "[worker]") {
+  auto g = test_grepper::make({R"(^Running (?P<name>\S+))",
+                               R"(^\s*(?P<name>\w+): (?P<result>PASS|FAIL|WEIRD))",
+                               {{"PASS", "PASSED"}, {"FAIL", "FAILED"}}});
+  REQUIRE(g);
+  (*g)->feed("Running unit\n  a: PASS\n  b: FA");
+  (*g)->feed("IL\nRunning lint\n  c: WEIRD\nnoise\n");
+  auto suites = (*g)->finish();
+  REQUIRE(suites.size() == 2);
+  CHECK(suites[0].name == "unit");
+  REQUIRE(suites[0].results.size() == 2);
+  CHECK(suites[0].results[1].name == "b");
+  CHECK(suites[0].results[1].status == "FAILED");
+  CHECK(suites[1].results[0].status == "FAILED");  // not in fixupdict
+  CHECK(suites[1].results[0].message.find("fixupdict") != std::string::npos);
+
+  auto bad = test_grepper::make({"", "(?P<result>[", {}});
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message.find("result-pattern") != std::string::npos);
+  CHECK_FALSE(test_grepper::make({"", "(?P<name>x)", {}}));  // no result group
+}
+
+TEST_CASE("JUnit XML becomes a suite, and a malformed file names line and column", "[worker]") {
+  temp_dir dir;
+  std::ofstream{dir / "junit.xml"}
+    << "<testsuites><testsuite name=\"core\">\n"
+       "<testcase classname=\"a\" name=\"ok\" time=\"0.25\"/>\n"
+       "<testcase name=\"broken\"><failure message=\"expected 1\">trace</failure></testcase>\n"
+       "<testcase name=\"later\"><skipped/></testcase>\n"
+       "</testsuite></testsuites>\n";
+  auto s = parse_junit(dir / "junit.xml");
+  REQUIRE(s);
+  CHECK(s->name == "core");
+  REQUIRE(s->results.size() == 3);
+  CHECK(s->results[0].name == "a.ok");
+  CHECK(s->results[0].duration_ms == 250);
+  CHECK(s->results[1].status == "FAILED");
+  CHECK(s->results[1].message.find("expected 1") != std::string::npos);
+  CHECK(s->results[2].status == "SKIPPED");
+  CHECK(s->failed());
+
+  std::ofstream{dir / "junit.xml.bad"} << "<testsuite>\n  <testcase name=\"x\">\n</testsuite>\n";
+  auto bad = parse_junit(dir / "junit.xml.bad");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message.find("junit.xml.bad:3:") != std::string::npos);
+}
+
+TEST_CASE("a rundef without what a run needs is refused, naming it", "[worker]") {
+  CHECK_FALSE(parse_run_definition("not json"));
+  auto r = parse_run_definition(R"({"project":"p","build":1,"run":"r"})");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message.find("script") != std::string::npos);
+}
+
+TEST_CASE("a run gets its environment, secrets as files, artifacts and tests", "[worker]") {
+  for (auto& kind : executors_here()) {
+    DYNAMIC_SECTION("executor " << kind) {
+      temp_dir dir;
+      auto exec = make_executor(kind, {KILN_BINARY});
+      REQUIRE(exec);
+      auto def = rundef("#!/bin/sh -e\n"
+                        "echo \"$GREETING from $H_PROJECT/$H_BUILD/$H_RUN on $H_WORKER\"\n"
+                        "echo \"key: $(cat $SECRETS/api-key)\"\n"
+                        "mkdir -p $ARCHIVE/sub && printf 'abc' > $ARCHIVE/sub/out.bin\n"
+                        "echo '<testsuite><testcase name=\"t\"/></testsuite>' > $ARCHIVE/junit.xml\n"
+                        "exit 0\n");
+      run_settings s{dir / "run", exec->get(), nullptr, "w1", "http://kiln:8080"};
+      recording_console console;
+      auto out = execute_run(def, s, console);
+      INFO(console.text);
+      CHECK(out.status == "PASSED");
+      CHECK(console.holds("hi from p/7/r on w1"));
+      CHECK(console.holds("key: ***"));
+      CHECK_FALSE(console.holds("s3cr3t-value"));
+      CHECK(console.holds("kiln simulate rundef.json"));  // the recreate stanza
+      REQUIRE(out.artifacts.size() == 2);
+      CHECK(out.artifacts[1].path == "sub/out.bin");
+      REQUIRE(out.tests.size() == 1);
+      CHECK(out.tests[0].results[0].name == "t");
+    }
+  }
+}
+
+TEST_CASE("a failing script fails the run with its exit code", "[worker]") {
+  temp_dir dir;
+  auto exec = make_executor("host", {KILN_BINARY});
+  REQUIRE(exec);
+  recording_console console;
+  auto out = execute_run(rundef("echo no shebang here; exit 3\n"), {dir / "run", exec->get()},
+                         console);
+  CHECK(out.status == "FAILED");
+  CHECK(out.exit_code == 3);
+  CHECK(console.holds("no shebang here"));
+}
+
+TEST_CASE("a timeout kills the whole process tree, setsid'ed children too", "[worker]") {
+  for (auto& kind : executors_here()) {
+    DYNAMIC_SECTION("executor " << kind) {
+      temp_dir dir;
+      auto exec = make_executor(kind, {KILN_BINARY});
+      REQUIRE(exec);
+      std::string marker = "98765" + std::to_string(::getpid() % 1000);
+      auto def = rundef("#!/bin/sh\n"
+                        "setsid sleep " + marker + " &\n"
+                        "(sleep " + marker + " &)\n"
+                        "trap '' TERM\n"
+                        "echo started; sleep " + marker + "\n",
+                        1);
+      recording_console console;
+      auto out = execute_run(def, {dir / "run", exec->get()}, console);
+      CHECK(out.status == "TIMEOUT");
+      CHECK(console.holds("started"));
+      CHECK(wait_until([&] { return processes_with("sleep\0" + marker) == 0
+                                    && processes_with(marker) == 0; }, 5s));
+    }
+  }
+}
+
+TEST_CASE("a stopped run is killed and reported CANCELLED", "[worker]") {
+  temp_dir dir;
+  auto exec = make_executor("host", {KILN_BINARY});
+  REQUIRE(exec);
+  std::atomic<bool> stop{false};
+  recording_console console;
+  run_settings s{dir / "run", exec->get()};
+  s.stop = &stop;
+  s.stop_message = "cancelled by test";
+  std::thread stopper{[&] {
+    wait_until([&] { return console.holds("ready"); });
+    stop = true;
+  }};
+  auto out = execute_run(rundef("echo ready; sleep 600\n"), s, console);
+  stopper.join();
+  CHECK(out.status == "CANCELLED");
+  CHECK(out.message == "cancelled by test");
+}
+
+TEST_CASE("a run that needs a container fails clearly on a worker without an engine",
+          "[worker]") {
+  temp_dir dir;
+  auto exec = make_executor("host", {KILN_BINARY});
+  REQUIRE(exec);
+  auto d = parse_run_definition(R"({"project":"p","build":1,"run":"r","script":"true",
+                                    "container":{"image":"debian:bookworm"}})");
+  REQUIRE(d);
+  recording_console console;
+  auto out = execute_run(*d, {dir / "run", exec->get(), nullptr}, console);
+  CHECK(out.status == "FAILED");
+  CHECK(out.message.find("no container engine on this worker") != std::string::npos);
+}
+
+TEST_CASE("the bwrap sandbox: read-only system, no network, own PID namespace, no caps",
+          "[worker]") {
+  if (default_executor_kind() != "bwrap") {
+    WARN("bubblewrap does not work here: skipped");
+    return;
+  }
+  temp_dir dir;
+  auto exec = make_executor("bwrap", {KILN_BINARY});
+  REQUIRE(exec);
+  recording_console console;
+  auto out = execute_run(rundef("#!/bin/sh\n"
+                                "touch /usr/kiln-escape 2>/dev/null && echo wrote-usr\n"
+                                "echo pid=$$\n"
+                                "ls /sys/class/net | tr '\\n' ' '; echo\n"
+                                "grep CapEff /proc/self/status\n"
+                                "echo ok > $ARCHIVE/a\n"),
+                         {dir / "run", exec->get()}, console);
+  INFO(console.text);
+  CHECK(out.status == "PASSED");
+  CHECK_FALSE(console.holds("wrote-usr"));
+  CHECK_FALSE(fs::exists("/usr/kiln-escape"));
+  CHECK(console.holds("pid=2\n"));  // bwrap's init is 1
+  CHECK(console.holds("CapEff:\t0000000000000000"));
+  CHECK(out.artifacts.size() == 1);
+}
