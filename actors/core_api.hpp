@@ -153,7 +153,6 @@ struct handed_run {
 struct checkin_reply {
   std::vector<handed_run> runs;
   std::vector<domain::run_key> cancel;  // runs it holds that were asked to stop
-  bool enlisted = false;                // runs come only once an admin enlists it
 };
 struct api_token {
   global_seq seq;

@@ -254,7 +254,7 @@ json render(const reply& r) {
       auto cancel = json::array();
       for (auto& k : x.cancel)
         cancel.push_back(k.path());
-      return {{"runs", std::move(runs)}, {"cancel", std::move(cancel)}, {"enlisted", x.enlisted}};
+      return {{"runs", std::move(runs)}, {"cancel", std::move(cancel)}};
     }
   } visitor;
   return std::visit(visitor, r);

@@ -65,7 +65,7 @@ result<grant> authenticate(const read_model& m, std::string_view token) {
   if (!w || w->deleted || !same_hash(hash, w->token_sha256))
     return unauthorized();
   if (!w->enlisted)
-    return error{"forbidden", "worker '" + w->name + "' is not enlisted yet: an admin enlists "
+    return error{"not_enlisted", "worker '" + w->name + "' is not enlisted yet: an admin enlists "
                                 "it with POST /v1/workers/" + w->name + "/enlist"};
   return grant{grant::kind::worker, w->name, "worker", ""};
 }

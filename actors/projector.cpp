@@ -507,7 +507,7 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
         cancel.push_back(k);
     }
   if (held.empty())
-    return cb(reply{checkin_reply{{}, std::move(cancel), w->enlisted}});
+    return cb(reply{checkin_reply{{}, std::move(cancel)}});
 
   // Each run's rundef from its actor, and its project's secrets, opened.
   struct gather {
@@ -517,13 +517,17 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
   };
   auto g = std::make_shared<gather>();
   g->left = held.size();
-  auto finish = [=, enlisted = w->enlisted] {
+  auto finish = [=] {
+    auto console = self->state.env->config.console;
     for (auto& h : g->runs) {
       auto rundef = nlohmann::json::parse(h.rundef);
       rundef["secrets"] = g->secrets[h.run.project];
+      // A requeued run's console goes on after what its lost attempt sent.
+      if (auto size = console ? console->console_size(h.run.path()) : result<std::uint64_t>{0ull})
+        rundef["console_offset"] = *size;
       h.rundef = rundef.dump();
     }
-    cb(reply{checkin_reply{std::move(g->runs), cancel, enlisted}});
+    cb(reply{checkin_reply{std::move(g->runs), cancel}});
   };
   std::set<std::string> projects;
   for (auto& k : held)

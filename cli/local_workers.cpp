@@ -81,7 +81,7 @@ result<std::unique_ptr<local_workers>> local_workers::start(core::core& domain,
     if (!o.executor.empty())
       argv.insert(argv.end(), {"--executor", o.executor});
     try {
-      p->procs.push_back(std::make_unique<subprocess>(argv));
+      p->procs.push_back(std::make_unique<subprocess>(argv, fs::path{}, true));
     } catch (const std::exception& e) {
       return error{"spawn", std::string{"cannot start a local worker: "} + e.what()};
     }

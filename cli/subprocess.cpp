@@ -7,13 +7,14 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 namespace kiln::cli {
 
 subprocess::subprocess(const std::vector<std::string>& argv,
-                       const std::filesystem::path& stderr_file) {
+                       const std::filesystem::path& stderr_file, bool die_with_parent) {
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0)
     throw std::runtime_error(std::string{"pipe: "} + std::strerror(errno));
@@ -28,8 +29,14 @@ subprocess::subprocess(const std::vector<std::string>& argv,
     if (err < 0)
       throw std::runtime_error(stderr_file.string() + ": " + std::strerror(errno));
   }
+  pid_t parent = getpid();
   pid_ = fork();
   if (pid_ == 0) {
+    if (die_with_parent) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent)  // it died before the line above
+        _exit(1);
+    }
     dup2(out[1], 1);
     if (err >= 0)
       dup2(err, 2);

@@ -14,8 +14,11 @@ class subprocess {
  public:
   // stdout comes back through a pipe; stderr goes to `stderr_file` when
   // given, else it is inherited. Throws when the program cannot be started.
+  // `die_with_parent`: the kernel SIGKILLs the child when this process
+  // (the thread that started it) dies, however it dies.
   explicit subprocess(const std::vector<std::string>& argv,
-                      const std::filesystem::path& stderr_file = {});
+                      const std::filesystem::path& stderr_file = {},
+                      bool die_with_parent = false);
   ~subprocess();  // kills (SIGKILL) and reaps a child still running
   subprocess(const subprocess&) = delete;
   subprocess& operator=(const subprocess&) = delete;

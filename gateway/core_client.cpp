@@ -68,7 +68,7 @@ int http_status(std::string_view code) {
   static const std::map<std::string_view, int> table{
     {"bad_request", 400},       {"invalid_argument", 400},   {"unknown_trigger", 400},
     {"unknown_version", 400},   {"malformed", 400},          {"gap", 409},
-    {"unauthorized", 401},      {"forbidden", 403},          {"not_assigned_to_you", 403},
+    {"unauthorized", 401},      {"forbidden", 403},          {"not_enlisted", 403},          {"not_assigned_to_you", 403},
     {"not_found", 404},         {"method_not_allowed", 405}, {"already_exists", 409},
     {"conflict", 409},          {"duplicate_run", 409},      {"finished", 409},
     {"illegal_transition", 409}, {"too_large", 413},         {"unsupported_media_type", 415},

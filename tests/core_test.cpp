@@ -151,7 +151,7 @@ TEST_CASE("core: a worker that stops checking in loses its runs to the queue") {
 TEST_CASE("core: worker check-ins need the right token and an enlisted worker") {
   core_fixture f;
   auto t = f.call<core::worker_token>(core::register_worker{"w1", {"linux"}, 1, "{}"});
-  CHECK(f.refused(core::worker_checkin{"w1", t.token}) == "forbidden");
+  CHECK(f.refused(core::worker_checkin{"w1", t.token}) == "not_enlisted");
   f.call<core::receipt>(core::enlist_worker{"w1"});
   CHECK(f.refused(core::worker_checkin{"w1", "wrong"}) == "unauthorized");
   CHECK(f.refused(core::worker_checkin{"w2", t.token}) == "not_found");

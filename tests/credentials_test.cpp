@@ -61,7 +61,7 @@ TEST_CASE("a worker's key is forbidden until the worker is enlisted") {
   auto pending = w.register_worker("lab-1", false);
   auto g = authenticate(w.model, pending);
   REQUIRE_FALSE(g);
-  CHECK(g.error().code == "forbidden");
+  CHECK(g.error().code == "not_enlisted");
 
   w.add(streams::worker("lab-1"), {worker_enlisted{}});
   auto ok = authenticate(w.model, pending);

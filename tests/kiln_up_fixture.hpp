@@ -6,8 +6,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <fstream>
 #include <regex>
+#include <thread>
 
 namespace kiln::test {
 
@@ -17,10 +19,27 @@ struct kiln_up {
   std::uint16_t port = 0;
   std::string admin;  // the admin token
 
-  explicit kiln_up(std::vector<std::string> extra = {}) {
+  std::vector<std::string> extra_args;
+
+  explicit kiln_up(std::vector<std::string> extra = {}) : extra_args(std::move(extra)) {
+    start("127.0.0.1:0");
+  }
+
+  // Stops the node (SIGTERM, as an operator would), and starts it again on
+  // the same port and data after `down`.
+  void restart(std::chrono::milliseconds down) {
+    proc->signal(SIGTERM);
+    REQUIRE(proc->wait(30s));
+    std::this_thread::sleep_for(down);  // the outage being tested, not a wait for state
+    start("127.0.0.1:" + std::to_string(port));
+  }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
+
+  void start(const std::string& listen) {
     std::vector<std::string> argv{KILN_BINARY, "up", "--data", (dir / "data").string(),
-                                  "--listen", "127.0.0.1:0", "--workers", "0"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
+                                  "--listen", listen, "--workers", "0"};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     proc = std::make_unique<child_process>(process_options{argv});
     auto line = proc->wait_for_line("listening on http://");
     if (!line)

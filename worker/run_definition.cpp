@@ -81,6 +81,8 @@ result<run_definition> parse_run_definition(const std::string& json_text) {
   d.shared_volumes = string_map(j, "shared_volumes");
   d.persistent_volumes = string_map(j, "persistent_volumes");
   d.secrets = string_map(j, "secrets");
+  if (auto c = j.find("console_offset"); c != j.end() && c->is_number_unsigned())
+    d.console_offset = c->get<std::uint64_t>();
   return d;
 }
 

@@ -48,6 +48,8 @@ struct run_definition {
   std::map<std::string, std::string> persistent_volumes;
   std::map<std::string, std::string> secrets;  // key -> value; never logged
   bool script_repo = false;  // a script from `script-repos` (not built)
+  // Where this attempt's console starts: after what a lost attempt sent.
+  std::uint64_t console_offset = 0;
 
   std::string run_id() const;  // "project/build/run"
 };

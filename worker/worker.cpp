@@ -208,6 +208,16 @@ int worker::impl::loop() {
     outage = false;
     if (r->status == 401 || r->status == 403 || r->status == 404) {
       auto e = client::api_error(*r);
+      if (e.code == "not_enlisted") {
+        if (enlisted != false)
+          spdlog::info("worker waiting=enlist name={} note=\"an admin enlists it: POST "
+                       "/v1/workers/{}/enlist\"", o.name, o.name);
+        enlisted = false;
+        if (drain_now)
+          return 0;
+        pause(std::chrono::seconds{1});
+        continue;
+      }
       spdlog::error("worker refused name={} error={} message=\"{}\"", o.name, e.code, e.message);
       return 1;
     }
@@ -218,15 +228,9 @@ int worker::impl::loop() {
     auto j = json::parse(r->body, nullptr, false);
     if (!j.is_object())
       continue;
-    auto now_enlisted = j.value("enlisted", false);
-    if (enlisted != now_enlisted) {
-      enlisted = now_enlisted;
-      if (now_enlisted)
-        spdlog::info("worker enlisted name={} url={}", o.name, l.url());
-      else
-        spdlog::info("worker waiting=enlist name={} note=\"an admin enlists it: POST "
-                     "/v1/workers/{}/enlist\"", o.name, o.name);
-    }
+    if (enlisted != true)
+      spdlog::info("worker enlisted name={} url={}", o.name, l.url());
+    enlisted = true;
     for (auto& id : j.value("cancel", json::array())) {
       std::lock_guard lock{mu};
       if (auto it = runs.find(id.get<std::string>()); it != runs.end() && !it->second->stop) {
@@ -287,10 +291,11 @@ void worker::impl::execute(const std::shared_ptr<active_run>& run) {
   std::error_code ec;
   fs::create_directories(o.workdir / "runs", ec);
   auto spool_file = o.workdir / "runs" / (safe_name(id) + ".console");
-  console_spool spool{spool_file, [this, target, id,
+  console_spool spool{spool_file, [this, target, id, base = def.console_offset,
                                    sl = std::make_shared<server_link>(link(30'000))](
                                     std::uint64_t offset, std::string_view bytes) {
-    auto r = sl->request("POST", target + "/console?offset=" + std::to_string(offset), bytes,
+    auto at = std::to_string(base + offset);
+    auto r = sl->request("POST", target + "/console?offset=" + at, bytes,
                          "application/octet-stream");
     if (!r)
       return killing ? send_result::gone : send_result::retry;
