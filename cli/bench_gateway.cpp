@@ -8,6 +8,7 @@
 //             worker sends a chunk to each follower having its line
 #include "cli/args.hpp"
 #include "cli/bench_dir.hpp"
+#include "cli/bench_support.hpp"
 #include "cli/benches.hpp"
 #include "cli/subprocess.hpp"
 #include "gateway/api_client.hpp"
@@ -56,19 +57,6 @@ scripts:
     echo ok
 )";
 
-void check(bool ok, const std::string& what) {
-  if (!ok)
-    throw std::runtime_error(what);
-}
-
-// The answer's JSON, or a thrown error naming the step.
-json expect(const result<client::http_response>& r, int status, const std::string& step) {
-  check(r.has_value(), step + ": " + (r ? "" : r.error().message));
-  if (r->status != status)
-    throw std::runtime_error(step + ": HTTP " + std::to_string(r->status) + " " + r->body);
-  return json::parse(r->body, nullptr, false);
-}
-
 std::uint16_t free_port() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -79,14 +67,6 @@ std::uint16_t free_port() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   close(fd);
   return ntohs(a.sin_port);
-}
-
-double percentile(std::vector<double>& v, double p) {
-  if (v.empty())
-    return 0;
-  std::sort(v.begin(), v.end());
-  auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
 }
 
 // ---- wrk ----
@@ -357,30 +337,6 @@ follow_figures follow(const follow_settings& s) {
 }
 
 // ---- the server under test ----
-
-struct kiln_server {
-  std::unique_ptr<subprocess> proc;
-  std::string base;
-  std::string admin;
-
-  explicit kiln_server(const std::filesystem::path& dir) {
-    proc = std::make_unique<subprocess>(
-      std::vector<std::string>{"/proc/self/exe", "up", "--data", (dir / "data").string(),
-                               "--listen", "127.0.0.1:0", "--workers", "0"},
-      dir / "kiln.log");
-    auto line = proc->wait_for_line("listening on http://", 60s);
-    check(line.has_value(), "kiln up did not start; see " + (dir / "kiln.log").string());
-    std::smatch m;
-    check(std::regex_search(*line, m, std::regex{R"((http://[0-9.]+:\d+))"}), *line);
-    base = m[1];
-    std::ifstream in{dir / "data" / "admin.token"};
-    std::getline(in, admin);
-  }
-  ~kiln_server() {
-    proc->signal(SIGTERM);
-    proc->wait();
-  }
-};
 
 } // namespace
 

@@ -73,7 +73,7 @@ int cmd_simulate(int argc, char** argv) {
   fs::create_directories(dir);
   std::ofstream{dir / marker};
 
-  worker::executor_options eo{self_path()};
+  worker::executor_options eo{shim_path()};
   auto kind = a.get_or("executor", worker::default_executor_kind());
   auto exec = worker::make_executor(kind, eo);
   if (!exec) {

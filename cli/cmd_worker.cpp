@@ -53,7 +53,7 @@ int cmd_worker(int argc, char** argv) {
   o.ca_file = a.get_or("ca-file", "");
   o.min_free_disk_mb = a.get_u64("min-free-disk-mb", o.min_free_disk_mb);
   o.poll_wait_s = static_cast<unsigned>(a.get_u64("poll-wait", o.poll_wait_s));
-  o.kiln_program = self_path();
+  o.shim_program = shim_path();
   o.version = version;
   if (!o.executor.empty() && o.executor != "bwrap" && o.executor != "host"
       && o.executor != "podman" && o.executor != "docker")

@@ -2,7 +2,6 @@
 #include "cli/args.hpp"
 #include "cli/commands.hpp"
 #include "cli/version.hpp"
-#include "worker/executor.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -83,8 +82,6 @@ int main(int argc, char** argv) {
       return kiln::cli::cmd_worker(argc, argv);
     if (cmd == "simulate")
       return kiln::cli::cmd_simulate(argc, argv);
-    if (cmd == "exec-shim")  // internal: the host executor's reaper
-      return kiln::worker::exec_shim_main(argc, argv);
   } catch (const kiln::cli::usage_error& e) {
     std::fprintf(stderr, "kiln %.*s: %s\n", static_cast<int>(cmd.size()), cmd.data(), e.what());
     return 2;

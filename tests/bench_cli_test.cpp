@@ -17,8 +17,8 @@ TEST_CASE("kiln bench refuses bad command lines clearly", "[bench][cli]") {
   CHECK(word_out.find("--seconds wants a whole number") != std::string::npos);
   auto [unknown, unknown_out] = run({KILN_BINARY, "bench", "nope"});
   CHECK(unknown == 2);
-  CHECK(unknown_out.find("known: log, core, gateway") != std::string::npos);
-  auto [later, later_out] = run({KILN_BINARY, "bench", "e2e"});
+  CHECK(unknown_out.find("known: log, core, gateway, e2e") != std::string::npos);
+  auto [later, later_out] = run({KILN_BINARY, "bench", "cluster"});
   CHECK(later == 2);
   CHECK(later_out.find("not built yet") != std::string::npos);
 }
@@ -38,4 +38,22 @@ TEST_CASE("a short kiln bench gateway prints every figure as JSON", "[bench][cli
     CHECK(j[key].get<double>() > 0);
   CHECK(j["follow_missing"] == 0);
   CHECK(j["followers"] == 5);
+}
+
+TEST_CASE("a short kiln bench e2e prints every figure as JSON with no failed run",
+          "[bench][cli]") {
+  temp_dir dir{"bench-e2e"};
+  auto [code, out] = run({KILN_BINARY, "bench", "e2e", "--json", "--runs", "20", "--workers", "2",
+                          "--dir", (dir / "scratch").string()},
+                         300s);
+  INFO(out);
+  REQUIRE(code == 0);
+  auto last = out.substr(out.rfind('{'));
+  auto j = nlohmann::json::parse(last, nullptr, false);
+  REQUIRE(j.is_object());
+  CHECK(j["failed"] == 0);
+  for (auto key : {"overhead_ms", "start_p50_ms", "finish_p99_ms", "runs_per_s", "bare_p50_ms",
+                   "run_vs_bare_ratio"})
+    CHECK(j.contains(key));
+  CHECK(j["runs_per_s"].get<double>() > 0);
 }

@@ -148,7 +148,7 @@ TEST_CASE("a run gets its environment, secrets as files, artifacts and tests", "
   for (auto& kind : executors_here()) {
     DYNAMIC_SECTION("executor " << kind) {
       temp_dir dir;
-      auto exec = make_executor(kind, {KILN_BINARY});
+      auto exec = make_executor(kind, {KILN_SHIM_BINARY});
       REQUIRE(exec);
       auto def = rundef("#!/bin/sh -e\n"
                         "echo \"$GREETING from $H_PROJECT/$H_BUILD/$H_RUN on $H_WORKER\"\n"
@@ -175,7 +175,7 @@ TEST_CASE("a run gets its environment, secrets as files, artifacts and tests", "
 
 TEST_CASE("a failing script fails the run with its exit code", "[worker]") {
   temp_dir dir;
-  auto exec = make_executor("host", {KILN_BINARY});
+  auto exec = make_executor("host", {KILN_SHIM_BINARY});
   REQUIRE(exec);
   recording_console console;
   auto out = execute_run(rundef("echo no shebang here; exit 3\n"), {dir / "run", exec->get()},
@@ -189,7 +189,7 @@ TEST_CASE("a timeout kills the whole process tree, setsid'ed children too", "[wo
   for (auto& kind : executors_here()) {
     DYNAMIC_SECTION("executor " << kind) {
       temp_dir dir;
-      auto exec = make_executor(kind, {KILN_BINARY});
+      auto exec = make_executor(kind, {KILN_SHIM_BINARY});
       REQUIRE(exec);
       std::string marker = "98765" + std::to_string(::getpid() % 1000);
       auto def = rundef("#!/bin/sh\n"
@@ -210,7 +210,7 @@ TEST_CASE("a timeout kills the whole process tree, setsid'ed children too", "[wo
 
 TEST_CASE("a stopped run is killed and reported CANCELLED", "[worker]") {
   temp_dir dir;
-  auto exec = make_executor("host", {KILN_BINARY});
+  auto exec = make_executor("host", {KILN_SHIM_BINARY});
   REQUIRE(exec);
   std::atomic<bool> stop{false};
   recording_console console;
@@ -230,7 +230,7 @@ TEST_CASE("a stopped run is killed and reported CANCELLED", "[worker]") {
 TEST_CASE("a run that needs a container fails clearly on a worker without an engine",
           "[worker]") {
   temp_dir dir;
-  auto exec = make_executor("host", {KILN_BINARY});
+  auto exec = make_executor("host", {KILN_SHIM_BINARY});
   REQUIRE(exec);
   auto d = parse_run_definition(R"({"project":"p","build":1,"run":"r","script":"true",
                                     "container":{"image":"debian:bookworm"}})");
@@ -248,7 +248,7 @@ TEST_CASE("the bwrap sandbox: read-only system, no network, own PID namespace, n
     return;
   }
   temp_dir dir;
-  auto exec = make_executor("bwrap", {KILN_BINARY});
+  auto exec = make_executor("bwrap", {KILN_SHIM_BINARY});
   REQUIRE(exec);
   recording_console console;
   auto out = execute_run(rundef("#!/bin/sh\n"

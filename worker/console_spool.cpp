@@ -67,6 +67,10 @@ void console_spool::loop() {
     {
       std::unique_lock lock{mu_};
       cv_.wait(lock, [this] { return written_ > sent_ || closing_ || gone_; });
+      // Output gathers for up to 250 ms before it is sent: a short run's
+      // whole console goes in one request, a long one's every 250 ms.
+      cv_.wait_for(lock, flush_every,
+                   [this] { return closing_ || gone_ || written_ - sent_ >= max_chunk / 4; });
       if (gone_ || (closing_ && written_ == sent_)) {
         done_ = true;
         cv_.notify_all();
@@ -83,9 +87,6 @@ void console_spool::loop() {
     if (r == send_result::sent) {
       sent_ = from + chunk.size();
       retry_wait = std::chrono::milliseconds{200};
-      // Gather output for a while unless a lot is waiting or the run ended.
-      cv_.wait_for(lock, flush_every,
-                   [this] { return closing_ || written_ - sent_ >= max_chunk / 4; });
     } else if (r == send_result::gone) {
       gone_ = true;
     } else {

@@ -1,20 +1,21 @@
-// `kiln exec-shim`: the host executor's reaper. A script's processes can
+// `kiln-exec-shim -- PROGRAM ARGS…`: the host executor's reaper, a program
+// of its own so that starting it costs little (the kiln binary loads many
+// libraries). It runs PROGRAM in its own process group as a child
+// subreaper; when PROGRAM ends, or on SIGTERM, it kills every process left
+// under it, then exits with PROGRAM's status. A script's processes can
 // leave its process group (setsid) and its parent (double fork); as a
 // child subreaper the shim inherits every orphan of the tree, so it can
 // find and kill all of them by walking its own children until none is left.
-#include "worker/executor.hpp"
-
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <dirent.h>
 #include <string>
+#include <vector>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-namespace kiln::worker {
 
 namespace {
 
@@ -66,12 +67,12 @@ void kill_everything(pid_t group) {
 
 } // namespace
 
-int exec_shim_main(int argc, char** argv) {
-  int first = 2;
+int main(int argc, char** argv) {
+  int first = 1;
   while (first < argc && std::string{argv[first]} != "--")
     ++first;
   if (first + 1 >= argc) {
-    std::fprintf(stderr, "usage: kiln exec-shim -- PROGRAM [ARGS…]\n");
+    std::fprintf(stderr, "usage: kiln-exec-shim -- PROGRAM [ARGS…]\n");
     return 2;
   }
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -85,7 +86,7 @@ int exec_shim_main(int argc, char** argv) {
 
   pid_t main_pid = ::fork();
   if (main_pid < 0) {
-    std::perror("kiln exec-shim: fork");
+    std::perror("kiln-exec-shim: fork");
     return 127;
   }
   if (main_pid == 0) {
@@ -121,5 +122,3 @@ int exec_shim_main(int argc, char** argv) {
   kill_everything(main_pid);
   return code;
 }
-
-} // namespace kiln::worker

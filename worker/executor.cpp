@@ -136,10 +136,10 @@ class spawned_tree : public process_tree {
 
 class host_executor final : public executor {
  public:
-  explicit host_executor(fs::path kiln) : kiln_(std::move(kiln)) {}
+  explicit host_executor(fs::path shim) : shim_(std::move(shim)) {}
   std::string name() const override { return "host"; }
   result<std::unique_ptr<process_tree>> launch(const launch_request& r) override {
-    auto s = spawn({kiln_.string(), "exec-shim", "--", r.script.string()}, &r.env,
+    auto s = spawn({shim_.string(), "--", r.script.string()}, &r.env,
                    r.dirs.workspace);
     if (!s)
       return s.error();
@@ -147,7 +147,7 @@ class host_executor final : public executor {
   }
 
  private:
-  fs::path kiln_;
+  fs::path shim_;
 };
 
 class bwrap_executor final : public executor {
@@ -280,9 +280,10 @@ std::string probe_container_engine() {
 result<std::unique_ptr<executor>> make_executor(const std::string& kind,
                                                 const executor_options& options) {
   if (kind == "host") {
-    if (options.kiln_program.empty() || !fs::exists(options.kiln_program))
-      return error{"no_executor", "the host executor needs the kiln binary for its reaper"};
-    return std::unique_ptr<executor>{new host_executor{options.kiln_program}};
+    if (options.shim_program.empty() || !fs::exists(options.shim_program))
+      return error{"no_executor", "the host executor needs kiln-exec-shim beside kiln (not found: '"
+                                    + options.shim_program.string() + "')"};
+    return std::unique_ptr<executor>{new host_executor{options.shim_program}};
   }
   if (kind == "bwrap") {
     if (!runs_ok({"bwrap", "--ro-bind", "/", "/", "--unshare-pid", "--", "/bin/true"}))

@@ -53,8 +53,9 @@ class executor {
 };
 
 struct executor_options {
-  // The `kiln` binary: the host executor runs scripts under `kiln exec-shim`.
-  std::filesystem::path kiln_program;
+  // `kiln-exec-shim` (worker/exec_shim.cpp), installed beside `kiln`: the
+  // host executor runs scripts under it.
+  std::filesystem::path shim_program;
 };
 
 // A process on the host in its own process group, killed with it: the
@@ -75,10 +76,5 @@ std::string probe_container_engine();
 std::vector<std::string> bwrap_argv(const launch_request& r);
 std::vector<std::string> container_argv(const std::string& engine, const launch_request& r);
 
-// `kiln exec-shim -- PROGRAM ARGS…`: runs PROGRAM in its own process group
-// as a child subreaper; when PROGRAM ends, or on SIGTERM, kills every
-// process left under it (setsid'ed and double-forked ones too), then exits
-// with PROGRAM's status.
-int exec_shim_main(int argc, char** argv);
 
 } // namespace kiln::worker

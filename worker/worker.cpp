@@ -371,7 +371,7 @@ result<std::unique_ptr<worker>> worker::make(worker_options o) {
   if (ec)
     return kiln::error{"io", "cannot create the workdir " + o.workdir.string() + ": " + ec.message()};
   auto p = std::make_unique<impl>();
-  executor_options eo{o.kiln_program};
+  executor_options eo{o.shim_program};
   auto kind = o.executor;
   auto engine = probe_container_engine();
   if (kind == "podman" || kind == "docker") {

@@ -21,7 +21,7 @@ struct worker_options {
   unsigned concurrency = 1;
   std::filesystem::path workdir;
   std::string executor;  // bwrap, host, podman, docker; empty: bwrap where it works
-  std::filesystem::path kiln_program;  // for the host executor's reaper
+  std::filesystem::path shim_program;  // kiln-exec-shim, for the host executor
   std::string ca_file;
   std::string version;
   std::uint64_t min_free_disk_mb = 256;  // below this, no new runs

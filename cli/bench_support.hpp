@@ -1,0 +1,36 @@
+#pragma once
+// What the HTTP benchmarks share: a real `kiln up` child process, checked
+// requests and percentiles.
+#include "cli/subprocess.hpp"
+#include "gateway/api_client.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kiln::cli {
+
+// Throws std::runtime_error(what) unless ok.
+void check(bool ok, const std::string& what);
+
+// The answer's JSON, or a thrown error naming the step.
+nlohmann::json expect(const result<client::http_response>& r, int status, const std::string& step);
+
+// Sorts `v`; the nearest-rank percentile (0 for none).
+double percentile(std::vector<double>& v, double p);
+
+// `kiln up` on a free loopback port with its data and log under `dir`;
+// stopped with SIGTERM.
+struct kiln_server {
+  std::unique_ptr<subprocess> proc;
+  std::string base;   // http://127.0.0.1:PORT
+  std::string admin;  // the admin token
+
+  explicit kiln_server(const std::filesystem::path& dir, std::vector<std::string> extra = {"--workers", "0"});
+  ~kiln_server();
+};
+
+} // namespace kiln::cli
