@@ -56,10 +56,16 @@ std::vector<pid_t> own_children() {
 void kill_everything(pid_t group) {
   for (;;) {
     ::kill(-group, SIGKILL);
+    // Reap the dead; no child at all (the usual end) needs no /proc walk.
+    int st = 0;
+    pid_t r = 0;
+    while ((r = ::waitpid(-1, &st, WNOHANG)) > 0) {
+    }
+    if (r < 0 && errno == ECHILD)
+      return;
     for (pid_t p : own_children())
       ::kill(p, SIGKILL);
-    int st = 0;
-    pid_t r = ::waitpid(-1, &st, 0);
+    r = ::waitpid(-1, &st, 0);
     if (r < 0 && errno == ECHILD)
       return;
   }
