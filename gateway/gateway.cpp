@@ -2,6 +2,7 @@
 // (done before it runs, from the table), one bus request, render.
 #include "gateway/gateway.hpp"
 
+#include "gateway/artifact_store.hpp"
 #include "gateway/core_client.hpp"
 #include "gateway/live_hub.hpp"
 #include "gateway/live_streams.hpp"
@@ -148,13 +149,6 @@ bool safe_component(std::string_view s) {
          && s.find('\\') == std::string_view::npos && s.find('\0') == std::string_view::npos;
 }
 
-// A fresh file name for an upload on its way in.
-std::string incoming_name() {
-  unsigned char rnd[12];
-  RAND_bytes(rnd, sizeof rnd);
-  return "upload-" + to_hex(std::string_view{reinterpret_cast<const char*>(rnd), sizeof rnd});
-}
-
 // NATS-style: tokens (bus::valid_token) or '*', and '>' only last.
 bool valid_pattern(std::string_view p) {
   while (true) {
@@ -217,6 +211,7 @@ std::optional<json> run_body(const call_ptr& c) {
 
 struct gateway::impl {
   gateway_options opts;
+  std::unique_ptr<artifact_store> artifacts;  // null: this node takes no uploads
   core_client core;
   live_hub hub;
   request_metrics metrics;
@@ -452,10 +447,9 @@ void cancel_run(const call_ptr& c) {
                        }));
 }
 
-std::filesystem::path artifact_file(const gateway_options& o, const json& run,
-                                    const std::string& path) {
-  return o.artifacts / run["project"].get<std::string>() / std::to_string(run["build"].get<int>())
-         / run["run"].get<std::string>() / path;
+artifact_key artifact_of(const json& run, const std::string& path) {
+  return {run["project"].get<std::string>(), run["build"].get<std::uint32_t>(),
+          run["run"].get<std::string>(), path};
 }
 
 // "bytes=a-b", "bytes=a-", "bytes=-n" against `size`: [first, last].
@@ -500,12 +494,17 @@ void get_artifact(const call_ptr& c) {
     for (auto& art : a->result().value("artifacts", json::array())) {
       if (art.value("path", std::string{}) != p)
         continue;
-      auto file = artifact_file(c->gw.opts, *r, p);
+      if (!c->gw.artifacts)
+        return c->fail(404, "not_found", "this node keeps no artifacts");
+      auto stored = c->gw.artifacts->local_file(artifact_of(*r, p));
+      if (!stored)
+        return c->fail(stored.error());
+      auto file = *stored;
       std::error_code ec;
       auto size = std::filesystem::file_size(file, ec);
       if (ec)
         return c->fail(404, "not_found", "artifact '" + p + "' is recorded but not stored here");
-      http_response res{200, "application/octet-stream", {}, {{"accept-ranges", "bytes"}}, {}};
+      http_response res{200, content_type_for(p), {}, {{"accept-ranges", "bytes"}}, {}};
       res.headers.emplace_back("x-checksum-sha256", art.value("sha256", std::string{}));
       auto range = c->req.header("range");
       if (range.empty()) {
@@ -852,9 +851,13 @@ void put_artifact(const call_ptr& c) {
     discard();
     return c->fail(path.error());
   }
+  if (!c->gw.artifacts) {
+    discard();
+    return c->fail(503, "unavailable", "this node keeps no artifacts");
+  }
   if (incoming.empty()) {
     // An empty file: the server had no body to write.
-    incoming = c->gw.opts.artifacts / ".incoming" / incoming_name();
+    incoming = c->gw.artifacts->receive_path();
     std::ofstream{incoming};
   }
   std::uint64_t size = 0;
@@ -862,22 +865,18 @@ void put_artifact(const call_ptr& c) {
   r["path"] = *path;
   r["size"] = size;
   r["sha256"] = sha;
-  auto dest = artifact_file(c->gw.opts, r, *path);
+  auto key = artifact_of(r, *path);
   // Recorded first, then moved into place: a refused upload leaves nothing.
   c->gw.core.command("store_artifact", r, c->as_caller(),
-                     [c, incoming, dest, p = *path, size, sha](result<core_answer> a) {
-                       std::error_code ec;
+                     [c, incoming, key, size, sha](result<core_answer> a) {
                        if (!a) {
+                         std::error_code ec;
                          std::filesystem::remove(incoming, ec);
                          return c->fail(a.error());
                        }
-                       std::filesystem::create_directories(dest.parent_path(), ec);
-                       std::filesystem::rename(incoming, dest, ec);
-                       if (ec) {
-                         std::filesystem::remove(incoming, ec);
-                         return c->fail(500, "io", "cannot store artifact: " + ec.message());
-                       }
-                       c->ok({{"path", p}, {"size", size}, {"sha256", sha}}, 201);
+                       if (auto put = c->gw.artifacts->put(key, incoming); !put)
+                         return c->fail(500, "io", put.error().message);
+                       c->ok({{"path", key.path}, {"size", size}, {"sha256", sha}}, 201);
                      });
 }
 
@@ -1059,9 +1058,8 @@ void gateway::impl::admit(const call_ptr& c, const identity& who) {
 gateway::gateway(bus::bus& b, gateway_options opts)
     : impl_(std::make_unique<impl>(b, std::move(opts))) {
   impl_->routes = route_table();
-  std::error_code ec;
   if (!impl_->opts.artifacts.empty())
-    std::filesystem::create_directories(impl_->opts.artifacts / ".incoming", ec);
+    impl_->artifacts = make_local_artifact_store(impl_->opts.artifacts);
 }
 
 gateway::~gateway() = default;
@@ -1076,9 +1074,9 @@ body_plan gateway::plan(std::string_view method, std::string_view target) {
   body_plan p;
   p.limit = o.max_json_bytes;
   if (method == "PUT" && path.starts_with("/v1/runs/") && path.find("/artifacts/") != std::string_view::npos
-      && !o.artifacts.empty()) {
+      && impl_->artifacts) {
     p.limit = o.max_artifact_bytes;
-    p.file = o.artifacts / ".incoming" / incoming_name();
+    p.file = impl_->artifacts->receive_path();
   } else if (method == "PUT" && path.starts_with("/v1/projects/")) {
     p.limit = path.find("/secrets/") != std::string_view::npos ? o.max_secret_bytes
                                                                : o.max_definition_bytes;

@@ -225,6 +225,11 @@ TEST_CASE("a build's runs end with the right statuses, consoles, artifacts and t
   auto art = up.api("GET", run_path(n, "pass") + "/artifacts/numbers.txt");
   CHECK(art.status == 200);
   CHECK(art.body == numbers);
+  CHECK(art.headers["content-type"] == "text/plain; charset=utf-8");
+  auto part = up.api("GET", run_path(n, "pass") + "/artifacts/numbers.txt", {},
+                     {{"Range", "bytes=0-9"}});
+  CHECK(part.status == 206);
+  CHECK(part.body == "1\n2\n3\n4\n5\n");
   auto list = get_json(up, run_path(n, "pass") + "/artifacts");
   REQUIRE(list.size() == 2);
   CHECK(list[0]["path"] == "numbers.txt");
