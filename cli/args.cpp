@@ -48,6 +48,22 @@ std::uint64_t args::get_u64(const std::string& key, std::uint64_t fallback) cons
   }
 }
 
+std::vector<std::string> args::get_list(const std::string& key, std::string fallback) const {
+  auto text = get_or(key, std::move(fallback));
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto comma = std::min(text.find(',', start), text.size());
+    auto part = text.substr(start, comma - start);
+    part.erase(0, part.find_first_not_of(' '));
+    part.erase(part.find_last_not_of(' ') + 1);
+    if (!part.empty())
+      out.push_back(part);
+    start = comma + 1;
+  }
+  return out;
+}
+
 void args::allow_only(const std::set<std::string>& known) const {
   for (auto& [k, v] : options_)
     if (!known.count(k))

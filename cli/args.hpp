@@ -24,6 +24,8 @@ class args {
   std::optional<std::string> get(const std::string& key) const;
   std::string get_or(const std::string& key, std::string fallback) const;
   std::uint64_t get_u64(const std::string& key, std::uint64_t fallback) const;
+  // "a, b,c" -> {"a", "b", "c"}; empty parts dropped.
+  std::vector<std::string> get_list(const std::string& key, std::string fallback = {}) const;
   const std::vector<std::string>& positionals() const { return positionals_; }
   // Fails with a usage_error naming the first option not in `known`.
   void allow_only(const std::set<std::string>& known) const;

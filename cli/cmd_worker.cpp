@@ -5,7 +5,6 @@
 #include "cli/commands.hpp"
 #include "cli/self_path.hpp"
 #include "cli/version.hpp"
-#include "worker/server_link.hpp"
 #include "worker/worker.hpp"
 
 #include <spdlog/spdlog.h>
@@ -18,35 +17,16 @@
 
 namespace kiln::cli {
 
-namespace {
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start <= s.size()) {
-    auto comma = s.find(',', start);
-    auto part = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!part.empty())
-      out.push_back(part);
-    if (comma == std::string::npos)
-      break;
-    start = comma + 1;
-  }
-  return out;
-}
-
-} // namespace
-
 int cmd_worker(int argc, char** argv) {
   args a{argc, argv, 2};
   a.allow_only({"server", "name", "tags", "concurrency", "workdir", "executor", "ca-file",
                 "min-free-disk-mb", "poll-wait"});
   worker::worker_options o;
-  o.servers = worker::split_urls(a.get_or("server", "http://127.0.0.1:8080"));
+  o.servers = a.get_list("server", "http://127.0.0.1:8080");
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
   o.name = a.get_or("name", host);
-  o.tags = split_list(a.get_or("tags", ""));
+  o.tags = a.get_list("tags");
   o.concurrency = static_cast<unsigned>(a.get_u64("concurrency", 1));
   o.workdir = a.get_or("workdir", "./kiln-worker");
   o.executor = a.get_or("executor", "");

@@ -4,7 +4,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <dirent.h>
 #include <set>
 
 using namespace kiln::test;
@@ -178,18 +177,6 @@ std::string console_of(kiln_up& up, int build, const std::string& run) {
   return up.api("GET", run_path(build, run) + "/console").body;
 }
 
-int processes_with(const std::string& marker) {
-  int n = 0;
-  DIR* d = ::opendir("/proc");
-  while (auto* e = ::readdir(d)) {
-    std::ifstream in{std::string{"/proc/"} + e->d_name + "/cmdline", std::ios::binary};
-    std::string cmd{std::istreambuf_iterator<char>{in}, {}};
-    if (cmd.find(marker) != std::string::npos)
-      ++n;
-  }
-  ::closedir(d);
-  return n;
-}
 
 } // namespace
 

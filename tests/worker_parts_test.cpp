@@ -10,7 +10,6 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include <dirent.h>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -44,19 +43,6 @@ struct recording_console : console_sink {
   }
 };
 
-// Processes whose command line holds `marker`.
-int processes_with(const std::string& marker) {
-  int n = 0;
-  DIR* d = ::opendir("/proc");
-  while (auto* e = ::readdir(d)) {
-    std::ifstream in{std::string{"/proc/"} + e->d_name + "/cmdline", std::ios::binary};
-    std::string cmd{std::istreambuf_iterator<char>{in}, {}};
-    if (cmd.find(marker) != std::string::npos)
-      ++n;
-  }
-  ::closedir(d);
-  return n;
-}
 
 run_definition rundef(const std::string& script, std::uint32_t timeout_s = 30) {
   auto d = parse_run_definition(nlohmann::json{{"project", "p"}, {"build", 7}, {"run", "r"},

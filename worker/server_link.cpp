@@ -6,6 +6,9 @@ server_link::server_link(std::vector<std::string> urls, std::string token, std::
                          long timeout_ms, const std::atomic<bool>* abort)
   : urls_(std::move(urls)), token_(std::move(token)), ca_file_(std::move(ca_file)),
     timeout_ms_(timeout_ms), abort_(abort) {
+  for (auto& u : urls_)
+    while (u.size() > 1 && u.back() == '/')
+      u.pop_back();
   set_token(token_);
 }
 
@@ -46,25 +49,6 @@ result<client::http_response> server_link::request(std::string_view method,
 result<client::http_response> server_link::upload(std::string_view target,
                                                    const std::string& file) {
   return each_url([&](client::api_client& c) { return c.upload_file("PUT", target, file); });
-}
-
-std::vector<std::string> split_urls(const std::string& list) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start <= list.size()) {
-    auto comma = list.find(',', start);
-    auto part = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    while (!part.empty() && (part.back() == '/' || part.back() == ' '))
-      part.pop_back();
-    while (!part.empty() && part.front() == ' ')
-      part.erase(0, 1);
-    if (!part.empty())
-      out.push_back(part);
-    if (comma == std::string::npos)
-      break;
-    start = comma + 1;
-  }
-  return out;
 }
 
 std::string percent_encode(std::string_view s, bool keep_slash) {

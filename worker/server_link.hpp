@@ -12,7 +12,8 @@ namespace kiln::worker {
 
 class server_link {
  public:
-  // Not thread-safe (one per thread), like api_client.
+  // Not thread-safe (one per thread), like api_client. A trailing '/' of
+  // a URL is dropped.
   server_link(std::vector<std::string> urls, std::string token, std::string ca_file,
               long timeout_ms = 30'000, const std::atomic<bool>* abort = nullptr);
 
@@ -35,9 +36,6 @@ class server_link {
   std::vector<std::unique_ptr<client::api_client>> clients_;
   std::size_t current_ = 0;
 };
-
-// Splits "a,b" (and trims a trailing '/').
-std::vector<std::string> split_urls(const std::string& list);
 
 // "/v1/runs/p/1/r": each part percent-encoded.
 std::string run_target(const std::string& project, std::uint32_t build, const std::string& run);

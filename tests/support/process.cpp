@@ -1,6 +1,8 @@
 #include "support/process.hpp"
 
 #include <cerrno>
+#include <dirent.h>
+#include <fstream>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
@@ -133,6 +135,25 @@ std::pair<int, std::string> run(const std::vector<std::string>& argv,
     ;
   auto st = p.wait(timeout);
   return {st.value_or(-1), p.transcript()};
+}
+
+} // namespace kiln::test
+
+namespace kiln::test {
+
+int processes_with(const std::string& marker) {
+  int n = 0;
+  DIR* d = ::opendir("/proc");
+  if (!d)
+    return 0;
+  while (auto* e = ::readdir(d)) {
+    std::ifstream in{std::string{"/proc/"} + e->d_name + "/cmdline", std::ios::binary};
+    std::string cmd{std::istreambuf_iterator<char>{in}, {}};
+    if (cmd.find(marker) != std::string::npos)
+      ++n;
+  }
+  ::closedir(d);
+  return n;
 }
 
 } // namespace kiln::test

@@ -47,6 +47,9 @@ class child_process {
   std::optional<int> status_;
 };
 
+// How many processes have `marker` in their command line (from /proc).
+int processes_with(const std::string& marker);
+
 // Runs to completion and returns {exit status, stdout+stderr}.
 std::pair<int, std::string> run(const std::vector<std::string>& argv,
                                 std::chrono::milliseconds timeout = 60s);
