@@ -353,3 +353,31 @@ TEST_CASE("kiln worker refuses a bad command line and an unknown executor", "[e2
   CHECK(s3 == 1);
   CHECK(o3.find("concurrency") != std::string::npos);
 }
+
+TEST_CASE("a worker low on disk takes no new runs, and another gets them", "[e2e]") {
+  kiln_up up;
+  load_project(up);
+  worker_child full{up, "full", up.dir / "full",
+                    {"--concurrency", "4", "--min-free-disk-mb", "999999999"}};
+  worker_child ok{up, "ok", up.dir / "ok"};
+  auto n = trigger(up, "ci");
+  auto b = wait_for_build(up, n);
+  for (auto& r : b["runs"])
+    CHECK(r["worker"] == "ok");
+  CHECK(full.proc->wait_for_line("disk=low", 5s));
+}
+
+TEST_CASE("SIGTERM drains a worker: its run finishes and is reported, then it exits", "[e2e]") {
+  kiln_up up;
+  load_project(up);
+  worker_child w{up, "w1", up.dir / "w1"};
+  auto n = trigger(up, "nap");
+  REQUIRE(wait_until([&] { return console_of(up, n, "nap").find("started on w1") != std::string::npos; }));
+  w.proc->signal(SIGTERM);
+  auto code = w.proc->wait(30s);
+  REQUIRE(code);
+  CHECK(*code == 0);
+  auto b = get_json(up, "/v1/projects/e2e/builds/" + std::to_string(n));
+  CHECK(run_of(b, "nap")["status"] == "PASSED");
+  CHECK(console_of(up, n, "nap").find("woke on w1") != std::string::npos);
+}

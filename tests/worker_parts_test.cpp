@@ -252,3 +252,45 @@ TEST_CASE("the bwrap sandbox: read-only system, no network, own PID namespace, n
   CHECK(console.holds("CapEff:\t0000000000000000"));
   CHECK(out.artifacts.size() == 1);
 }
+
+TEST_CASE("a git-triggered run starts in a clone of GIT_URL at GIT_SHA", "[worker]") {
+  temp_dir dir;
+  auto repo = dir / "repo";
+  auto git = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{"/usr/bin/git", "-C", repo.string(), "-c", "user.name=kiln",
+                                  "-c", "user.email=kiln@example.com"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto [code, out] = run(argv);
+    INFO(out);
+    REQUIRE(code == 0);
+    return out;
+  };
+  fs::create_directories(repo);
+  git({"init", "-q"});
+  std::ofstream{repo / "version.txt"} << "first\n";
+  git({"add", "version.txt"});
+  git({"commit", "-q", "-m", "one"});
+  auto first = git({"rev-parse", "HEAD"});
+  first.erase(first.find_last_not_of("\n") + 1);
+  std::ofstream{repo / "version.txt"} << "second\n";
+  git({"commit", "-q", "-am", "two"});
+
+  auto d = parse_run_definition(nlohmann::json{{"project", "p"}, {"build", 1}, {"run", "r"},
+                                               {"script", "#!/bin/sh\necho \"have $(cat version.txt)\"\n"},
+                                               {"git", {{"url", repo.string()}, {"sha", first}}}}
+                                  .dump());
+  REQUIRE(d);
+  auto exec = make_executor("host", {KILN_SHIM_BINARY});
+  REQUIRE(exec);
+  recording_console console;
+  auto out = execute_run(*d, {dir / "run", exec->get()}, console);
+  INFO(console.text);
+  CHECK(out.status == "PASSED");
+  CHECK(console.holds("have first"));
+
+  d->git->sha = "0000000000000000000000000000000000000000";
+  recording_console bad;
+  auto failed = execute_run(*d, {dir / "run2", exec->get()}, bad);
+  CHECK(failed.status == "FAILED");
+  CHECK(failed.message.find("git clone") != std::string::npos);
+}
