@@ -91,6 +91,7 @@ int cmd_simulate(int argc, char** argv) {
   s.containers = containers.get();
   s.worker_name = "simulate";
   s.server_url = a.get_or("server", "");
+  s.volumes = dir / "volumes";
   stdout_console console;
   auto out = worker::execute_run(*def, s, console);
 

@@ -20,7 +20,7 @@ namespace kiln::cli {
 int cmd_worker(int argc, char** argv) {
   args a{argc, argv, 2};
   a.allow_only({"server", "name", "tags", "concurrency", "workdir", "executor", "ca-file",
-                "min-free-disk-mb", "poll-wait"});
+                "min-free-disk-mb", "poll-wait", "shared-volumes"});
   worker::worker_options o;
   o.servers = a.get_list("server", "http://127.0.0.1:8080");
   char host[256] = {};
@@ -34,6 +34,12 @@ int cmd_worker(int argc, char** argv) {
   o.min_free_disk_mb = a.get_u64("min-free-disk-mb", o.min_free_disk_mb);
   o.poll_wait_s = static_cast<unsigned>(a.get_u64("poll-wait", o.poll_wait_s));
   o.shim_program = shim_path();
+  for (auto& item : a.get_list("shared-volumes")) {
+    auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
+      throw usage_error("--shared-volumes wants NAME=PATH[,NAME=PATH], not '" + item + "'");
+    o.shared_volumes[item.substr(0, eq)] = item.substr(eq + 1);
+  }
   o.version = version;
   if (!o.executor.empty() && o.executor != "bwrap" && o.executor != "host"
       && o.executor != "podman" && o.executor != "docker")

@@ -294,3 +294,46 @@ TEST_CASE("a git-triggered run starts in a clone of GIT_URL at GIT_SHA", "[worke
   CHECK(failed.status == "FAILED");
   CHECK(failed.message.find("git clone") != std::string::npos);
 }
+
+TEST_CASE("persistent volumes outlive a run, shared volumes are offered by name", "[worker]") {
+  temp_dir dir;
+  fs::create_directories(dir / "refs");
+  std::ofstream{dir / "refs" / "data.txt"} << "shared data\n";
+  auto def = [&](const std::string& run, std::string shared) {
+    auto d = parse_run_definition(
+      nlohmann::json{{"project", "p"}, {"build", 1}, {"run", run},
+                     {"script", "#!/bin/sh -e\necho run >> /cache/count\ncat /cache/count | wc -l\n"
+                                "cat /refs/data.txt\n"},
+                     {"persistent_volumes", {{"cache", "/cache"}}},
+                     {"shared_volumes", {{shared, "/refs"}}}}
+        .dump());
+    REQUIRE(d);
+    return *d;
+  };
+  auto host = make_executor("host", {KILN_SHIM_BINARY});
+  REQUIRE(host);
+  recording_console refused;
+  auto h = execute_run(def("h", "refs"), {dir / "h", host->get(), nullptr, "w", "", nullptr,
+                                          "", dir / "volumes", {{"refs", dir / "refs"}}},
+                       refused);
+  CHECK(h.status == "FAILED");
+  CHECK(h.message.find("cannot mount volumes") != std::string::npos);
+
+  if (default_executor_kind() != "bwrap") {
+    WARN("bubblewrap does not work here: volumes under bwrap not tested");
+    return;
+  }
+  auto exec = make_executor("bwrap", {KILN_SHIM_BINARY});
+  REQUIRE(exec);
+  run_settings s{dir / "r", exec->get(), nullptr, "w", "", nullptr, "", dir / "volumes",
+                 {{"refs", dir / "refs"}}};
+  recording_console first, second, missing;
+  CHECK(execute_run(def("one", "refs"), s, first).status == "PASSED");
+  CHECK(execute_run(def("two", "refs"), s, second).status == "PASSED");
+  INFO(second.text);
+  CHECK(second.holds("\n2\n"));  // the second run saw the first one's line
+  CHECK(second.holds("shared data"));
+  auto m = execute_run(def("three", "nope"), s, missing);
+  CHECK(m.status == "FAILED");
+  CHECK(m.message.find("no shared volume 'nope' (it offers: refs)") != std::string::npos);
+}

@@ -139,6 +139,9 @@ class host_executor final : public executor {
   explicit host_executor(fs::path shim) : shim_(std::move(shim)) {}
   std::string name() const override { return "host"; }
   result<std::unique_ptr<process_tree>> launch(const launch_request& r) override {
+    if (!r.binds.empty())
+      return error{"unsupported", "the host executor cannot mount volumes (persistent-volumes, "
+                                  "shared-volumes): run this worker with --executor bwrap"};
     auto s = spawn({shim_.string(), "--", r.script.string()}, &r.env,
                    r.dirs.workspace);
     if (!s)
@@ -222,6 +225,8 @@ std::vector<std::string> bwrap_argv(const launch_request& r) {
   a.insert(a.end(), {"--bind", r.dirs.workspace.string(), r.dirs.workspace.string()});
   a.insert(a.end(), {"--bind", r.dirs.archive.string(), r.dirs.archive.string()});
   a.insert(a.end(), {"--ro-bind", r.dirs.secrets.string(), r.dirs.secrets.string()});
+  for (auto& b : r.binds)
+    a.insert(a.end(), {b.read_only ? "--ro-bind" : "--bind", b.host.string(), b.inside.string()});
   // Not --unshare-all: as root it maps only uid 0 and breaks privilege
   // drops inside the job (runtime-notes.md).
   a.insert(a.end(), {"--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"});
@@ -245,6 +250,8 @@ std::vector<std::string> container_argv(const std::string& engine, const launch_
   bind(r.dirs.tmp, "/tmp", false);
   bind(r.dirs.tmp, r.dirs.tmp.string(), false);
   bind(r.dirs.bin, r.dirs.bin.string(), true);
+  for (auto& b : r.binds)
+    bind(b.host, b.inside.string(), b.read_only);
   for (auto& [k, v] : r.env)
     if (k != "PATH" && k != "HOME")  // the image's own
       a.insert(a.end(), {"--env", k + "=" + v});

@@ -24,6 +24,13 @@ struct run_dirs {
   std::filesystem::path bin;  // the script and kiln's helpers, read-only to the run
 };
 
+// A host folder mounted into the run (persistent and shared volumes).
+struct bind_mount {
+  std::filesystem::path host;
+  std::filesystem::path inside;  // absolute
+  bool read_only = false;
+};
+
 struct launch_request {
   std::filesystem::path script;  // executable, inside the workspace dirs
   std::map<std::string, std::string> env;
@@ -31,6 +38,7 @@ struct launch_request {
   bool network = false;
   const container_spec* container = nullptr;  // set: a container engine runs it
   std::string name;  // unique per launch: names containers
+  std::vector<bind_mount> binds;  // the host executor refuses these
 };
 
 // A launched script and every process it starts.

@@ -199,9 +199,30 @@ run_outcome execute_run(const run_definition& def, const run_settings& s, consol
                            "load '" + def.container->image + "' into the engine first");
     exec = s.containers;
   }
-  if (!def.shared_volumes.empty())
-    return fail(console, "this worker offers no shared volumes (the run asks for '"
-                           + def.shared_volumes.begin()->first + "')");
+  std::vector<bind_mount> binds;
+  auto inside = [&](const std::string& p) {
+    return fs::path{p}.is_absolute() ? fs::path{p} : dirs.workspace / p;
+  };
+  for (auto& [name, path] : def.shared_volumes) {
+    auto it = s.shared_volumes.find(name);
+    if (it == s.shared_volumes.end()) {
+      std::string offered;
+      for (auto& [n, p] : s.shared_volumes)
+        offered += (offered.empty() ? "" : ", ") + n;
+      return fail(console, "this worker offers no shared volume '" + name + "' (it offers: "
+                             + (offered.empty() ? "none" : offered) + ")");
+    }
+    binds.push_back({it->second, inside(path), true});
+  }
+  for (auto& [name, path] : def.persistent_volumes) {
+    if (s.volumes.empty())
+      return fail(console, "this worker keeps no persistent volumes");
+    auto host = s.volumes / def.project / name;
+    fs::create_directories(host, ec);
+    if (ec)
+      return fail(console, "cannot create the volume " + host.string() + ": " + ec.message());
+    binds.push_back({host, inside(path), false});
+  }
 
   auto env = run_environment(def, s, dirs);
   auto deadline = clock_type::now() + std::chrono::seconds{def.timeout_s};
@@ -243,7 +264,8 @@ run_outcome execute_run(const run_definition& def, const run_settings& s, consol
   if (auto w = write_file(script, text, 0755); !w)
     return fail(console, w.error().message);
   launch_request req{script, env, dirs, def.network, def.container ? &*def.container : nullptr,
-                     "kiln-" + std::to_string(::getpid()) + "-" + s.root.filename().string()};
+                     "kiln-" + std::to_string(::getpid()) + "-" + s.root.filename().string(),
+                     binds};
   auto tree = exec->launch(req);
   if (!tree)
     return fail(console, tree.error().message);

@@ -32,6 +32,10 @@ struct run_settings {
   // script runs.
   const std::atomic<bool>* stop = nullptr;
   std::string stop_message = "cancelled";
+  // persistent-volumes live in volumes/<project>/<name> here, kept between runs.
+  std::filesystem::path volumes;
+  // shared-volumes this worker offers: name -> host folder (mounted read-only).
+  std::map<std::string, std::filesystem::path> shared_volumes;
 };
 
 struct artifact_file {

@@ -316,6 +316,8 @@ void worker::impl::execute(const std::shared_ptr<active_run>& run) {
   s.worker_name = o.name;
   s.server_url = l.url();
   s.stop = &run->stop;
+  s.volumes = o.workdir / "volumes";
+  s.shared_volumes = o.shared_volumes;
   auto out = execute_run(def, s, spool);
   if (out.status == "CANCELLED") {
     std::lock_guard lock{mu};

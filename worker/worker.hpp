@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@ struct worker_options {
   std::string version;
   std::uint64_t min_free_disk_mb = 256;  // below this, no new runs
   unsigned poll_wait_s = 20;
+  std::map<std::string, std::filesystem::path> shared_volumes;  // offered to runs, read-only
 };
 
 class worker {
