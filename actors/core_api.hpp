@@ -11,6 +11,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
@@ -76,6 +77,9 @@ struct worker_checkin {
   std::string name;
   std::string token;
   bool accepting = true;  // false: draining or low on disk, assign it nothing new
+  // The runs the worker has under way, when it says: a run RUNNING on it
+  // that it does not have was lost (the worker restarted) and is requeued.
+  std::optional<std::set<std::string>> active;
 };
 struct report_run {
   domain::run_key run;

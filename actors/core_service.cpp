@@ -134,7 +134,15 @@ request decode_command(std::string_view verb, const json& b) {
   if (verb == "delete_worker")
     return delete_worker{str(b, "name")};
   if (verb == "worker_checkin")
-    return worker_checkin{str(b, "name"), str(b, "token"), b.value("accepting", true)};
+  {
+    worker_checkin c{str(b, "name"), str(b, "token"), b.value("accepting", true), std::nullopt};
+    if (b.contains("active"))
+      for (auto& id : strings(b, "active"))
+        c.active.emplace().insert(id);
+    if (b.contains("active") && !c.active)
+      c.active.emplace();
+    return c;
+  }
   if (verb == "report_run")
     return report_run{run_of(b), str(b, "worker"), status_of(str(b, "status")),
                       static_cast<std::int32_t>(b.value("exit_code", 0)),

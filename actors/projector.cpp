@@ -272,7 +272,7 @@ void run_step(projector_actor* self, const domain::saga_step& step) {
              system_meta(), step_done(self, name, std::nullopt));
       } else if constexpr (std::is_same_v<T, domain::lose_run_step>) {
         exec(self, streams::run(x.run.project, x.run.build, x.run.name),
-             domain::run::lose_run{"worker " + x.worker + " went offline", max_attempts},
+             domain::run::lose_run{"worker " + x.worker + " went offline", max_attempts, x.worker},
              system_meta(), step_done(self, name, build_id{x.run.project, x.run.build}));
       } else if constexpr (std::is_same_v<T, domain::time_out_step>) {
         exec(self, streams::run(x.run.project, x.run.build, x.run.name),
@@ -501,6 +501,16 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
   std::vector<domain::run_key> held, cancel;
   for (auto& k : w->holds)
     if (auto r = s.model->run(k)) {
+      if (c.active && r->status == kiln::status::running && !c.active->count(k.path())) {
+        // The worker does not have it: it restarted and the run died with it.
+        spdlog::warn("core run=lost id={} worker={} reason=\"not in the worker's check-in\"",
+                     k.path(), c.name);
+        exec(self, k.id(),
+             domain::run::lose_run{"worker " + c.name + " checked in without it (restarted?)",
+                                   s.env->config.max_attempts, c.name},
+             system_meta(), [](command_result&) {});
+        continue;
+      }
       if (r->assigned())
         held.push_back(k);
       if (r->cancel_requested && !r->finished())

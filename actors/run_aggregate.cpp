@@ -110,6 +110,8 @@ result<events> decide_one(const state& s, const lose_run& c) {
     return *e;
   if (s.worker.empty())
     return refuse(errc::illegal_transition, "a queued run cannot be lost");
+  if (!c.worker.empty() && c.worker != s.worker)
+    return refuse(errc::not_assigned_to_you, "the run moved on to worker " + s.worker);
   if (s.cancel_requested)
     return events{run_completed{kiln::status::cancelled, 0, "cancelled; its worker was lost"}};
   if (s.attempt >= c.max_attempts)

@@ -85,6 +85,7 @@ struct time_out_run {
 struct lose_run {
   std::string reason;
   std::uint32_t max_attempts = 3;
+  std::string worker;  // when set, only while this worker still holds the run
 };
 struct store_artifact {
   std::string worker;

@@ -629,9 +629,11 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
   // `active` and `stopping`: runs the worker already has, and those it is
   // already stopping; the poll does not end for them again.
   long_poll(call_ptr c, std::string token, clock_type::time_point deadline,
-            std::set<std::string> active, std::set<std::string> stopping, bool accepting)
+            std::set<std::string> active, std::set<std::string> stopping, bool accepting,
+            bool reported)
     : c_(std::move(c)), token_(std::move(token)), deadline_(deadline),
-      active_(std::move(active)), stopping_(std::move(stopping)), accepting_(accepting) {}
+      active_(std::move(active)), stopping_(std::move(stopping)), accepting_(accepting),
+      reported_(reported) {}
 
   void start() override {
     std::weak_ptr<long_poll> weak = shared_from_this();
@@ -670,8 +672,10 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
       again_ = false;
     }
     std::weak_ptr<long_poll> weak = shared_from_this();
-    c_->gw.core.command("worker_checkin",
-                        {{"name", c_->param("name")}, {"token", token_}, {"accepting", accepting_}},
+    json body{{"name", c_->param("name")}, {"token", token_}, {"accepting", accepting_}};
+    if (reported_)
+      body["active"] = active_;
+    c_->gw.core.command("worker_checkin", body,
                         c_->as_caller(), [weak](result<core_answer> r) {
                           if (auto s = weak.lock())
                             s->answered(std::move(r));
@@ -728,6 +732,7 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
   clock_type::time_point deadline_;
   std::set<std::string> active_, stopping_;
   bool accepting_;
+  bool reported_;  // the worker sent its `active` list
   mutable std::mutex mu_;
   bool done_ = false, asking_ = false, again_ = false;
   std::vector<std::uint64_t> ids_;
@@ -751,12 +756,13 @@ void checkin(const call_ptr& c) {
     wait = std::min(std::chrono::seconds{*n}, c->gw.opts.max_long_poll);
   }
   std::set<std::string> active, stopping;
-  bool accepting = true;
+  bool accepting = true, reported = false;
   if (!c->req.body.empty()) {
     auto body = parse_json(c);
     if (!body)
       return;
     accepting = body->value("accepting", true);
+    reported = body->contains("active");
     for (auto& [key, into] : {std::pair{"active", &active}, std::pair{"stopping", &stopping}}) {
       auto list = body->value(key, json::array());
       if (!list.is_array())
@@ -767,7 +773,8 @@ void checkin(const call_ptr& c) {
     }
   }
   auto poll = std::make_shared<long_poll>(c, bearer(c->req), clock_type::now() + wait,
-                                          std::move(active), std::move(stopping), accepting);
+                                          std::move(active), std::move(stopping), accepting,
+                                          reported);
   if (c->gw.add_stream(c, poll))
     poll->start();
 }

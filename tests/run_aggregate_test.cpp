@@ -126,6 +126,12 @@ TEST_CASE("a lost run is requeued with attempt + 1, up to the limit, then FAILED
   CHECK(failed.message.find("lost 2 times") != std::string::npos);
 }
 
+TEST_CASE("a run is lost only from the worker that still holds it", "[run]") {
+  auto s = given({queued, assigned, started});  // held by w1
+  CHECK(refused(s, run::lose_run{"w9 restarted", 3, "w9"}) == "not_assigned_to_you");
+  CHECK(then(s, run::lose_run{"w1 restarted", 3, "w1"}).size() == 1);
+}
+
 TEST_CASE("a RUNNING run past its time times out", "[run]") {
   auto e = then(given({queued, assigned, started}), run::time_out_run{"5 minutes"});
   REQUIRE(e.size() == 1);

@@ -381,3 +381,21 @@ TEST_CASE("SIGTERM drains a worker: its run finishes and is reported, then it ex
   CHECK(run_of(b, "nap")["status"] == "PASSED");
   CHECK(console_of(up, n, "nap").find("woke on w1") != std::string::npos);
 }
+
+TEST_CASE("a worker restarted mid-run: its first check-in requeues the run it lost", "[e2e]") {
+  kiln_up up;  // heartbeat timeout 90 s: only the check-in can requeue within the test
+  load_project(up);
+  std::vector<std::string> argv{KILN_BINARY, "worker", "--server", up.url(), "--name", "wr",
+                                "--workdir", (up.dir / "wr").string(), "--poll-wait", "5"};
+  auto first = std::make_unique<worker_child>(up, "wr", up.dir / "wr");
+  auto n = trigger(up, "nap");
+  REQUIRE(wait_until([&] { return console_of(up, n, "nap").find("started on wr") != std::string::npos; }));
+  first->proc->signal(SIGKILL);
+  first->proc->wait();
+  child_process again{process_options{argv, true}};  // same name and workdir: same token
+  auto b = wait_for_build(up, n, 30s);
+  auto run = run_of(b, "nap");
+  INFO(again.transcript());
+  CHECK(run["status"] == "PASSED");
+  CHECK(run["attempt"] == 2);
+}
