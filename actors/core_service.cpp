@@ -136,11 +136,10 @@ request decode_command(std::string_view verb, const json& b) {
   if (verb == "worker_checkin")
   {
     worker_checkin c{str(b, "name"), str(b, "token"), b.value("accepting", true), std::nullopt};
-    if (b.contains("active"))
-      for (auto& id : strings(b, "active"))
-        c.active.emplace().insert(id);
-    if (b.contains("active") && !c.active)
-      c.active.emplace();
+    if (b.contains("active")) {
+      auto ids = strings(b, "active");
+      c.active.emplace(ids.begin(), ids.end());
+    }
     return c;
   }
   if (verb == "report_run")

@@ -660,6 +660,7 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
 
  private:
   void attempt() {
+    bool first_attempt = false;
     {
       std::lock_guard lock{mu_};
       if (done_)
@@ -670,10 +671,15 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
       }
       asking_ = true;
       again_ = false;
+      first_attempt = !attempted_;
+      attempted_ = true;
     }
     std::weak_ptr<long_poll> weak = shared_from_this();
     json body{{"name", c_->param("name")}, {"token", token_}, {"accepting", accepting_}};
-    if (reported_)
+    // The active list is true when the worker sent it; a later attempt can
+    // reach the core after the worker started what this poll handed it,
+    // and must not call those runs lost.
+    if (reported_ && first_attempt)
       body["active"] = active_;
     c_->gw.core.command("worker_checkin", body,
                         c_->as_caller(), [weak](result<core_answer> r) {
@@ -733,6 +739,7 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
   std::set<std::string> active_, stopping_;
   bool accepting_;
   bool reported_;  // the worker sent its `active` list
+  bool attempted_ = false;
   mutable std::mutex mu_;
   bool done_ = false, asking_ = false, again_ = false;
   std::vector<std::uint64_t> ids_;

@@ -274,3 +274,29 @@ TEST_CASE("core: a replay at a past sequence equals the live state captured at t
   CHECK(w.online == live_workers.at(0).online);
   CHECK(w.enlisted);
 }
+
+TEST_CASE("core: a check-in that lists its active runs loses only the RUNNING ones it lacks") {
+  core_fixture f;
+  f.call<core::receipt>(core::put_project{"app", chained_project});
+  auto t1 = f.add_worker("w1", {"linux"}, 2);
+  f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  auto runs = f.take("w1", t1, 2);
+  REQUIRE(runs.size() == 2);
+  for (auto& r : runs)
+    f.call<core::receipt>(core::report_run{r.run, "w1", status::running, 0, ""});
+  // Both listed: nothing happens.
+  f.call<core::checkin_reply>(
+    core::worker_checkin{"w1", t1, true, std::set<std::string>{runs[0].run.path(), runs[1].run.path()}});
+  // The worker came back with only the first.
+  f.call<core::checkin_reply>(
+    core::worker_checkin{"w1", t1, true, std::set<std::string>{runs[0].run.path()}});
+  CHECK(f.wait_build("app", 1, [&](auto& b) {
+    auto lost = b.run(runs[1].run.name);
+    return lost && lost->attempt == 2;
+  }));
+  auto b = f.build("app", 1);
+  auto kept = b.run(runs[0].run.name);
+  REQUIRE(kept);
+  CHECK(kept->status == status::running);
+  CHECK(kept->attempt == 1);
+}
