@@ -253,7 +253,7 @@ TEST_CASE("the bwrap sandbox: read-only system, no network, own PID namespace, n
   CHECK(out.artifacts.size() == 1);
 }
 
-TEST_CASE("a git-triggered run starts in a clone of GIT_URL at GIT_SHA", "[worker]") {
+TEST_CASE("a git-triggered run starts in a clone at GIT_SHA, and script-repo scripts are fetched", "[worker]") {
   temp_dir dir;
   auto repo = dir / "repo";
   auto git = [&](std::vector<std::string> args) {
@@ -287,6 +287,26 @@ TEST_CASE("a git-triggered run starts in a clone of GIT_URL at GIT_SHA", "[worke
   INFO(console.text);
   CHECK(out.status == "PASSED");
   CHECK(console.holds("have first"));
+
+  // A script from `script-repos`: a file of another repository at its ref.
+  fs::create_directories(repo / "ci");
+  std::ofstream{repo / "ci" / "check.sh"} << "#!/bin/sh\necho \"repo script sees $GREETING\"\n";
+  git({"add", "ci/check.sh"});
+  git({"commit", "-q", "-m", "three"});
+  auto from_repo = parse_run_definition(
+    nlohmann::json{{"project", "p"}, {"build", 1}, {"run", "s"}, {"env", {{"GREETING", "hello"}}},
+                   {"script_repo", {{"clone_url", repo.string()}, {"git_ref", "HEAD"},
+                                    {"token_secret", ""}, {"path", "ci/check.sh"}}}}
+      .dump());
+  REQUIRE(from_repo);
+  recording_console repo_console;
+  CHECK(execute_run(*from_repo, {dir / "run3", exec->get()}, repo_console).status == "PASSED");
+  CHECK(repo_console.holds("repo script sees hello"));
+  from_repo->script_repo->path = "ci/missing.sh";
+  recording_console missing;
+  auto none = execute_run(*from_repo, {dir / "run4", exec->get()}, missing);
+  CHECK(none.status == "FAILED");
+  CHECK(none.message.find("has no 'ci/missing.sh'") != std::string::npos);
 
   d->git->sha = "0000000000000000000000000000000000000000";
   recording_console bad;

@@ -57,7 +57,11 @@ result<run_definition> parse_run_definition(const std::string& json_text) {
     d.timeout_s = t->get<std::uint32_t>();
   d.env = string_map(j, "env");
   d.script = text(j, "script");
-  d.script_repo = j.contains("script_repo") && j["script_repo"].is_object();
+  if (auto r = j.find("script_repo"); r != j.end() && r->is_object())
+    d.script_repo = script_repo_spec{text(*r, "clone_url"), text(*r, "git_ref"),
+                                     text(*r, "token_secret"), text(*r, "path")};
+  if (d.script_repo && (d.script_repo->clone_url.empty() || d.script_repo->path.empty()))
+    return error{"bad_rundef", "the run definition's 'script_repo' lacks 'clone_url' or 'path'"};
   if (d.script.empty() && !d.script_repo)
     return error{"bad_rundef", "the run definition has neither 'script' nor 'script_repo'"};
   if (auto g = j.find("git"); g != j.end() && g->is_object())

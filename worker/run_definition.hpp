@@ -18,6 +18,14 @@ struct git_source {
   std::string ref;
 };
 
+// `script-repo`: the script is a file in another repository.
+struct script_repo_spec {
+  std::string clone_url;
+  std::string git_ref;
+  std::string token_secret;  // a secret's name; its value authenticates the clone
+  std::string path;          // the script, inside the clone
+};
+
 struct container_spec {
   std::string image;
   bool privileged = false;
@@ -47,7 +55,7 @@ struct run_definition {
   std::map<std::string, std::string> shared_volumes;
   std::map<std::string, std::string> persistent_volumes;
   std::map<std::string, std::string> secrets;  // key -> value; never logged
-  bool script_repo = false;  // a script from `script-repos` (not built)
+  std::optional<script_repo_spec> script_repo;
   // Where this attempt's console starts: after what a lost attempt sent.
   std::uint64_t console_offset = 0;
 

@@ -97,6 +97,29 @@ std::vector<artifact_file> list_artifacts(const fs::path& archive) {
   return out;
 }
 
+std::string base64(std::string_view in) {
+  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    auto n = (unsigned(static_cast<unsigned char>(in[i])) << 16)
+             | (unsigned(static_cast<unsigned char>(in[i + 1])) << 8)
+             | unsigned(static_cast<unsigned char>(in[i + 2]));
+    for (int k = 18; k >= 0; k -= 6)
+      out += table[(n >> k) & 63];
+  }
+  if (auto rest = in.size() - i; rest > 0) {
+    auto n = unsigned(static_cast<unsigned char>(in[i])) << 16;
+    if (rest == 2)
+      n |= unsigned(static_cast<unsigned char>(in[i + 1])) << 8;
+    out += table[(n >> 18) & 63];
+    out += table[(n >> 12) & 63];
+    out += rest == 2 ? table[(n >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
 std::string status_line(const run_outcome& o) {
   return "== kiln: " + o.status + " (exit code " + std::to_string(o.exit_code) + ")"
          + (o.message.empty() ? "" : ": " + o.message) + "\n";
@@ -186,9 +209,6 @@ run_outcome execute_run(const run_definition& def, const run_settings& s, consol
     if (auto w = write_file(dirs.secrets / k, v, 0600); !w)
       return fail(console, w.error().message);
 
-  if (def.script_repo)
-    return fail(console, "script-repo scripts are not supported by this worker yet; "
-                         "use `script:` (scripts from script-repos arrive with issue 7)");
   executor* exec = s.exec;
   if (def.container) {
     if (!s.containers)
@@ -236,16 +256,26 @@ run_outcome execute_run(const run_definition& def, const run_settings& s, consol
     return out;
   };
 
-  if (def.git) {
-    console.note("== kiln: git clone " + def.git->url
-                 + (def.git->sha.empty() ? "" : " at " + def.git->sha) + "\n");
-    auto script = "set -e\ngit clone -q \"$1\" .\n"
-                  "if [ -n \"$2\" ]; then git checkout -q \"$2\"; fi\n";
-    auto git_sh = dirs.bin / "git-checkout";
-    if (auto w = write_file(git_sh, std::string{"#!/bin/sh\n"} + script, 0755); !w)
-      return fail(console, w.error().message);
-    auto tree = spawn_plain({"/bin/sh", git_sh.string(), def.git->url, def.git->sha}, env,
-                            dirs.workspace);
+  // Clones URL at REF into DEST (git on the host, killable like the script).
+  if (auto w = write_file(dirs.bin / "git-checkout",
+                          "#!/bin/sh\nset -e\ngit clone -q \"$1\" \"$3\"\n"
+                          "if [ -n \"$2\" ]; then git -C \"$3\" checkout -q \"$2\"; fi\n",
+                          0755);
+      !w)
+    return fail(console, w.error().message);
+  auto checkout = [&](const std::string& url, const std::string& ref, const fs::path& dest,
+                      const std::string& token) -> std::optional<run_outcome> {
+    console.note("== kiln: git clone " + url + (ref.empty() ? "" : " at " + ref) + "\n");
+    auto git_env = env;
+    if (!token.empty()) {
+      // As configuration in the environment, not in argv: no other process sees it.
+      git_env["GIT_CONFIG_COUNT"] = "1";
+      git_env["GIT_CONFIG_KEY_0"] = "http.extraHeader";
+      git_env["GIT_CONFIG_VALUE_0"] = "Authorization: Basic " + base64("x-access-token:" + token);
+    }
+    auto tree = spawn_plain({"/bin/sh", (dirs.bin / "git-checkout").string(), url, ref,
+                             dest.string()},
+                            git_env, dirs.workspace);
     if (!tree)
       return fail(console, tree.error().message);
     auto why = pump(**tree, console, deadline, s.stop);
@@ -254,12 +284,36 @@ run_outcome execute_run(const run_definition& def, const run_settings& s, consol
       return finish_stopped(why, code);
     if (code != 0) {
       out.exit_code = code;
-      return fail(console, "git clone of " + def.git->url + " failed");
+      return fail(console, "git clone of " + url + " failed");
     }
+    return std::nullopt;
+  };
+  if (def.git)
+    if (auto ended = checkout(def.git->url, def.git->sha, dirs.workspace, ""))
+      return *ended;
+
+  std::string script_text = def.script;
+  if (def.script_repo) {
+    auto& repo = *def.script_repo;
+    std::string token;
+    if (!repo.token_secret.empty()) {
+      auto it = def.secrets.find(repo.token_secret);
+      if (it == def.secrets.end())
+        return fail(console, "script-repo token secret '" + repo.token_secret
+                               + "' is not set for this project");
+      token = it->second;
+    }
+    auto clone = dirs.bin / "script-repo";
+    if (auto ended = checkout(repo.clone_url, repo.git_ref, clone, token))
+      return *ended;
+    std::ifstream in{clone / repo.path, std::ios::binary};
+    if (!in)
+      return fail(console, "script-repo " + repo.clone_url + " has no '" + repo.path + "'");
+    script_text.assign(std::istreambuf_iterator<char>{in}, {});
   }
 
   // A script without a shebang runs under /bin/sh, as JobServ does.
-  auto text = def.script.starts_with("#!") ? def.script : "#!/bin/sh\n" + def.script;
+  auto text = script_text.starts_with("#!") ? script_text : "#!/bin/sh\n" + script_text;
   auto script = dirs.bin / "script";
   if (auto w = write_file(script, text, 0755); !w)
     return fail(console, w.error().message);
