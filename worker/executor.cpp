@@ -173,10 +173,17 @@ class container_executor final : public executor {
     if (!s)
       return s.error();
     return std::unique_ptr<process_tree>{
-      new spawned_tree{*s, SIGKILL, {engine_, "rm", "-f", r.name}}};
+      new spawned_tree{*s, SIGKILL, remove_now(r.name)}};
   }
 
  private:
+  // At once, with SIGKILL: podman's default waits 10 s for a SIGTERM that a
+  // script running as the container's PID 1 never gets.
+  std::vector<std::string> remove_now(const std::string& name) const {
+    if (engine_ == "podman")
+      return {engine_, "rm", "-f", "-t", "0", name};
+    return {engine_, "rm", "-f", name};
+  }
   std::string engine_;
 };
 
