@@ -1,5 +1,7 @@
 #include "actors/project_definition.hpp"
 
+#include "actors/cron_schedule.hpp"
+
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
@@ -338,6 +340,9 @@ trigger_spec read_trigger(const YAML::Node& n, const project_definition& def) {
   if (t.type != trigger_type::cron && !t.schedule.empty())
     fail(m.get("schedule"), "'schedule' is for cron triggers; " + what + " is "
                               + std::string{to_string(t.type)});
+  if (!t.schedule.empty())
+    if (auto c = cron_schedule::parse(t.schedule); !c)
+      fail(m.get("schedule"), "'schedule' of " + what + ": " + c.error().message);
   if (t.type == trigger_type::git_poller && !t.params.count("GIT_URL"))
     fail(n, what + " is a git_poller and needs GIT_URL in its params");
   return t;

@@ -1,0 +1,35 @@
+#pragma once
+// A cron trigger's `schedule:` (kiln extension, issue 7): five fields
+// "minute hour day-of-month month day-of-week" with `*`, lists, ranges,
+// steps and names (jan-dec, sun-sat; 7 is Sunday too), or one of @hourly,
+// @daily (@midnight), @weekly, @monthly, @yearly (@annually). Times are
+// UTC. Pure: the trigger's process manager asks it for the next slot.
+#include "events/result.hpp"
+
+#include <bitset>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace kiln::domain {
+
+class cron_schedule {
+ public:
+  // An error names the field and what is wrong with it.
+  static result<cron_schedule> parse(std::string_view text);
+
+  // The first whole minute strictly after `unix_seconds` that matches, in
+  // seconds since the epoch; -1 if none within eight years (e.g. 30 Feb).
+  std::int64_t next_after(std::int64_t unix_seconds) const;
+
+ private:
+  std::bitset<60> minutes_;
+  std::bitset<24> hours_;
+  std::bitset<32> days_;     // 1-31
+  std::bitset<13> months_;   // 1-12
+  std::bitset<7> weekdays_;  // 0 = Sunday
+  // As in Vixie cron: when both day fields are restricted, either matches.
+  bool any_day_ = true, any_weekday_ = true;
+};
+
+} // namespace kiln::domain
