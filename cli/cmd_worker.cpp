@@ -5,6 +5,7 @@
 #include "cli/commands.hpp"
 #include "cli/self_path.hpp"
 #include "cli/version.hpp"
+#include "worker/host_facts.hpp"
 #include "worker/worker.hpp"
 
 #include <spdlog/spdlog.h>
@@ -23,9 +24,7 @@ int cmd_worker(int argc, char** argv) {
                 "min-free-disk-mb", "poll-wait", "shared-volumes"});
   worker::worker_options o;
   o.servers = a.get_list("server", "http://127.0.0.1:8080");
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  o.name = a.get_or("name", host);
+  o.name = a.get_or("name", worker::host_name());
   o.tags = a.get_list("tags");
   o.concurrency = static_cast<unsigned>(a.get_u64("concurrency", 1));
   o.workdir = a.get_or("workdir", "./kiln-worker");

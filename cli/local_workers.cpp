@@ -3,16 +3,15 @@
 #include "actors/core.hpp"
 #include "cli/self_path.hpp"
 #include "cli/subprocess.hpp"
+#include "worker/host_facts.hpp"
 #include "worker/worker.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
-#include <fcntl.h>
 #include <fstream>
 #include <thread>
-#include <unistd.h>
 
 namespace kiln::cli {
 
@@ -24,21 +23,6 @@ struct local_workers::impl {
 
 namespace {
 
-std::string hostname() {
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  return host;
-}
-
-status_result write_token(const fs::path& file, const std::string& token) {
-  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  auto line = token + "\n";
-  bool ok = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-  if (fd >= 0)
-    ::close(fd);
-  return ok ? status_result{kiln::ok} : status_result{error{"io", "cannot write " + file.string()}};
-}
-
 // Registered once (the token stays in the workdir across restarts), and
 // enlisted every time (a no-op when it already is).
 status_result prepare(core::core& domain, const std::string& name, const fs::path& workdir) {
@@ -49,7 +33,7 @@ status_result prepare(core::core& domain, const std::string& name, const fs::pat
   if (!fs::exists(file)) {
     // A worker of that name whose token was lost: make it anew.
     domain.call(core::delete_worker{name}, system);
-    auto r = domain.call(core::register_worker{name, {hostname()}, 1,
+    auto r = domain.call(core::register_worker{name, {worker::host_name()}, 1,
                                                 nlohmann::json{{"local", true}}.dump()},
                          system);
     if (!r)
@@ -57,7 +41,7 @@ status_result prepare(core::core& domain, const std::string& name, const fs::pat
     auto t = std::get_if<core::worker_token>(&*r);
     if (!t)
       return error{"bad_reply", "registering a local worker gave no token"};
-    if (auto w = write_token(file, t->token); !w)
+    if (auto w = worker::save_token(workdir, t->token); !w)
       return w;
   }
   auto e = domain.call(core::enlist_worker{name}, system);

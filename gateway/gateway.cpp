@@ -11,7 +11,6 @@
 #include "events/commit.hpp"
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <fstream>

@@ -47,11 +47,6 @@ void console_spool::write(std::string_view bytes) {
   cv_.notify_all();
 }
 
-std::uint64_t console_spool::size() const {
-  std::lock_guard lock{mu_};
-  return written_;
-}
-
 void console_spool::close() {
   std::unique_lock lock{mu_};
   closing_ = true;

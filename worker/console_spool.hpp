@@ -27,7 +27,6 @@ class console_spool final : public console_sink {
   void write(std::string_view bytes) override;
   // Blocks until the server holds every byte (or says the run is gone).
   void close();
-  std::uint64_t size() const;
 
  private:
   void loop();

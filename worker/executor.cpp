@@ -200,6 +200,11 @@ bool runs_ok(std::vector<std::string> argv) {
   return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+// bubblewrap installed and allowed to make namespaces here.
+bool bwrap_works() {
+  return runs_ok({"bwrap", "--ro-bind", "/", "/", "--unshare-pid", "--", "/bin/true"});
+}
+
 } // namespace
 
 result<std::unique_ptr<process_tree>> spawn_plain(std::vector<std::string> argv,
@@ -279,8 +284,7 @@ std::vector<std::string> container_argv(const std::string& engine, const launch_
 }
 
 std::string default_executor_kind() {
-  return runs_ok({"bwrap", "--ro-bind", "/", "/", "--unshare-pid", "--", "/bin/true"}) ? "bwrap"
-                                                                                       : "host";
+  return bwrap_works() ? "bwrap" : "host";
 }
 
 std::string probe_container_engine() {
@@ -300,7 +304,7 @@ result<std::unique_ptr<executor>> make_executor(const std::string& kind,
     return std::unique_ptr<executor>{new host_executor{options.shim_program}};
   }
   if (kind == "bwrap") {
-    if (!runs_ok({"bwrap", "--ro-bind", "/", "/", "--unshare-pid", "--", "/bin/true"}))
+    if (!bwrap_works())
       return error{"no_executor", "bubblewrap (bwrap) is not installed or does not work here; "
                                   "install it or use --executor host"};
     return std::unique_ptr<executor>{new bwrap_executor};

@@ -26,10 +26,14 @@ host_facts read_host_facts(const std::filesystem::path& workdir) {
   struct utsname u{};
   if (::uname(&u) == 0)
     f.kernel = std::string{u.sysname} + " " + u.release + " " + u.machine;
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) == 0)
-    f.hostname = host;
+  f.hostname = host_name();
   return f;
+}
+
+std::string host_name() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return host;
 }
 
 } // namespace kiln::worker

@@ -15,6 +15,7 @@ struct host_facts {
 };
 
 host_facts read_host_facts(const std::filesystem::path& workdir);
+std::string host_name();
 std::uint64_t free_disk_mb(const std::filesystem::path& dir);
 
 } // namespace kiln::worker

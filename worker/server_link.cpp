@@ -4,20 +4,13 @@ namespace kiln::worker {
 
 server_link::server_link(std::vector<std::string> urls, std::string token, std::string ca_file,
                          long timeout_ms, const std::atomic<bool>* abort)
-  : urls_(std::move(urls)), token_(std::move(token)), ca_file_(std::move(ca_file)),
-    timeout_ms_(timeout_ms), abort_(abort) {
-  for (auto& u : urls_)
+  : urls_(std::move(urls)) {
+  for (auto& u : urls_) {
     while (u.size() > 1 && u.back() == '/')
       u.pop_back();
-  set_token(token_);
-}
-
-void server_link::set_token(const std::string& token) {
-  token_ = token;
-  clients_.clear();
-  for (auto& u : urls_)
     clients_.push_back(std::make_unique<client::api_client>(
-      client::client_options{u, token_, ca_file_, timeout_ms_, abort_}));
+      client::client_options{u, token, ca_file, timeout_ms, abort}));
+  }
 }
 
 const std::string& server_link::url() const { return urls_[current_]; }

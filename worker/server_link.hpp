@@ -23,16 +23,12 @@ class server_link {
   result<client::http_response> upload(std::string_view target, const std::string& file);
 
   const std::string& url() const;  // the one that answered last
-  void set_token(const std::string& token);
 
  private:
   template <class F>
   result<client::http_response> each_url(F&& f);
 
   std::vector<std::string> urls_;
-  std::string token_, ca_file_;
-  long timeout_ms_;
-  const std::atomic<bool>* abort_;
   std::vector<std::unique_ptr<client::api_client>> clients_;
   std::size_t current_ = 0;
 };

@@ -26,12 +26,27 @@ using json = nlohmann::json;
 
 fs::path token_file(const fs::path& workdir) { return workdir / "worker.token"; }
 
+status_result save_token(const fs::path& workdir, const std::string& token) {
+  auto file = token_file(workdir);
+  auto tmp = file;
+  tmp += ".tmp";
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  auto line = token + "\n";
+  bool ok = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size())
+            && ::fsync(fd) == 0;
+  if (fd >= 0)
+    ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), file.c_str()) != 0)
+    return kiln::error{"io", "cannot write " + file.string()};
+  return kiln::ok;
+}
+
 namespace {
 
 // Codes with which the server says a run is no longer this worker's.
 bool run_gone(const kiln::error& e) {
-  return e.code == "finished" || e.code == "not_assigned_to_you" || e.code == "not_found"
-         || e.code == "illegal_transition";
+  return e.code == "finished" || e.code == "not_assigned_to_you" || e.code == "not_found";
 }
 
 std::string safe_name(std::string s) {
@@ -132,16 +147,8 @@ status_result worker::impl::register_self() {
   token = j.is_object() ? j.value("token", std::string{}) : std::string{};
   if (token.empty())
     return kiln::error{"bad_reply", "the server's registration reply holds no token"};
-  auto file = token_file(o.workdir);
-  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  auto line = token + "\n";
-  if (fd < 0 || ::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-    if (fd >= 0)
-      ::close(fd);
-    return kiln::error{"io", "cannot write " + file.string()};
-  }
-  ::fsync(fd);
-  ::close(fd);
+  if (auto saved = save_token(o.workdir, token); !saved)
+    return saved;
   spdlog::info("worker registered name={} url={} note=\"an admin must enlist it\"", o.name,
                l.url());
   return kiln::ok;
@@ -281,7 +288,7 @@ void worker::impl::execute(const std::shared_ptr<active_run>& run) {
   auto started = persist(l, "POST", target + "/status", R"({"status":"RUNNING"})");
   if (started && started->status >= 400) {
     auto e = client::api_error(*started);
-    if (run_gone(e) && e.code != "illegal_transition") {
+    if (run_gone(e)) {
       spdlog::warn("worker run=dropped id={} reason=\"{}\"", id, e.message);
       return;
     }

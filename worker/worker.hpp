@@ -54,5 +54,7 @@ class worker {
 // The token file a worker keeps in its workdir; `kiln up` writes it for
 // the workers it starts, so they need not register.
 std::filesystem::path token_file(const std::filesystem::path& workdir);
+// Writes it there (0600, synced, then renamed into place).
+status_result save_token(const std::filesystem::path& workdir, const std::string& token);
 
 } // namespace kiln::worker
