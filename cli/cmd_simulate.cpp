@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <unistd.h>
 
@@ -63,12 +64,21 @@ int cmd_simulate(int argc, char** argv) {
       return 2;
     }
   } else {
-    auto tmpl = (fs::temp_directory_path() / "kiln-simulate-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) {
-      std::fprintf(stderr, "kiln simulate: cannot create a temporary folder\n");
+    // A new folder of our own: create_directory fails on one that exists.
+    std::random_device rd;
+    for (int tries = 0; dir.empty() && tries < 100; ++tries) {
+      auto candidate = fs::temp_directory_path()
+                       / ("kiln-simulate-" + std::to_string(::getpid()) + "-"
+                          + std::to_string(rd() % 1000000));
+      std::error_code ec;
+      if (fs::create_directory(candidate, ec))
+        dir = candidate;
+    }
+    if (dir.empty()) {
+      std::fprintf(stderr, "kiln simulate: cannot create a folder in %s\n",
+                   fs::temp_directory_path().c_str());
       return 1;
     }
-    dir = tmpl;
   }
   fs::create_directories(dir);
   std::ofstream{dir / marker};

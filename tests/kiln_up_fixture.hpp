@@ -8,8 +8,8 @@
 
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <regex>
-#include <thread>
 
 namespace kiln::test {
 
@@ -25,12 +25,12 @@ struct kiln_up {
     start("127.0.0.1:0");
   }
 
-  // Stops the node (SIGTERM, as an operator would), and starts it again on
-  // the same port and data after `down`.
-  void restart(std::chrono::milliseconds down) {
+  // Stops the node (SIGTERM, as an operator would), keeps it down until
+  // `back_when` holds, and starts it again on the same port and data.
+  void restart(const std::function<bool()>& back_when) {
     proc->signal(SIGTERM);
     REQUIRE(proc->wait(30s));
-    std::this_thread::sleep_for(down);  // the outage being tested, not a wait for state
+    REQUIRE(wait_until(back_when, 60s));
     start("127.0.0.1:" + std::to_string(port));
   }
 

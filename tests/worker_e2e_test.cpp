@@ -262,13 +262,19 @@ TEST_CASE("a cancelled run and a timed-out run leave no process behind", "[e2e]"
   CHECK(none_left);
 }
 
-TEST_CASE("the server is down for 5 s mid-run and the console arrives whole", "[e2e]") {
+TEST_CASE("the server is down for 5 s of output mid-run and the console arrives whole", "[e2e]") {
   kiln_up up;
   load_project(up);
   worker_child w{up, "w1", up.dir / "w1"};
   auto n = trigger(up, "lines");
   REQUIRE(wait_until([&] { return console_of(up, n, "lines").find("line 5\n") != std::string::npos; }));
-  up.restart(5s);
+  // Down until the worker has spooled 50 more lines (5 s of output) that no server took.
+  auto spool = up.dir / "w1" / "runs" / "e2e_1_lines.console";
+  up.restart([&] {
+    std::ifstream in{spool, std::ios::binary};
+    std::string text{std::istreambuf_iterator<char>{in}, {}};
+    return text.find("line 55\n") != std::string::npos;
+  });
   auto b = wait_for_build(up, n);
   CHECK(run_of(b, "lines")["status"] == "PASSED");
   auto text = console_of(up, n, "lines");
@@ -352,6 +358,18 @@ TEST_CASE("kiln worker refuses a bad command line and an unknown executor", "[e2
   CHECK(o1.find("--executor") != std::string::npos);
   auto [s2, o2] = run({KILN_BINARY, "simulate"});
   CHECK(s2 == 2);
+  temp_dir dir{"bad-simulate"};
+  std::ofstream{dir / "bad.json"} << "{not json";
+  auto [s4, o4] = run({KILN_BINARY, "simulate", (dir / "bad.json").string()});
+  CHECK(s4 == 2);
+  CHECK(o4.find("not a JSON object") != std::string::npos);
+  std::ofstream{dir / "ok.json"} << R"({"project":"p","build":1,"run":"r","script":"true"})";
+  auto [s5, o5] = run({KILN_BINARY, "simulate", (dir / "ok.json").string(), "-w", dir.path().string()});
+  CHECK(s5 == 2);  // not empty: its files could be replaced
+  CHECK(o5.find("is not empty") != std::string::npos);
+  auto [s6, o6] = run({KILN_BINARY, "worker", "--shared-volumes", "nopath"});
+  CHECK(s6 == 2);
+  CHECK(o6.find("NAME=PATH") != std::string::npos);
   auto [s3, o3] = run({KILN_BINARY, "worker", "--server", "http://127.0.0.1:1", "--concurrency",
                        "0", "--workdir", "/tmp/kiln-never"});
   CHECK(s3 == 1);
@@ -400,4 +418,17 @@ TEST_CASE("a worker restarted mid-run: its first check-in requeues the run it lo
   auto run = run_of(b, "nap");
   CHECK(run["status"] == "PASSED");
   CHECK(run["attempt"] == 2);
+}
+
+TEST_CASE("a check-in with a malformed body gets 400 naming the field", "[e2e]") {
+  kiln_up up;
+  auto reg = up.api("POST", "/v1/workers", R"({"name":"wx","tags":[],"concurrency":1})", {}, "-");
+  REQUIRE(reg.status == 201);
+  auto token = json::parse(reg.body)["token"].get<std::string>();
+  REQUIRE(up.api("POST", "/v1/workers/wx/enlist").status == 200);
+  auto bad = up.api("POST", "/v1/workers/wx/checkin", R"({"active":5})", {}, token);
+  CHECK(bad.status == 400);
+  CHECK(bad.body.find("'active' is a list of run ids") != std::string::npos);
+  auto not_json = up.api("POST", "/v1/workers/wx/checkin", "[1,", {}, token);
+  CHECK(not_json.status == 400);
 }
