@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <functional>
 #include <map>
 
 namespace kiln::core {
@@ -378,7 +379,9 @@ struct core_service::impl {
   std::unique_ptr<storage::subscription> published;
 
   void handle(const bus::message& m);
-  void console_append(const json& env, std::string_view bytes, const std::string& reply_to);
+  // Appends a run's console bytes, tells followers, then calls `then`.
+  void console_append(const json& body, std::string_view bytes, const request_context& ctx,
+                      std::function<void(result<console_ack>)> then);
   std::string events_page(const json& body);
 };
 
@@ -419,15 +422,15 @@ std::string core_service::impl::events_page(const json& b) {
                            + R"(,"head":)" + std::to_string(log.last_seq().value) + "}");
 }
 
-void core_service::impl::console_append(const json& env, std::string_view bytes,
-                                        const std::string& reply_to) {
-  auto body = env.value("body", json::object());
+void core_service::impl::console_append(const json& body, std::string_view bytes,
+                                        const request_context& ctx,
+                                        std::function<void(result<console_ack>)> then) {
   append_console req{run_of(body), str(body, "worker"), num(body, "offset", 0), std::string{bytes}};
   auto key = req.run;
-  c.submit(std::move(req), {env.value("principal", std::string{"anonymous"}), ""},
-           [this, key, reply_to](result<reply> r) {
+  c.submit(std::move(req), ctx,
+           [this, key, then = std::move(then)](result<reply> r) {
              if (!r)
-               return (void)b.publish(reply_to, fail(r.error().code, r.error().message));
+               return then(r.error());
              auto& ack = std::get<console_ack>(*r);
              // Followers first, then the worker: a follower never lags an ack.
              if (!ack.added.empty())
@@ -436,9 +439,7 @@ void core_service::impl::console_append(const json& env, std::string_view bytes,
                                               {"offset", ack.new_from},
                                               {"size", ack.size}}.dump(),
                                          ack.added));
-             b.publish(reply_to, succeed({}, {{"size", ack.size},
-                                              {"new_from", ack.new_from},
-                                              {"added", ack.added.size()}}));
+             then(std::move(ack));
            });
 }
 
@@ -456,17 +457,36 @@ void core_service::impl::handle(const bus::message& m) {
     auto body = j.value("body", json::object());
     if (!body.is_object())
       throw bad_request{"'body' must be an object"};
-    if (subject == "kiln.cmd.append_console") {
-      console_append(j, bytes, m.reply_to);
-    } else if (subject.substr(0, cmd.size()) == cmd) {
-      request_context ctx{j.value("principal", std::string{"anonymous"}),
-                          j.value("command_id", std::string{})};
-      c.submit(decode_command(subject.substr(cmd.size()), body), std::move(ctx),
+    request_context ctx{j.value("principal", std::string{"anonymous"}),
+                        j.value("command_id", std::string{})};
+    auto run_command = [this, respond](std::string_view verb, const json& body,
+                                       request_context ctx) {
+      c.submit(decode_command(verb, body), std::move(ctx),
                [respond](result<kiln::core::reply> r) {
                  if (!r)
                    return respond(fail(r.error().code, r.error().message));
                  respond(succeed(seq_of(*r), render(*r)));
                });
+    };
+    if (subject == "kiln.cmd.append_console") {
+      console_append(body, bytes, ctx, [respond](result<console_ack> a) {
+        if (!a)
+          return respond(fail(a.error().code, a.error().message));
+        respond(succeed({}, {{"size", a->size}, {"new_from", a->new_from}, {"added", a->added.size()}}));
+      });
+    } else if (subject == "kiln.cmd.report_run" && !bytes.empty()) {
+      // A final status with the console's last bytes: they are written
+      // first, so that a follower has them all when the run ends. A retry
+      // after the run ended finds the console closed and reports again.
+      auto tail = body;
+      tail["offset"] = num(body, "console_offset", 0);
+      console_append(tail, bytes, ctx, [run_command, body, ctx, respond](result<console_ack> a) {
+        if (!a && a.error().code != "finished")
+          return respond(fail(a.error().code, a.error().message));
+        run_command("report_run", body, ctx);
+      });
+    } else if (subject.substr(0, cmd.size()) == cmd) {
+      run_command(subject.substr(cmd.size()), body, std::move(ctx));
     } else if (subject == "kiln.qry.events") {
       respond(events_page(body));
     } else if (subject == "kiln.qry.read_console") {

@@ -167,11 +167,11 @@ figures measure(const std::string& kind, unsigned runs, unsigned workers, const 
   f.total_s = std::chrono::duration<double>(clock_type::now() - t0).count();
   f.failed = failed;
   f.runs_per_s = runs / f.total_s;
-  f.start_p50 = percentile(start, 0.5);
-  f.start_p99 = percentile(start, 0.99);
-  f.finish_p50 = percentile(finish, 0.5);
-  f.finish_p99 = percentile(finish, 0.99);
-  f.busy_p50 = percentile(busy, 0.5);
+  f.start_p50 = binned_percentile(start, 0.5);
+  f.start_p99 = binned_percentile(start, 0.99);
+  f.finish_p50 = binned_percentile(finish, 0.5);
+  f.finish_p99 = binned_percentile(finish, 0.99);
+  f.busy_p50 = binned_percentile(busy, 0.5);
   f.bare_p50 = bare_executor_ms(kind, fs::absolute(dir) / "bare", 200, workers);
   return f;
 }

@@ -30,6 +30,17 @@ double percentile(std::vector<double>& v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
+double binned_percentile(std::vector<double>& v, double p) {
+  if (v.empty())
+    return 0;
+  std::sort(v.begin(), v.end());
+  auto x = percentile(v, p);
+  auto below = std::lower_bound(v.begin(), v.end(), x) - v.begin();
+  auto equal = std::upper_bound(v.begin(), v.end(), x) - v.begin() - below;
+  auto into = (p * static_cast<double>(v.size()) - static_cast<double>(below)) / static_cast<double>(equal);
+  return x - 0.5 + std::clamp(into, 0.0, 1.0);
+}
+
 kiln_server::kiln_server(const std::filesystem::path& dir, std::vector<std::string> extra) {
   std::vector<std::string> argv{"/proc/self/exe", "up", "--data", (dir / "data").string(),
                                 "--listen", "127.0.0.1:0"};

@@ -2,6 +2,8 @@
 // (done before it runs, from the table), one bus request, render.
 #include "gateway/gateway.hpp"
 
+#include "events/base64.hpp"
+
 #include "gateway/artifact_store.hpp"
 #include "gateway/core_client.hpp"
 #include "gateway/live_hub.hpp"
@@ -812,13 +814,30 @@ void post_status(const call_ptr& c) {
   auto body = r.is_null() ? std::nullopt : parse_json(c);
   if (!body)
     return;
+  // A final status may carry the console's last bytes (docs/api.md).
+  std::string tail;
+  if (auto it = body->find("console"); it != body->end()) {
+    auto& con = *it;
+    if (!con.is_object() || !con.contains("offset") || !con["offset"].is_number_unsigned()
+        || !con.contains("data") || !con["data"].is_string())
+      return c->fail(400, "bad_request",
+                     R"('console' must be {"offset": N, "data": "<base64 bytes>"})");
+    auto bytes = base64_decode(con["data"].get_ref<const std::string&>());
+    if (!bytes)
+      return c->fail(400, "bad_request", "'console.data' is not base64");
+    if (bytes->size() > c->gw.opts.max_console_chunk)
+      return c->fail(413, "too_large", "'console.data' holds more than a console chunk may");
+    (*body)["console_offset"] = con["offset"];
+    body->erase(it);
+    tail = std::move(*bytes);
+  }
   body->update(r);
   c->gw.core.command("report_run", *body, c->as_caller(), render(c, 200, [r](const core_answer& a) {
                        auto out = r;
                        out.erase("worker");
                        out["duplicate"] = a.result().value("duplicate", false) || a.seq == 0;
                        return out;
-                     }));
+                     }), tail);
 }
 
 void post_tests(const call_ptr& c) {

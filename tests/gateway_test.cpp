@@ -243,6 +243,32 @@ TEST_CASE("a run from check-in to PASSED: console, artifacts, tests, status", "[
   CHECK(body(build)["status"] == "PASSED");
 }
 
+TEST_CASE("a final status carries the console's last bytes, written before the run ends", "[gateway]") {
+  kiln_up up;
+  running_build rb{up};
+  REQUIRE(rb.worker("POST", "/v1/runs/app/1/unit/status", R"({"status":"RUNNING"})").status == 200);
+  REQUIRE(rb.console(0, "hello\n").status == 200);
+  auto status = "/v1/runs/app/1/unit/status";
+  // Refused, and nothing of it kept: bad base64, a bad shape, a gap.
+  auto bad = rb.worker("POST", status, R"({"status":"PASSED","console":{"offset":6,"data":"d29y*"}})");
+  CHECK(bad.status == 400);
+  CHECK(body(bad)["message"].get<std::string>().find("base64") != std::string::npos);
+  CHECK(rb.worker("POST", status, R"({"status":"PASSED","console":"world"})").status == 400);
+  auto gap = rb.worker("POST", status, R"({"status":"PASSED","console":{"offset":9,"data":"d29ybGQK"}})");
+  CHECK(gap.status == 409);
+  CHECK(body(gap)["error"] == "gap");
+  CHECK(body(up.api("GET", "/v1/projects/app/builds/1/runs/unit"))["status"] == "RUNNING");
+
+  // "world\n" from offset 6; a retry of the same request changes nothing.
+  auto done = R"({"status":"PASSED","exit_code":0,"console":{"offset":6,"data":"d29ybGQK"}})";
+  REQUIRE(rb.worker("POST", status, done).status == 200);
+  auto again = rb.worker("POST", status, done);
+  CHECK(again.status == 200);
+  CHECK(body(again)["duplicate"] == true);
+  CHECK(up.api("GET", "/v1/projects/app/builds/1/runs/unit/console").body == "hello\nworld\n");
+  CHECK(body(up.api("GET", "/v1/projects/app/builds/1/runs/unit"))["status"] == "PASSED");
+}
+
 TEST_CASE("console follow streams as written and ends with the run, and SSE resumes exactly", "[gateway]") {
   kiln_up up;
   running_build rb{up};

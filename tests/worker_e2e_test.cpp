@@ -269,7 +269,7 @@ TEST_CASE("the server is down for 5 s of output mid-run and the console arrives 
   auto n = trigger(up, "lines");
   REQUIRE(wait_until([&] { return console_of(up, n, "lines").find("line 5\n") != std::string::npos; }));
   // Down until the worker has spooled 50 more lines (5 s of output) that no server took.
-  auto spool = up.dir / "w1" / "runs" / "e2e_1_lines.console";
+  auto spool = up.dir / "w1" / "runs" / "slot-0.console";  // the worker's only run slot
   up.restart([&] {
     std::ifstream in{spool, std::ios::binary};
     std::string text{std::istreambuf_iterator<char>{in}, {}};

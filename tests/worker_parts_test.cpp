@@ -159,6 +159,57 @@ TEST_CASE("a run gets its environment, secrets as files, artifacts and tests", "
   }
 }
 
+TEST_CASE("a run folder reused for the next run is empty, and planted links are not followed", "[worker]") {
+  temp_dir dir;
+  auto exec = make_executor("host", {KILN_SHIM_BINARY});
+  REQUIRE(exec);
+  auto outside = dir / "outside.txt";
+  std::ofstream{outside} << "untouched";
+  recording_console first;
+  // The first run leaves files everywhere it may write, and swaps the
+  // worker's script file for a link to a file outside the run.
+  auto leaves = rundef("#!/bin/sh\n"
+                       "touch ws-file $ARCHIVE/old.txt $TMPDIR/old-tmp\n"
+                       "ln -sf " + outside.string() + " \"$(dirname $0)/script.new\" && "
+                       "mv -f \"$(dirname $0)/script.new\" \"$0\"\n"
+                       "ln -sf " + outside.string() + " \"$(dirname $0)/git-checkout\"\n");
+  REQUIRE(execute_run(leaves, {dir / "slot", exec->get()}, first).status == "PASSED");
+  clear_run_dirs(dir / "slot");
+  CHECK(fs::is_empty(dir / "slot" / "ws"));
+  CHECK(fs::is_empty(dir / "slot" / "secrets"));  // the secret file is gone at once
+
+  recording_console second;
+  auto looks = rundef("#!/bin/sh\nls -A . $ARCHIVE $TMPDIR | tr '\\n' ' '; echo\ncat $SECRETS/api-key; echo\n");
+  auto out = execute_run(looks, {dir / "slot", exec->get()}, second);
+  INFO(second.text);
+  CHECK(out.status == "PASSED");
+  CHECK_FALSE(second.holds("ws-file"));
+  CHECK_FALSE(second.holds("old"));
+  CHECK(out.artifacts.empty());
+  CHECK(second.holds("***"));  // this run's own secret file
+  std::ifstream in{outside};
+  std::string kept{std::istreambuf_iterator<char>{in}, {}};
+  CHECK(kept == "untouched");
+}
+
+TEST_CASE("a run the server no longer gives this worker stops before anything of it runs", "[worker]") {
+  temp_dir dir;
+  auto exec = make_executor("host", {KILN_SHIM_BINARY});
+  REQUIRE(exec);
+  recording_console console;
+  run_settings s{dir / "run", exec->get()};
+  bool asked = false;
+  s.may_start = [&] {
+    asked = true;
+    CHECK(fs::exists(dir / "run" / "secrets" / "api-key"));  // asked once all is ready
+    return false;
+  };
+  auto out = execute_run(rundef("#!/bin/sh\ntouch $ARCHIVE/ran\n"), s, console);
+  CHECK(asked);
+  CHECK(out.status.empty());
+  CHECK_FALSE(fs::exists(dir / "run" / "archive" / "ran"));
+}
+
 TEST_CASE("a failing script fails the run with its exit code", "[worker]") {
   temp_dir dir;
   auto exec = make_executor("host", {KILN_SHIM_BINARY});

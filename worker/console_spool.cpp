@@ -47,11 +47,23 @@ void console_spool::write(std::string_view bytes) {
   cv_.notify_all();
 }
 
-void console_spool::close() {
-  std::unique_lock lock{mu_};
-  closing_ = true;
-  cv_.notify_all();
-  cv_.wait(lock, [this] { return done_; });
+console_tail console_spool::finish(std::size_t max_bytes) {
+  console_tail tail;
+  {
+    std::unique_lock lock{mu_};
+    kept_at_close_ = max_bytes;
+    closing_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return done_; });
+    if (gone_ || written_ == sent_)
+      return tail;
+    tail.offset = sent_;
+    tail.bytes.resize(written_ - sent_);
+  }
+  auto n = ::pread(fd_, tail.bytes.data(), tail.bytes.size(), static_cast<off_t>(tail.offset));
+  if (n != static_cast<ssize_t>(tail.bytes.size()))
+    throw std::runtime_error("cannot read " + path_.string());
+  return tail;
 }
 
 void console_spool::loop() {
@@ -66,7 +78,7 @@ void console_spool::loop() {
       // whole console goes in one request, a long one's every 250 ms.
       cv_.wait_for(lock, flush_every,
                    [this] { return closing_ || gone_ || written_ - sent_ >= max_chunk / 4; });
-      if (gone_ || (closing_ && written_ == sent_)) {
+      if (gone_ || (closing_ && written_ - sent_ <= kept_at_close_)) {
         done_ = true;
         cv_.notify_all();
         return;

@@ -10,12 +10,19 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <string>
 #include <mutex>
 #include <thread>
 
 namespace kiln::worker {
 
 enum class send_result { sent, retry, gone };
+
+// Bytes the server does not hold yet, from `offset` on.
+struct console_tail {
+  std::uint64_t offset = 0;
+  std::string bytes;
+};
 
 class console_spool final : public console_sink {
  public:
@@ -26,7 +33,11 @@ class console_spool final : public console_sink {
 
   void write(std::string_view bytes) override;
   // Blocks until the server holds every byte (or says the run is gone).
-  void close();
+  void close() { finish(0); }
+  // Blocks until at most `max_bytes` are unsent and hands those over, so
+  // that the caller can send them with its own last request (or until the
+  // server says the run is gone: then nothing is handed over).
+  console_tail finish(std::size_t max_bytes);
 
  private:
   void loop();
@@ -36,7 +47,7 @@ class console_spool final : public console_sink {
   int fd_ = -1;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::uint64_t written_ = 0, sent_ = 0;
+  std::uint64_t written_ = 0, sent_ = 0, kept_at_close_ = 0;
   bool closing_ = false, gone_ = false, done_ = false;
   std::thread thread_;
 };

@@ -11,11 +11,14 @@
 #include <cstdio>
 #include <cstring>
 #include <dirent.h>
+#include <spawn.h>
 #include <string>
 #include <vector>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char** environ;
 
 namespace {
 
@@ -90,21 +93,21 @@ int main(int argc, char** argv) {
   sigaddset(&waited, SIGINT);
   sigprocmask(SIG_BLOCK, &waited, nullptr);
 
-  pid_t main_pid = ::fork();
-  if (main_pid < 0) {
-    std::perror("kiln-exec-shim: fork");
+  // posix_spawn (a vfork) rather than fork: this runs once per run.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
+  pid_t main_pid = -1;
+  int rc = ::posix_spawn(&main_pid, argv[first + 1], nullptr, &attr, argv + first + 1, environ);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    std::fprintf(stderr, "kiln: cannot run %s: %s\n", argv[first + 1], std::strerror(rc));
     return 127;
   }
-  if (main_pid == 0) {
-    ::setpgid(0, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execv(argv[first + 1], argv + first + 1);
-    std::fprintf(stderr, "kiln: cannot run %s: %s\n", argv[first + 1], std::strerror(errno));
-    ::_exit(127);
-  }
-  ::setpgid(main_pid, main_pid);
 
   int code = 0;
   for (;;) {

@@ -287,11 +287,15 @@ std::string default_executor_kind() {
   return bwrap_works() ? "bwrap" : "host";
 }
 
+// `version` and not `info`: podman's info asks dpkg for package versions
+// (half a second of CPU per worker start); docker's version still needs
+// the daemon to answer.
+bool engine_answers(const std::string& kind) { return runs_ok({kind, "version"}); }
+
 std::string probe_container_engine() {
-  if (runs_ok({"podman", "info"}))
-    return "podman";
-  if (runs_ok({"docker", "info"}))
-    return "docker";
+  for (const char* kind : {"podman", "docker"})
+    if (engine_answers(kind))
+      return kind;
   return {};
 }
 
@@ -310,7 +314,7 @@ result<std::unique_ptr<executor>> make_executor(const std::string& kind,
     return std::unique_ptr<executor>{new bwrap_executor};
   }
   if (kind == "podman" || kind == "docker") {
-    if (!runs_ok({kind, "info"}))
+    if (!engine_answers(kind))
       return error{"no_executor", kind + " is not installed or its engine does not answer"};
     return std::unique_ptr<executor>{new container_executor{kind}};
   }

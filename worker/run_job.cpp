@@ -2,6 +2,8 @@
 
 #include "worker/secret_masker.hpp"
 
+#include "events/base64.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -97,27 +99,45 @@ std::vector<artifact_file> list_artifacts(const fs::path& archive) {
   return out;
 }
 
-std::string base64(std::string_view in) {
-  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    auto n = (unsigned(static_cast<unsigned char>(in[i])) << 16)
-             | (unsigned(static_cast<unsigned char>(in[i + 1])) << 8)
-             | unsigned(static_cast<unsigned char>(in[i + 2]));
-    for (int k = 18; k >= 0; k -= 6)
-      out += table[(n >> k) & 63];
+run_dirs dirs_under(const fs::path& root) {
+  return {root, root / "ws", root / "archive", root / "secrets", root / "tmp", root / "bin"};
+}
+
+// Makes `dir` exist and hold nothing but the entries named in `keep`.
+std::error_code empty_directory(const fs::path& dir, std::initializer_list<std::string_view> keep) {
+  std::error_code ec;
+  if (!fs::is_directory(fs::symlink_status(dir, ec))) {
+    fs::remove(dir, ec);  // a file or symlink the last run left in its place
+    fs::create_directories(dir, ec);
+    return ec;
   }
-  if (auto rest = in.size() - i; rest > 0) {
-    auto n = unsigned(static_cast<unsigned char>(in[i])) << 16;
-    if (rest == 2)
-      n |= unsigned(static_cast<unsigned char>(in[i + 1])) << 8;
-    out += table[(n >> 18) & 63];
-    out += table[(n >> 12) & 63];
-    out += rest == 2 ? table[(n >> 6) & 63] : '=';
-    out += '=';
+  std::vector<fs::path> doomed;
+  for (auto it = fs::directory_iterator{dir, ec}; !ec && it != fs::directory_iterator{};
+       it.increment(ec)) {
+    auto name = it->path().filename().string();
+    // Kept only as a plain file of its own: never a symlink or a hard link
+    // a script planted to have the next run's writes land elsewhere.
+    struct stat st{};
+    if (std::find(keep.begin(), keep.end(), name) != keep.end()
+        && ::lstat(it->path().c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1)
+      continue;
+    doomed.push_back(it->path());
   }
-  return out;
+  for (auto& p : doomed)
+    if (fs::remove_all(p, ec); ec)
+      return ec;
+  return ec;
+}
+
+// bin/ holds only what the worker writes; its files are rewritten in place.
+std::error_code empty_run_dirs(const run_dirs& d) {
+  for (auto& dir : {d.workspace, d.archive, d.secrets, d.tmp})
+    if (auto ec = empty_directory(dir, {}))
+      return ec;
+  if (auto ec = empty_directory(d.bin, {"script", "git-checkout"}))
+    return ec;
+  return ::chmod(d.secrets.c_str(), 0700) == 0 ? std::error_code{}
+                                               : std::error_code{errno, std::generic_category()};
 }
 
 std::string status_line(const run_outcome& o) {
@@ -161,6 +181,11 @@ std::map<std::string, std::string> run_environment(const run_definition& def,
   return env;
 }
 
+void clear_run_dirs(const fs::path& root) {
+  if (auto ec = empty_run_dirs(dirs_under(root)))
+    spdlog::warn("run dir={} cleared=no error=\"{}\"", root.string(), ec.message());
+}
+
 run_outcome execute_run(const run_definition& def, const run_settings& s, console_sink& sink) {
   std::vector<std::string> secret_values;
   for (auto& [k, v] : def.secrets) {
@@ -190,24 +215,18 @@ run_outcome execute_run(const run_definition& def, const run_settings& s, consol
   }
   masked_console console{sink, masker, grepper.get()};
 
-  run_dirs dirs{s.root, s.root / "ws", s.root / "archive", s.root / "secrets", s.root / "tmp",
-                s.root / "bin"};
-  std::error_code ec;
-  // Fresh, but only the run's own folders: the root may be the user's
+  auto dirs = dirs_under(s.root);
+  // Empty, but only the run's own folders: the root may be the user's
   // (kiln simulate -w DIR).
-  for (auto& d : {dirs.workspace, dirs.archive, dirs.secrets, dirs.tmp, dirs.bin}) {
-    fs::remove_all(d, ec);
-    fs::create_directories(d, ec);
-    if (ec)
-      break;
-  }
-  if (ec)
+  if (auto ec = empty_run_dirs(dirs))
     return fail(console, "cannot create the run's directories under " + s.root.string() + ": "
                            + ec.message());
-  ::chmod(dirs.secrets.c_str(), 0700);
+  std::error_code ec;
   for (auto& [k, v] : def.secrets)
     if (auto w = write_file(dirs.secrets / k, v, 0600); !w)
       return fail(console, w.error().message);
+  if (s.may_start && !s.may_start())
+    return {};
 
   executor* exec = s.exec;
   if (def.container) {
@@ -257,12 +276,14 @@ run_outcome execute_run(const run_definition& def, const run_settings& s, consol
   };
 
   // Clones URL at REF into DEST (git on the host, killable like the script).
-  if (auto w = write_file(dirs.bin / "git-checkout",
-                          "#!/bin/sh\nset -e\ngit clone -q \"$1\" \"$3\"\n"
-                          "if [ -n \"$2\" ]; then git -C \"$3\" checkout -q \"$2\"; fi\n",
-                          0755);
-      !w)
-    return fail(console, w.error().message);
+  if (def.git || def.script_repo) {
+    auto w = write_file(dirs.bin / "git-checkout",
+                        "#!/bin/sh\nset -e\ngit clone -q \"$1\" \"$3\"\n"
+                        "if [ -n \"$2\" ]; then git -C \"$3\" checkout -q \"$2\"; fi\n",
+                        0755);
+    if (!w)
+      return fail(console, w.error().message);
+  }
   auto checkout = [&](const std::string& url, const std::string& ref, const fs::path& dest,
                       const std::string& token) -> std::optional<run_outcome> {
     console.note("== kiln: git clone " + url + (ref.empty() ? "" : " at " + ref) + "\n");
@@ -271,7 +292,7 @@ run_outcome execute_run(const run_definition& def, const run_settings& s, consol
       // As configuration in the environment, not in argv: no other process sees it.
       git_env["GIT_CONFIG_COUNT"] = "1";
       git_env["GIT_CONFIG_KEY_0"] = "http.extraHeader";
-      git_env["GIT_CONFIG_VALUE_0"] = "Authorization: Basic " + base64("x-access-token:" + token);
+      git_env["GIT_CONFIG_VALUE_0"] = "Authorization: Basic " + base64_encode("x-access-token:" + token);
     }
     auto tree = spawn_plain({"/bin/sh", (dirs.bin / "git-checkout").string(), url, ref,
                              dest.string()},
@@ -317,8 +338,10 @@ run_outcome execute_run(const run_definition& def, const run_settings& s, consol
   auto script = dirs.bin / "script";
   if (auto w = write_file(script, text, 0755); !w)
     return fail(console, w.error().message);
+  // Unique on this host while it runs: the name a container is removed by.
+  static std::atomic<std::uint64_t> launches{0};
   launch_request req{script, env, dirs, def.network, def.container ? &*def.container : nullptr,
-                     "kiln-" + std::to_string(::getpid()) + "-" + s.root.filename().string(),
+                     "kiln-" + std::to_string(::getpid()) + "-" + std::to_string(++launches),
                      binds};
   auto tree = exec->launch(req);
   if (!tree)

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -23,7 +24,7 @@ class console_sink {
 };
 
 struct run_settings {
-  std::filesystem::path root;  // the run's own directory; created fresh
+  std::filesystem::path root;  // the run's own directory; its folders are emptied first
   executor* exec = nullptr;    // runs without `container:`
   executor* containers = nullptr;  // runs with one; null: no engine here
   std::string worker_name;
@@ -36,6 +37,10 @@ struct run_settings {
   std::filesystem::path volumes;
   // shared-volumes this worker offers: name -> host folder (mounted read-only).
   std::map<std::string, std::filesystem::path> shared_volumes;
+  // Asked once the run's folders are ready, before anything of the run
+  // starts: false, and the run ends there with no status (it is no longer
+  // this worker's). Unset: always start.
+  std::function<bool()> may_start;
 };
 
 struct artifact_file {
@@ -44,12 +49,16 @@ struct artifact_file {
 };
 
 struct run_outcome {
-  std::string status;  // PASSED, FAILED, TIMEOUT or CANCELLED
+  std::string status;  // PASSED, FAILED, TIMEOUT or CANCELLED; "" if it never started
   int exit_code = 0;
   std::string message;
   std::vector<artifact_file> artifacts;
   std::vector<test_suite> tests;
 };
+
+// Empties a run's folders for the next run in the same place, and keeps
+// them: cheaper than a new tree. execute_run empties them too.
+void clear_run_dirs(const std::filesystem::path& root);
 
 run_outcome execute_run(const run_definition& def, const run_settings& settings,
                         console_sink& console);

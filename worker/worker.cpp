@@ -6,18 +6,23 @@
 #include "worker/run_job.hpp"
 #include "worker/server_link.hpp"
 
+#include "events/base64.hpp"
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <fcntl.h>
 #include <fstream>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace kiln::worker {
 
@@ -44,16 +49,12 @@ status_result save_token(const fs::path& workdir, const std::string& token) {
 
 namespace {
 
+// At most this much console goes with the final status (as base64).
+constexpr std::size_t max_console_tail = 64 * 1024;
+
 // Codes with which the server says a run is no longer this worker's.
 bool run_gone(const kiln::error& e) {
   return e.code == "finished" || e.code == "not_assigned_to_you" || e.code == "not_found";
-}
-
-std::string safe_name(std::string s) {
-  for (auto& c : s)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.')
-      c = '_';
-  return s;
 }
 
 } // namespace
@@ -63,7 +64,16 @@ struct active_run {
   std::atomic<bool> stop{false};
   std::atomic<bool> finished{false};
   std::string stop_message = "cancelled";
+  std::size_t slot = 0;
   std::thread thread;
+};
+
+// Where runs execute, one at a time each: run folders and connections to
+// the server are kept from run to run (emptying a folder and reusing a
+// connection cost far less than new ones).
+struct run_slot {
+  bool taken = false;
+  std::shared_ptr<server_link> reports, console;  // one per thread that uses them
 };
 
 struct worker::impl {
@@ -77,6 +87,7 @@ struct worker::impl {
   std::atomic<bool> killing{false};
   std::atomic<bool> cut_poll{false};  // ends a check-in under way (drain, kill)
   std::map<std::string, std::shared_ptr<active_run>> runs;
+  std::vector<run_slot> slots;
 
   server_link link(long timeout_ms) const {
     return server_link{o.servers, token, o.ca_file, timeout_ms};
@@ -269,9 +280,19 @@ void worker::impl::start_run(const std::string& id, run_definition def) {
   auto run = std::make_shared<active_run>();
   run->def = std::move(def);
   std::lock_guard lock{mu};
+  auto free = std::find_if(slots.begin(), slots.end(), [](const run_slot& x) { return !x.taken; });
+  run->slot = free - slots.begin();
+  if (free == slots.end())
+    slots.push_back({false, std::make_shared<server_link>(link(60'000)),
+                     std::make_shared<server_link>(link(30'000))});
+  slots[run->slot].taken = true;
   runs[id] = run;
   run->thread = std::thread{[this, run] {
     execute(run);
+    {
+      std::lock_guard lock{mu};
+      slots[run->slot].taken = false;
+    }
     run->finished = true;
     cv.notify_all();
   }};
@@ -281,25 +302,49 @@ void worker::impl::execute(const std::shared_ptr<active_run>& run) {
   auto& def = run->def;
   auto id = def.run_id();
   auto target = run_target(def.project, def.build, def.run);
-  auto l = link(60'000);
+  std::shared_ptr<server_link> console_link;
+  server_link* reports = nullptr;
+  {
+    std::lock_guard lock{mu};
+    reports = slots[run->slot].reports.get();
+    console_link = slots[run->slot].console;
+  }
+  auto& l = *reports;
+  auto server_url = l.url();
   spdlog::info("worker run=start id={} executor={}", id,
                def.container && containers ? containers->name() : exec->name());
 
-  auto started = persist(l, "POST", target + "/status", R"({"status":"RUNNING"})");
-  if (started && started->status >= 400) {
-    auto e = client::api_error(*started);
-    if (run_gone(e)) {
-      spdlog::warn("worker run=dropped id={} reason=\"{}\"", id, e.message);
-      return;
+  // RUNNING is reported while the run's folders are made ready; the
+  // script starts once the server has it (and only if the run is still
+  // this worker's).
+  auto started = std::async(std::launch::async, [&] {
+    return persist(l, "POST", target + "/status", R"({"status":"RUNNING"})");
+  });
+  std::optional<bool> ours;
+  auto still_ours = [&] {
+    if (!ours) {
+      auto r = started.get();
+      auto e = r && r->status >= 400 ? client::api_error(*r) : kiln::error{};
+      ours = !run_gone(e);
+      if (!*ours)
+        spdlog::warn("worker run=dropped id={} reason=\"{}\"", id, e.message);
     }
-  }
+    return *ours;
+  };
 
-  auto root = o.workdir / "runs" / safe_name(id);
-  std::error_code ec;
-  fs::create_directories(o.workdir / "runs", ec);
-  auto spool_file = o.workdir / "runs" / (safe_name(id) + ".console");
+  auto slot = "slot-" + std::to_string(run->slot);
+  auto root = o.workdir / "runs" / slot;
+  auto spool_file = o.workdir / "runs" / (slot + ".console");
+  // However the run ends, its slot is left empty (no secret stays behind).
+  struct slot_cleaner {
+    fs::path root, spool;
+    ~slot_cleaner() {
+      clear_run_dirs(root);
+      ::truncate(spool.c_str(), 0);
+    }
+  } cleaner{root, spool_file};
   console_spool spool{spool_file, [this, target, id, base = def.console_offset,
-                                   sl = std::make_shared<server_link>(link(30'000))](
+                                   sl = console_link](
                                     std::uint64_t offset, std::string_view bytes) {
     auto at = std::to_string(base + offset);
     auto r = sl->request("POST", target + "/console?offset=" + at, bytes,
@@ -321,16 +366,21 @@ void worker::impl::execute(const std::shared_ptr<active_run>& run) {
   s.exec = exec.get();
   s.containers = containers.get();
   s.worker_name = o.name;
-  s.server_url = l.url();
+  s.server_url = server_url;
+  s.may_start = still_ours;
   s.stop = &run->stop;
   s.volumes = o.workdir / "volumes";
   s.shared_volumes = o.shared_volumes;
   auto out = execute_run(def, s, spool);
+  if (!still_ours())
+    return;  // nothing ran; the spool is dropped with what it holds
   if (out.status == "CANCELLED") {
     std::lock_guard lock{mu};
     out.message = run->stop_message;
   }
-  spool.close();
+  // The console's last bytes go with the final status: one request less
+  // per run, and the core writes them before the run ends.
+  auto tail = spool.finish(max_console_tail);
 
   for (auto& a : out.artifacts) {
     auto path = target + "/artifacts/" + percent_encode(a.path, true);
@@ -357,15 +407,23 @@ void worker::impl::execute(const std::shared_ptr<active_run>& run) {
     persist(l, "POST", target + "/tests", json{{"suite", suite.name}, {"results", results}}.dump());
   }
   json status{{"status", out.status}, {"exit_code", out.exit_code}, {"message", out.message}};
+  if (!tail.bytes.empty())
+    status["console"] = {{"offset", def.console_offset + tail.offset},
+                         {"data", base64_encode(tail.bytes)}};
   auto r = persist(l, "POST", target + "/status", status.dump());
+  if (r && r->status >= 400 && status.contains("console")
+      && client::api_error(*r).code == "gap") {
+    // The server lacks earlier bytes (it lost them): the status still counts.
+    spdlog::warn("worker console=refused id={} offset={} error=gap", id, tail.offset);
+    status.erase("console");
+    r = persist(l, "POST", target + "/status", status.dump());
+  }
   if (r && r->status >= 400) {
     auto e = client::api_error(*r);
     spdlog::warn("worker run=report-refused id={} error={} message=\"{}\"", id, e.code, e.message);
   }
   spdlog::info("worker run=end id={} status={} exit_code={} artifacts={}", id, out.status,
                out.exit_code, out.artifacts.size());
-  fs::remove_all(root, ec);
-  fs::remove(spool_file, ec);
 }
 
 result<std::unique_ptr<worker>> worker::make(worker_options o) {
@@ -379,6 +437,11 @@ result<std::unique_ptr<worker>> worker::make(worker_options o) {
   fs::create_directories(o.workdir, ec);
   if (ec)
     return kiln::error{"io", "cannot create the workdir " + o.workdir.string() + ": " + ec.message()};
+  // What an earlier worker left (it may hold secrets): no run is ours yet.
+  fs::remove_all(o.workdir / "runs", ec);
+  fs::create_directories(o.workdir / "runs", ec);
+  if (ec)
+    return kiln::error{"io", "cannot create " + (o.workdir / "runs").string() + ": " + ec.message()};
   auto p = std::make_unique<impl>();
   executor_options eo{o.shim_program};
   auto kind = o.executor;
