@@ -13,7 +13,7 @@ packages=(
   libcaf-dev libnats-dev nats-server librocksdb-dev
   libflatbuffers-dev flatbuffers-compiler libyaml-cpp-dev libboost1.74-dev
   libspdlog-dev catch2 nlohmann-json3-dev libssl-dev libre2-dev libcurl4-openssl-dev
-  wrk nginx-light bubblewrap libexpat1-dev podman runc busybox-static
+  wrk nginx-light bubblewrap libexpat1-dev podman runc busybox-static docker.io
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -84,6 +84,16 @@ case "$cmd" in
   test)
     install_missing
     build build-test Debug
+    # The docker executor's test needs a daemon; start one for the tests
+    # if none answers (no systemd on CI machines), and stop it after.
+    dockerd_pid=
+    if ! docker version > /dev/null 2>&1 && command -v dockerd > /dev/null; then
+      as_root dockerd --iptables=false --bridge=none > build-test/dockerd.log 2>&1 &
+      dockerd_pid=$!
+      for _ in $(seq 1 100); do docker version > /dev/null 2>&1 && break; sleep 0.2; done
+      docker version > /dev/null 2>&1 || echo "dev.sh: dockerd did not start (build-test/dockerd.log): docker runs go untested"
+    fi
+    trap '[ -n "$dockerd_pid" ] && as_root kill "$dockerd_pid" 2>/dev/null; true' EXIT
     cd build-test
     ctest --output-on-failure -j "$(nproc)" --timeout 600
     ;;

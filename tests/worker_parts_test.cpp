@@ -413,10 +413,12 @@ namespace {
 
 // A tiny image (busybox) imported into podman, or "" where podman or
 // busybox is missing here.
-std::string busybox_image(const fs::path& scratch) {
+// A busybox image imported into `engine` ("" where that engine does not
+// answer or busybox-static is missing).
+std::string busybox_image(const fs::path& scratch, const std::string& engine) {
   if (!std::getenv("CONTAINERS_CONF"))
     ::setenv("CONTAINERS_CONF", KILN_PODMAN_CONF, 1);
-  if (probe_container_engine() != "podman" || !fs::exists("/usr/bin/busybox"))
+  if (!make_executor(engine, {KILN_SHIM_BINARY}) || !fs::exists("/usr/bin/busybox"))
     return {};
   auto root = scratch / "rootfs";
   for (auto d : {"bin", "tmp", "proc", "dev", "etc"})
@@ -427,53 +429,58 @@ std::string busybox_image(const fs::path& scratch) {
   auto tar = (scratch / "rootfs.tar").string();
   if (run({"/usr/bin/tar", "-C", root.string(), "-cf", tar, "."}).first != 0)
     return {};
-  if (run({"/usr/bin/podman", "import", tar, "kiln-test-busybox"}).first != 0)
+  if (run({"/usr/bin/" + engine, "import", tar, "kiln-test-busybox"}).first != 0)
     return {};
   return "kiln-test-busybox";
 }
 
 } // namespace
 
-TEST_CASE("a run with container: runs in the image under podman, killed whole at its timeout",
+TEST_CASE("a run with container: runs in the image under podman and docker, killed whole at its timeout",
           "[worker]") {
-  temp_dir dir;
-  auto image = busybox_image(dir.path());
-  if (image.empty()) {
-    WARN("podman (with busybox-static for the test image) is not here: container runs not tested");
-    return;
+  for (std::string kind : {"podman", "docker"}) {
+    temp_dir dir;
+    auto image = busybox_image(dir.path(), kind);
+    if (image.empty()) {
+      WARN(kind << " (with busybox-static for the test image) is not here: its container runs are not tested");
+      continue;
+    }
+    DYNAMIC_SECTION("engine " << kind) {
+      auto engine = make_executor(kind, {KILN_SHIM_BINARY});
+      REQUIRE(engine);
+      auto host = make_executor("host", {KILN_SHIM_BINARY});
+      REQUIRE(host);
+      auto def = rundef("#!/bin/sh\n"
+                        "echo \"in $(cat /etc/os-release 2>/dev/null || echo busybox)\"\n"
+                        "echo \"key: $(cat $SECRETS/api-key)\"\n"
+                        "echo made-in-container > $ARCHIVE/c.txt\n");
+      def.container = container_spec{image};
+      recording_console console;
+      auto out = execute_run(def, {dir / "run", host->get(), engine->get()}, console);
+      INFO(console.text);
+      CHECK(out.status == "PASSED");
+      CHECK(console.holds("in busybox"));  // not the host's Debian
+      CHECK(console.holds("key: ***"));
+      REQUIRE(out.artifacts.size() == 1);
+      CHECK(out.artifacts[0].path == "c.txt");
+
+      auto slow = rundef("#!/bin/sh\necho waiting; sleep 876503\n", 1);
+      slow.container = container_spec{image};
+      recording_console slow_console;
+      auto timed_out = execute_run(slow, {dir / "slow", host->get(), engine->get()}, slow_console);
+      CHECK(timed_out.status == "TIMEOUT");
+      CHECK(wait_until([] { return processes_with("876503") == 0; }, 10s));
+      auto [code, ps] = run({"/usr/bin/" + kind, "ps", "-a", "--format", "{{.Names}}"});
+      CHECK(ps.find("kiln-") == std::string::npos);  // the container was removed
+
+      auto refused = rundef("true\n");
+      refused.container = container_spec{image};
+      refused.container->auth_secret = "registry-token";
+      recording_console refused_console;
+      auto r = execute_run(refused, {dir / "refused", host->get(), engine->get()}, refused_console);
+      CHECK(r.status == "FAILED");
+      CHECK(r.message.find("container-auth is not supported") != std::string::npos);
+      run({"/usr/bin/" + kind, "rmi", "-f", image});
+    }
   }
-  auto engine = make_executor("podman", {KILN_SHIM_BINARY});
-  REQUIRE(engine);
-  auto host = make_executor("host", {KILN_SHIM_BINARY});
-  REQUIRE(host);
-  auto def = rundef("#!/bin/sh\n"
-                    "echo \"in $(cat /etc/os-release 2>/dev/null || echo busybox)\"\n"
-                    "echo \"key: $(cat $SECRETS/api-key)\"\n"
-                    "echo made-in-container > $ARCHIVE/c.txt\n");
-  def.container = container_spec{image};
-  recording_console console;
-  auto out = execute_run(def, {dir / "run", host->get(), engine->get()}, console);
-  INFO(console.text);
-  CHECK(out.status == "PASSED");
-  CHECK(console.holds("in busybox"));  // not the host's Debian
-  CHECK(console.holds("key: ***"));
-  REQUIRE(out.artifacts.size() == 1);
-  CHECK(out.artifacts[0].path == "c.txt");
-
-  auto slow = rundef("#!/bin/sh\necho waiting; sleep 876503\n", 1);
-  slow.container = container_spec{image};
-  recording_console slow_console;
-  auto timed_out = execute_run(slow, {dir / "slow", host->get(), engine->get()}, slow_console);
-  CHECK(timed_out.status == "TIMEOUT");
-  CHECK(wait_until([] { return processes_with("876503") == 0; }, 10s));
-  auto [code, ps] = run({"/usr/bin/podman", "ps", "-a", "--format", "{{.Names}}"});
-  CHECK(ps.find("kiln-") == std::string::npos);  // the container was removed
-
-  auto refused = rundef("true\n");
-  refused.container = container_spec{image};
-  refused.container->auth_secret = "registry-token";
-  recording_console refused_console;
-  auto r = execute_run(refused, {dir / "refused", host->get(), engine->get()}, refused_console);
-  CHECK(r.status == "FAILED");
-  CHECK(r.message.find("container-auth is not supported") != std::string::npos);
 }
