@@ -30,6 +30,7 @@ using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
 using commit_atom = caf::atom_constant<caf::atom("commit")>;      // from the subscription
 using process_atom = caf::atom_constant<caf::atom("process")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using cron_atom = caf::atom_constant<caf::atom("cron")>;  // cron triggers, every second
 using request_atom = caf::atom_constant<caf::atom("request")>;
 using query_atom = caf::atom_constant<caf::atom("query")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;

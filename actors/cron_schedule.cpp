@@ -128,11 +128,19 @@ result<cron_schedule> cron_schedule::parse(std::string_view text) {
     if (i > start)
       fields.push_back(text.substr(start, i - start));
   }
-  if (fields.size() != 5)
+  if (fields.size() != 5 && fields.size() != 6)
     return error{"invalid_definition", "a cron schedule has 5 fields (minute hour day month "
-                                       "weekday), not " + std::to_string(fields.size())};
+                                       "weekday) or 6 (seconds first), not "
+                                         + std::to_string(fields.size())};
   cron_schedule c;
   bool any = false;
+  if (fields.size() == 6) {
+    if (auto r = parse_field({"second", 0, 59, nullptr}, fields[0], c.seconds_, any); !r)
+      return r.error();
+    fields.erase(fields.begin());
+  } else {
+    c.seconds_.set(0);
+  }
   if (auto r = parse_field({"minute", 0, 59, nullptr}, fields[0], c.minutes_, any); !r)
     return r.error();
   if (auto r = parse_field({"hour", 0, 23, nullptr}, fields[1], c.hours_, any); !r)
@@ -148,30 +156,50 @@ result<cron_schedule> cron_schedule::parse(std::string_view text) {
   return c;
 }
 
-std::int64_t cron_schedule::next_after(std::int64_t unix_seconds) const {
+bool cron_schedule::day_matches(std::int64_t d) const {
+  auto [y, m, dom] = civil_from_days(d);
+  (void)y;
+  auto wday = static_cast<int>(((d % 7) + 11) % 7);  // 1970-01-01 was a Thursday
+  bool dom_ok = days_.test(static_cast<std::size_t>(dom));
+  bool dow_ok = weekdays_.test(static_cast<std::size_t>(wday));
+  bool day_ok = any_day_ || any_weekday_ ? dom_ok && dow_ok : dom_ok || dow_ok;
+  return months_.test(static_cast<std::size_t>(m)) && day_ok;
+}
+
+// The first match at or after `from` (direction +1) or at or before it
+// (-1): day by day, then hours, minutes and seconds in that direction.
+std::int64_t cron_schedule::scan(std::int64_t from, int direction) const {
   auto floor_div = [](std::int64_t a, std::int64_t b) { return a / b - (a % b < 0); };
-  auto first_minute = floor_div(unix_seconds, 60) + 1;  // strictly after
-  auto day = floor_div(first_minute, 1440);
-  for (std::int64_t d = day; d < day + 366 * 8; ++d) {
-    auto [y, m, dom] = civil_from_days(d);
-    (void)y;
-    auto wday = static_cast<int>(((d % 7) + 11) % 7);  // 1970-01-01 was a Thursday
-    bool dom_ok = days_.test(static_cast<std::size_t>(dom));
-    bool dow_ok = weekdays_.test(static_cast<std::size_t>(wday));
-    bool day_ok = any_day_ || any_weekday_ ? dom_ok && dow_ok : dom_ok || dow_ok;
-    if (!months_.test(static_cast<std::size_t>(m)) || !day_ok)
+  auto first_day = floor_div(from, 86400);
+  for (std::int64_t d = first_day; d != first_day + direction * 366 * 8; d += direction) {
+    if (!day_matches(d))
       continue;
-    for (int h = 0; h < 24; ++h) {
-      if (!hours_.test(static_cast<std::size_t>(h)))
+    for (int i = 0; i < 24 * 60 * 60; ++i) {
+      int k = direction > 0 ? i : 24 * 60 * 60 - 1 - i;
+      int h = k / 3600, mi = k / 60 % 60, sec = k % 60;
+      // Whole hours and minutes that cannot match are passed over at once.
+      if (!hours_.test(static_cast<std::size_t>(h))) {
+        i += (direction > 0 ? 3599 - k % 3600 : k % 3600);
         continue;
-      for (int mi = 0; mi < 60; ++mi) {
-        auto minute = d * 1440 + h * 60 + mi;
-        if (minutes_.test(static_cast<std::size_t>(mi)) && minute >= first_minute)
-          return minute * 60;
       }
+      if (!minutes_.test(static_cast<std::size_t>(mi))) {
+        i += (direction > 0 ? 59 - sec : sec);
+        continue;
+      }
+      auto t = d * 86400 + k;
+      if (seconds_.test(static_cast<std::size_t>(sec)) && (direction > 0 ? t >= from : t <= from))
+        return t;
     }
   }
   return -1;
+}
+
+std::int64_t cron_schedule::next_after(std::int64_t unix_seconds) const {
+  return scan(unix_seconds + 1, +1);
+}
+
+std::int64_t cron_schedule::last_at_or_before(std::int64_t unix_seconds) const {
+  return scan(unix_seconds, -1);
 }
 
 } // namespace kiln::domain

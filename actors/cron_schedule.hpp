@@ -2,8 +2,9 @@
 // A cron trigger's `schedule:` (kiln extension, issue 7): five fields
 // "minute hour day-of-month month day-of-week" with `*`, lists, ranges,
 // steps and names (jan-dec, sun-sat; 7 is Sunday too), or one of @hourly,
-// @daily (@midnight), @weekly, @monthly, @yearly (@annually). Times are
-// UTC. Pure: the trigger's process manager asks it for the next slot.
+// @daily (@midnight), @weekly, @monthly, @yearly (@annually); six fields
+// put a seconds field first ("*/5 * * * * *": every 5 s). Times are UTC.
+// Pure: the trigger's process manager asks it for slots.
 #include "events/result.hpp"
 
 #include <bitset>
@@ -18,11 +19,18 @@ class cron_schedule {
   // An error names the field and what is wrong with it.
   static result<cron_schedule> parse(std::string_view text);
 
-  // The first whole minute strictly after `unix_seconds` that matches, in
-  // seconds since the epoch; -1 if none within eight years (e.g. 30 Feb).
+  // The first matching second strictly after `unix_seconds`, in seconds
+  // since the epoch; -1 if none within eight years (e.g. 30 Feb).
   std::int64_t next_after(std::int64_t unix_seconds) const;
+  // The last matching second at or before `unix_seconds`; -1 if none
+  // within eight years.
+  std::int64_t last_at_or_before(std::int64_t unix_seconds) const;
 
  private:
+  std::int64_t scan(std::int64_t from, int direction) const;
+  bool day_matches(std::int64_t day) const;
+
+  std::bitset<60> seconds_;
   std::bitset<60> minutes_;
   std::bitset<24> hours_;
   std::bitset<32> days_;     // 1-31

@@ -1,6 +1,7 @@
 #include "actors/process_manager.hpp"
 
 #include "actors/build_aggregate.hpp"
+#include "actors/cron_schedule.hpp"
 
 #include <algorithm>
 
@@ -51,6 +52,9 @@ std::string describe(const saga_step& s) {
     std::string operator()(const mark_offline_step& x) { return "mark_offline " + x.worker; }
     std::string operator()(const lose_run_step& x) { return "lose_run " + x.run.path(); }
     std::string operator()(const time_out_step& x) { return "time_out " + x.run.path(); }
+    std::string operator()(const cron_slot_step& x) {
+      return "cron_slot " + x.project + " " + x.trigger + " " + std::to_string(x.slot_unix_s);
+    }
   } name;
   return std::visit(name, s);
 }
@@ -150,6 +154,27 @@ std::vector<saga_step> watchdog_steps(const read_model& model, std::int64_t now_
                    + config.run_grace.count();
       if (now_ns > limit)
         out.push_back(time_out_step{{project, number, r.name}, r.timeout_s});
+    }
+  }
+  return out;
+}
+
+std::vector<saga_step> cron_steps(const read_model& model, std::int64_t now_unix_s) {
+  std::vector<saga_step> out;
+  for (auto& [name, p] : model.projects()) {
+    if (p.deleted || !p.definition)
+      continue;
+    for (auto& t : p.definition->triggers) {
+      if (t.type != trigger_type::cron)
+        continue;
+      auto schedule = cron_schedule::parse(t.schedule);  // validated when the project was put
+      if (!schedule)
+        continue;
+      auto due = schedule->last_at_or_before(now_unix_s);
+      auto last = p.cron_slots.find(t.name);
+      if (due < 0 || (last != p.cron_slots.end() && last->second >= due))
+        continue;
+      out.push_back(cron_slot_step{name, t.name, due, last != p.cron_slots.end()});
     }
   }
   return out;

@@ -14,6 +14,7 @@
 //  - a worker silent for too long             -> mark it offline
 //  - runs held by an offline worker           -> lose them (requeue or fail)
 //  - a RUNNING run past timeout + grace       -> time it out
+//  - a cron trigger whose slot has come       -> record the slot (a build)
 #include "actors/build_plan.hpp"
 #include "actors/read_model.hpp"
 
@@ -59,9 +60,17 @@ struct time_out_step {
   std::uint32_t timeout_s = 0;
 };
 
+// `fire` false: a trigger seen for the first time starts counting here.
+struct cron_slot_step {
+  std::string project;
+  std::string trigger;
+  std::int64_t slot_unix_s = 0;
+  bool fire = true;
+};
+
 using saga_step = std::variant<create_build_step, queue_run_step, cancel_run_step, add_runs_step,
                                complete_build_step, mark_offline_step, lose_run_step,
-                               time_out_step>;
+                               time_out_step, cron_slot_step>;
 
 // A short stable name for logs and for remembering what is in flight.
 std::string describe(const saga_step& s);
@@ -83,5 +92,10 @@ struct watchdog_config {
 std::vector<saga_step> watchdog_steps(const read_model& model, std::int64_t now_ns,
                                       const std::map<std::string, std::int64_t>& last_seen,
                                       const watchdog_config& config);
+
+// The cron triggers whose latest slot at or before `now_unix_s` is not
+// recorded yet. Slots missed while no core ran make one build, for the
+// latest of them, not one each (docs/operations.md).
+std::vector<saga_step> cron_steps(const read_model& model, std::int64_t now_unix_s);
 
 } // namespace kiln::domain

@@ -5,6 +5,8 @@
 
 #include <openssl/evp.h>
 
+#include <ctime>
+
 namespace kiln::domain::project {
 
 std::string_view to_string(errc e) {
@@ -85,6 +87,61 @@ result<events> decide_one(const state& s, const allocate_build& c) {
                                        c.sha, c.reason, c.priority, c.rerun_of, c.only_runs}};
 }
 
+std::string unix_time_text(std::int64_t unix_s) {
+  std::time_t t = unix_s;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+const trigger_spec* trigger_of(const state& s, const std::string& name, trigger_type type) {
+  auto t = s.definition ? s.definition->find_trigger(name) : nullptr;
+  return t && t->type == type ? t : nullptr;
+}
+
+result<events> decide_one(const state& s, const record_cron_slot& c) {
+  if (!s.live())
+    return refuse(errc::not_found, "no such project");
+  if (!trigger_of(s, c.trigger, trigger_type::cron))
+    return refuse(errc::unknown_trigger, "project " + s.name + " has no cron trigger '" + c.trigger + "'");
+  if (auto it = s.cron_slots.find(c.trigger); it != s.cron_slots.end() && it->second >= c.slot_unix_s)
+    return events{};  // this slot (or a later one) is done
+  events out{cron_slot_reached{c.trigger, c.slot_unix_s, c.fire}};
+  if (c.fire)
+    out.push_back(build_number_allocated{s.last_build + 1, c.trigger, s.definition_version, {}, "", "",
+                                         "cron: the slot of " + unix_time_text(c.slot_unix_s)});
+  return out;
+}
+
+result<events> decide_one(const state& s, const record_git_refs& c) {
+  if (!s.live())
+    return refuse(errc::not_found, "no such project");
+  if (!trigger_of(s, c.trigger, trigger_type::git_poller))
+    return refuse(errc::unknown_trigger, "project " + s.name + " has no git_poller trigger '" + c.trigger + "'");
+  const param_map* seen = nullptr;
+  if (auto t = s.git_refs.find(c.trigger); t != s.git_refs.end())
+    if (auto u = t->second.find(c.url); u != t->second.end())
+      seen = &u->second;
+  if (seen && *seen == c.refs)
+    return events{};
+  events out{git_refs_polled{c.trigger, c.url, c.refs}};
+  auto number = s.last_build;
+  for (auto& [ref, sha] : c.refs) {
+    if (!seen)
+      break;  // the first poll of a URL only records what is there
+    auto before = seen->find(ref);
+    if (before == seen->end() || before->second == sha || c.skip.count(ref))
+      continue;
+    param_map params{{"GIT_URL", c.url}, {"GIT_REF", ref}, {"GIT_SHA", sha},
+                     {"GIT_OLD_SHA", before->second}};
+    out.push_back(build_number_allocated{++number, c.trigger, s.definition_version, std::move(params),
+                                         ref, sha, "git_poller: " + ref + " moved to " + sha.substr(0, 12)});
+  }
+  return out;
+}
+
 } // namespace
 
 result<std::vector<event>> decide(const state& s, const command& c) {
@@ -110,6 +167,10 @@ void apply(state& s, const event& e) {
     s.deleted = true;
     s.secrets.clear();
     s.content_sha256.clear();  // a later PUT of the same text recreates it
+  } else if (auto x = std::get_if<cron_slot_reached>(&e)) {
+    s.cron_slots[x->trigger] = x->slot_unix_s;
+  } else if (auto x = std::get_if<git_refs_polled>(&e)) {
+    s.git_refs[x->trigger][x->url] = x->refs;
   } else if (auto x = std::get_if<build_number_allocated>(&e)) {
     s.last_build = x->number;
   }

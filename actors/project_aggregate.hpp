@@ -12,6 +12,7 @@
 #include "events/result.hpp"
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <variant>
@@ -39,6 +40,10 @@ struct state {
   std::shared_ptr<const project_definition> definition;
   std::map<std::string, std::string> secrets;  // key -> sealed value
   std::uint32_t last_build = 0;
+  // Triggers that start builds by themselves (issue 7): the last cron slot
+  // recorded per trigger, and per git_poller trigger and URL the refs seen.
+  std::map<std::string, std::int64_t> cron_slots;
+  std::map<std::string, std::map<std::string, param_map>> git_refs;
 
   bool live() const { return exists && !deleted; }
 };
@@ -73,7 +78,28 @@ struct allocate_build {
   std::vector<std::string> only_runs;
 };
 
-using command = std::variant<put_definition, set_secret, remove_secret, delete_project, allocate_build>;
+// A cron trigger's slot has come (the core's process manager sends it).
+// `fire` false records where a new trigger starts counting, with no build.
+// A slot at or before the last recorded one decides nothing.
+struct record_cron_slot {
+  std::string trigger;
+  std::int64_t slot_unix_s = 0;
+  bool fire = true;
+};
+// What a poll of one URL of a git_poller trigger saw: each matching ref's
+// sha. A ref seen before whose sha changed makes a build (GIT_REF,
+// GIT_SHA, GIT_OLD_SHA), unless it is in `skip` (its head commit asked
+// for it with [skip ci]); a ref seen for the first time is only recorded.
+// Nothing changed: no events, so several cores may poll the same URL.
+struct record_git_refs {
+  std::string trigger;
+  std::string url;
+  param_map refs;
+  std::set<std::string> skip;
+};
+
+using command = std::variant<put_definition, set_secret, remove_secret, delete_project,
+                             allocate_build, record_cron_slot, record_git_refs>;
 
 result<std::vector<event>> decide(const state& s, const command& c);
 void apply(state& s, const event& e);

@@ -274,6 +274,13 @@ void run_step(projector_actor* self, const domain::saga_step& step) {
         exec(self, streams::run(x.run.project, x.run.build, x.run.name),
              domain::run::lose_run{"worker " + x.worker + " went offline", max_attempts, x.worker},
              system_meta(), step_done(self, name, build_id{x.run.project, x.run.build}));
+      } else if constexpr (std::is_same_v<T, domain::cron_slot_step>) {
+        if (x.fire)
+          spdlog::info("core cron=fire project={} trigger={} slot={}", x.project, x.trigger,
+                       x.slot_unix_s);
+        exec(self, streams::project(x.project),
+             domain::project::record_cron_slot{x.trigger, x.slot_unix_s, x.fire}, system_meta(),
+             step_done(self, name, std::nullopt));
       } else if constexpr (std::is_same_v<T, domain::time_out_step>) {
         exec(self, streams::run(x.run.project, x.run.build, x.run.name),
              domain::run::time_out_run{"ran longer than " + std::to_string(x.timeout_s) + " s"},
@@ -784,7 +791,18 @@ caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
   s.schedule_needed = true;
   wake(self);
   self->delayed_send(self, env->config.watchdog_interval, tick_atom::value);
+  self->send(self, cron_atom::value);
   return {
+    [=](cron_atom) {
+      auto now = std::chrono::system_clock::now();
+      auto unix_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+      for (auto& step : domain::cron_steps(*self->state.model, unix_s))
+        run_step(self, step);
+      // Just after the next whole second: a seconds field fires on time.
+      auto into = now.time_since_epoch() % std::chrono::seconds{1};
+      self->delayed_send(self, std::chrono::seconds{1} - into + std::chrono::milliseconds{5},
+                         cron_atom::value);
+    },
     [=](commit_atom, logged_commit& c) { on_commit(self, c); },
     [=](process_atom) { process(self); },
     [=](tick_atom) {

@@ -181,6 +181,10 @@ void read_model::apply_project(project_summary& p, const commit& c, const event&
     p.deleted = true;
     p.secret_keys.clear();
     p.content_sha256.clear();
+  } else if (auto x = std::get_if<cron_slot_reached>(&e)) {
+    p.cron_slots[x->trigger] = x->slot_unix_s;
+  } else if (auto x = std::get_if<git_refs_polled>(&e)) {
+    p.git_refs[x->trigger][x->url] = x->refs;
   } else if (auto x = std::get_if<build_number_allocated>(&e)) {
     p.last_build = x->number;
     p.allocated[x->number] = *x;

@@ -81,6 +81,9 @@ struct project_summary {
   std::map<std::uint32_t, build_summary> builds;
   std::int64_t created_ns = 0;
   std::int64_t updated_ns = 0;
+  // What the cron and git_poller triggers have seen (as in the aggregate).
+  std::map<std::string, std::int64_t> cron_slots;
+  std::map<std::string, std::map<std::string, param_map>> git_refs;
 
   bool synchronous() const { return definition && definition->synchronous_builds; }
 };

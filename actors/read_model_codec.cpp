@@ -11,7 +11,7 @@ namespace kiln::domain {
 
 namespace {
 
-constexpr std::string_view magic = "KRM2";
+constexpr std::string_view magic = "KRM3";  // 3: cron slots and git refs
 
 class writer {
  public:
@@ -236,6 +236,20 @@ std::string read_model::encode() const {
     w.u64(p.builds.size());
     for (auto& [n, b] : p.builds)
       put_build(w, b);
+    w.u64(p.cron_slots.size());
+    for (auto& [trigger, slot] : p.cron_slots) {
+      w.str(trigger);
+      w.i64(slot);
+    }
+    w.u64(p.git_refs.size());
+    for (auto& [trigger, urls] : p.git_refs) {
+      w.str(trigger);
+      w.u64(urls.size());
+      for (auto& [url, refs] : urls) {
+        w.str(url);
+        w.params(refs);
+      }
+    }
   }
   w.u64(workers_.size());
   for (auto& [name, x] : workers_) {
@@ -295,6 +309,17 @@ std::optional<read_model> read_model::decode(std::string_view bytes) {
         if (!b.completed)
           m.open_.emplace(name, number);
         p.builds.emplace(number, std::move(b));
+      }
+      for (auto k = r.u64(); k > 0; --k) {
+        auto trigger = r.str();
+        p.cron_slots[trigger] = r.i64();
+      }
+      for (auto k = r.u64(); k > 0; --k) {
+        auto& urls = p.git_refs[r.str()];
+        for (auto u = r.u64(); u > 0; --u) {
+          auto url = r.str();
+          urls[url] = r.params();
+        }
       }
     }
     for (auto n = r.u64(); n > 0; --n) {

@@ -6,7 +6,7 @@ namespace kiln::domain {
 
 namespace project {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(state, exists, deleted, name, definition_version, yaml,
-                                   content_sha256, secrets, last_build)
+                                   content_sha256, secrets, last_build, cron_slots, git_refs)
 }
 namespace build {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(state, exists, created, runs, cancelled, completed, result)
@@ -28,7 +28,7 @@ namespace {
 
 // The layout version: bump it when a state's fields change, so that old
 // snapshots are ignored rather than misread.
-constexpr int layout = 1;
+constexpr int layout = 2;  // 2: projects keep cron slots and git refs
 
 template <class State>
 std::string encode(std::string_view kind, const State& s) {

@@ -87,6 +87,14 @@ body_ref encode(fb::FlatBufferBuilder& b, const build_number_allocated& e) {
                                         str(b, e.reason), e.priority, e.rerun_of,
                                         strs(b, e.only_runs)).Union()};
 }
+body_ref encode(fb::FlatBufferBuilder& b, const cron_slot_reached& e) {
+  return {s::EventBody::CronSlotReached,
+          s::CreateCronSlotReached(b, str(b, e.trigger), e.slot_unix_s, e.fired).Union()};
+}
+body_ref encode(fb::FlatBufferBuilder& b, const git_refs_polled& e) {
+  return {s::EventBody::GitRefsPolled,
+          s::CreateGitRefsPolled(b, str(b, e.trigger), str(b, e.url), params_of(b, e.refs)).Union()};
+}
 body_ref encode(fb::FlatBufferBuilder& b, const build_created& e) {
   return {s::EventBody::BuildCreated,
           s::CreateBuildCreated(b, str(b, e.project), e.number, str(b, e.trigger),
@@ -259,6 +267,14 @@ result<event> decode_event(const s::Event& ev) {
                                str(t->reason()), t->priority(), t->rerun_of(),
                                strs(t->only_runs())};
       return event{std::move(e)};
+    }
+    case B::CronSlotReached: {
+      auto t = ev.body_as_CronSlotReached();
+      return event{cron_slot_reached{str(t->trigger()), t->slot_unix_s(), t->fired()}};
+    }
+    case B::GitRefsPolled: {
+      auto t = ev.body_as_GitRefsPolled();
+      return event{git_refs_polled{str(t->trigger()), str(t->url()), params_from(t->refs())}};
     }
     case B::BuildCreated: {
       auto t = ev.body_as_BuildCreated();

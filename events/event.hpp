@@ -73,6 +73,21 @@ struct build_number_allocated {
   bool operator==(const build_number_allocated&) const = default;
 };
 
+struct cron_slot_reached {
+  static constexpr std::string_view type_name = "CronSlotReached";
+  std::string trigger;
+  std::int64_t slot_unix_s = 0;
+  bool fired = false;
+  bool operator==(const cron_slot_reached&) const = default;
+};
+struct git_refs_polled {
+  static constexpr std::string_view type_name = "GitRefsPolled";
+  std::string trigger;
+  std::string url;
+  param_map refs;  // ref name -> sha
+  bool operator==(const git_refs_polled&) const = default;
+};
+
 // ---- build ----
 struct build_created {
   static constexpr std::string_view type_name = "BuildCreated";
@@ -223,6 +238,7 @@ struct token_revoked {
 using event = std::variant<
   project_created, project_definition_updated, project_secret_set,
   project_secret_removed, project_deleted, build_number_allocated,
+  cron_slot_reached, git_refs_polled,
   build_created, build_cancelled, build_completed, build_runs_added,
   run_queued, run_assigned, run_started, run_completed, run_cancel_requested,
   run_requeued, run_artifact_stored, run_tests_reported,

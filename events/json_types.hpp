@@ -21,6 +21,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(project_secret_removed, key)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(project_deleted, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_number_allocated, number, trigger, definition_version,
                                    params, ref, sha, reason, priority, rerun_of, only_runs)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(cron_slot_reached, trigger, slot_unix_s, fired)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(git_refs_polled, trigger, url, refs)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_created, project, number, trigger, params, ref, sha,
                                    reason, definition_version, runs, priority, rerun_of)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_cancelled, reason)

@@ -77,3 +77,24 @@ TEST_CASE("cron: a project with a bad schedule fails with line and column", "[cr
   CHECK(r.error().message.find("line 5, column 15") != std::string::npos);
   CHECK(r.error().message.find("hour") != std::string::npos);
 }
+
+TEST_CASE("cron: a sixth field counts seconds, and the last slot at or before a time is found", "[cron]") {
+  auto every5 = cron_schedule::parse("*/5 * * * * *");
+  REQUIRE(every5);
+  CHECK(every5->next_after(1'000'000'000) == 1'000'000'005);  // 1e9 is a multiple of 5
+  CHECK(every5->next_after(1'000'000'003) == 1'000'000'005);
+  CHECK(every5->last_at_or_before(1'000'000'004) == 1'000'000'000);
+  CHECK(every5->last_at_or_before(1'000'000'005) == 1'000'000'005);
+
+  auto daily = cron_schedule::parse("@daily");
+  REQUIRE(daily);
+  // Midnight is its own slot; a second before it belongs to the day before.
+  CHECK(daily->last_at_or_before(utc(2026, 11, 22, 13, 20)) == utc(2026, 11, 22));
+  CHECK(daily->last_at_or_before(utc(2026, 11, 22)) == utc(2026, 11, 22));
+  CHECK(daily->last_at_or_before(utc(2026, 11, 22) - 1) == utc(2026, 11, 21));
+  auto half_past = cron_schedule::parse("30 * * * *");
+  REQUIRE(half_past);
+  CHECK(half_past->last_at_or_before(utc(2026, 11, 22, 10, 29) + 59) == utc(2026, 11, 22, 9, 30));
+  CHECK(cron_schedule::parse("60 * * * * *").error().message.find("second") != std::string::npos);
+  CHECK(cron_schedule::parse("0 0 30 2 *")->last_at_or_before(utc(2026, 11, 22)) == -1);
+}

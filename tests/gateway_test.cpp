@@ -157,6 +157,8 @@ TEST_CASE("builds: trigger, list, read, cancel, rerun", "[gateway]") {
   auto rerun = up.api("POST", "/v1/projects/app/builds/1/rerun");
   REQUIRE(rerun.status == 201);
   CHECK(body(rerun)["build"] == 3);
+  // The build's runs are made just after the answer (by the process manager).
+  REQUIRE(wait_until([&] { return up.api("GET", "/v1/projects/app/builds/3/runs/unit").status == 200; }));
   CHECK(up.api("POST", "/v1/projects/app/builds/3/runs/unit/cancel").status == 202);
 }
 
