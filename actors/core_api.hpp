@@ -122,11 +122,21 @@ struct append_console {
   std::string data;
 };
 
+// What the core's git poller saw at one URL of a git_poller trigger
+// (domain::project::record_git_refs says what it makes).
+struct record_git_refs {
+  std::string project;
+  std::string trigger;
+  std::string url;
+  param_map refs;  // matching ref -> sha
+  std::set<std::string> skip;  // refs whose new head asks for [skip ci]
+};
+
 using request = std::variant<put_project, delete_project, set_secret, remove_secret, trigger_build,
                              cancel_build, rerun_build, cancel_run, register_worker, enlist_worker,
                              delist_worker, delete_worker, worker_checkin, report_run,
                              store_artifact, report_tests, issue_token, revoke_token,
-                             append_console>;
+                             append_console, record_git_refs>;
 
 // Who asks, and the idempotency key: a request repeated with the same id
 // gets the first reply and changes nothing.
@@ -205,9 +215,12 @@ struct get_stats {};
 
 // A query may ask to see at least the effects of commit `min_seq` (the seq
 // of a reply it got): read-your-writes.
+// Every git_poller trigger of every live project, for the core's poller.
+struct list_git_pollers {};
+
 using query = std::variant<list_projects, get_project, list_builds, get_build, get_run,
                            list_workers, get_queue, authenticate, list_tokens, read_console,
-                           get_stats>;
+                           get_stats, list_git_pollers>;
 
 // A project without its builds (list them with list_builds).
 struct project_info {
@@ -225,6 +238,9 @@ struct project_info {
 struct project_detail {
   project_info info;
   std::string yaml;
+  // What its self-starting triggers have recorded (issue 7).
+  std::map<std::string, std::int64_t> cron_slots;
+  std::map<std::string, std::map<std::string, param_map>> git_refs;
 };
 struct run_detail {
   domain::run_summary summary;
@@ -245,10 +261,20 @@ struct core_metrics {
   std::size_t workers_online = 0;
 };
 
+struct git_poller_info {
+  std::string project;
+  std::string trigger;
+  std::vector<std::string> urls;       // GIT_URL
+  std::vector<std::string> ref_globs;  // GIT_POLL_REFS (every ref when empty)
+  int interval_s = 60;
+  std::map<std::string, param_map> seen;  // url -> ref -> sha, as recorded
+};
+
 using query_result =
   std::variant<std::vector<project_info>, project_detail,
                std::vector<domain::build_summary>, domain::build_summary, run_detail,
                std::vector<domain::worker_summary>, std::vector<domain::waiting_run>,
-               domain::grant, std::vector<domain::token_summary>, console_text, core_metrics>;
+               domain::grant, std::vector<domain::token_summary>, console_text, core_metrics,
+               std::vector<git_poller_info>>;
 
 } // namespace kiln::core

@@ -289,6 +289,8 @@ json render(const query_result& q) {
     json operator()(const project_detail& x) {
       auto out = render(x.info);
       out["yaml"] = x.yaml;
+      out["cron_slots"] = x.cron_slots;
+      out["git_refs"] = x.git_refs;
       return out;
     }
     json operator()(const std::vector<domain::build_summary>& x) {
@@ -362,6 +364,13 @@ json render(const query_result& q) {
         out.push_back({{"run_id", w.run.path()},
                        {"reason", domain::to_string(w.reason)},
                        {"detail", w.detail}});
+      return out;
+    }
+    json operator()(const std::vector<git_poller_info>& x) {
+      auto out = json::array();
+      for (auto& g : x)
+        out.push_back({{"project", g.project}, {"trigger", g.trigger}, {"urls", g.urls},
+                       {"ref_globs", g.ref_globs}, {"interval_s", g.interval_s}, {"seen", g.seen}});
       return out;
     }
   } visitor;

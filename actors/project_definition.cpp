@@ -484,4 +484,21 @@ result<std::vector<expanded_run>> expand_trigger(const project_definition& def,
   return out;
 }
 
+std::vector<std::string> split_list_param(std::string_view text) {
+  std::vector<std::string> out;
+  std::string item;
+  for (char c : text) {
+    if (c == ',' || std::isspace(static_cast<unsigned char>(c))) {
+      if (!item.empty())
+        out.push_back(std::move(item));
+      item.clear();
+    } else {
+      item += c;
+    }
+  }
+  if (!item.empty())
+    out.push_back(std::move(item));
+  return out;
+}
+
 } // namespace kiln::domain

@@ -139,4 +139,8 @@ result<std::vector<expanded_run>> expand_trigger(const project_definition& def,
                                                  const trigger_spec& trigger,
                                                  const param_map& build_params);
 
+// A list parameter as JobServ projects write them (GIT_URL, GIT_POLL_REFS,
+// GH_BRANCH): items separated by whitespace and/or commas.
+std::vector<std::string> split_list_param(std::string_view text);
+
 } // namespace kiln::domain

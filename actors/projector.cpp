@@ -587,6 +587,9 @@ void handle(projector_actor* self, request& req, const request_context& ctx, rep
                domain::project::set_secret{x.key, s.env->secrets.seal(x.value)}, ctx, cb);
       } else if constexpr (std::is_same_v<T, remove_secret>) {
         simple(self, streams::project(x.project), domain::project::remove_secret{x.key}, ctx, cb);
+      } else if constexpr (std::is_same_v<T, record_git_refs>) {
+        simple(self, streams::project(x.project),
+               domain::project::record_git_refs{x.trigger, x.url, x.refs, x.skip}, ctx, cb);
       } else if constexpr (std::is_same_v<T, trigger_build>) {
         allocate(self, x.project,
                  domain::project::allocate_build{x.trigger, x.params, x.ref, x.sha, x.reason,
@@ -698,7 +701,7 @@ void answer(projector_actor* self, const query& q, query_callback cb) {
           if (!r)
             return cb(r.error());
           auto& ps = std::get<domain::project::state>(*r);
-          cb(query_result{project_detail{info, ps.yaml}});
+          cb(query_result{project_detail{info, ps.yaml, ps.cron_slots, ps.git_refs}});
         });
       } else if constexpr (std::is_same_v<T, list_builds>) {
         if (!m.project(x.project))
@@ -752,6 +755,27 @@ void answer(projector_actor* self, const query& q, query_callback cb) {
         if (!data)
           return cb(data.error());
         cb(query_result{console_text{x.offset, std::move(*data), *size, finished, status}});
+      } else if constexpr (std::is_same_v<T, list_git_pollers>) {
+        std::vector<git_poller_info> out;
+        for (auto& [pname, p] : m.projects()) {
+          if (p.deleted || !p.definition)
+            continue;
+          for (auto& t : p.definition->triggers) {
+            if (t.type != domain::trigger_type::git_poller)
+              continue;
+            git_poller_info g{pname, t.name, {}, {}, t.poll_interval_s, {}};
+            auto param = [&](const char* key) {
+              auto it = t.params.find(key);
+              return it == t.params.end() ? std::string{} : it->second;
+            };
+            g.urls = domain::split_list_param(param("GIT_URL"));
+            g.ref_globs = domain::split_list_param(param("GIT_POLL_REFS"));
+            if (auto seen = p.git_refs.find(t.name); seen != p.git_refs.end())
+              g.seen = seen->second;
+            out.push_back(std::move(g));
+          }
+        }
+        cb(query_result{std::move(out)});
       } else if constexpr (std::is_same_v<T, get_stats>) {
         core_metrics out;
         out.seq = m.seq();

@@ -6,6 +6,7 @@
 #include "cli/data_dir.hpp"
 #include "cli/version.hpp"
 #include "actors/core.hpp"
+#include "actors/git_poller.hpp"
 #include "gateway/http_server.hpp"
 #include "gateway/gateway.hpp"
 #include "actors/core_service.hpp"
@@ -109,6 +110,8 @@ int cmd_up(int argc, char** argv) {
     return 1;
   }
   auto service = std::make_unique<core::core_service>(bus, domain, **log);
+  auto poller = std::make_unique<core::git_poller>(
+    domain, core::git_poller_options{std::filesystem::path{data} / "git-cache"});
   gateway::gateway_options gopts;
   gopts.public_read = a.has("public-read");
   gopts.max_streams = a.get_u64("max-streams", gopts.max_streams);
@@ -154,6 +157,7 @@ int cmd_up(int argc, char** argv) {
   front.drain();
   (*server)->stop_accepting();
   (*server)->stop(std::chrono::seconds{10});
+  poller.reset();
   service.reset();
   domain.stop();
   (*log)->close();

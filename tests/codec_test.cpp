@@ -20,6 +20,8 @@ std::vector<event> one_of_each() {
     project_secret_removed{"token"},
     project_deleted{"retired"},
     build_number_allocated{12, "ci", 3},
+    cron_slot_reached{"nightly", 1'795'392'000, true},
+    git_refs_polled{"poll", "git://h/r.git", {{"refs/heads/main", "a1b2"}, {"refs/heads/v1.0", "c3d4"}}},
     build_created{"app", 12, "ci", {{"A", "1"}, {"B", "two"}}, "refs/heads/main", "deadbeef",
                   "push", 3, {"unit-test", "flake8"}},
     build_cancelled{"by alice"},

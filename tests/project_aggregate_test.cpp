@@ -85,3 +85,72 @@ TEST_CASE("secrets are set, replaced and removed, keys are plain names", "[proje
   CHECK(refused(s, project::remove_secret{"token"}) == "not_found");
   CHECK(refused({}, project::set_secret{"k", "v"}) == "not_found");
 }
+
+namespace {
+
+const std::string yaml_self_starting =
+  "timeout: 5\ntriggers:\n"
+  "  - {name: nightly, type: cron, schedule: \"@daily\", runs: [{name: a, host-tag: x, script: s}]}\n"
+  "  - name: poll\n    type: git_poller\n    params: {GIT_URL: \"file:///r\", GIT_POLL_REFS: \"refs/heads/*\"}\n"
+  "    runs: [{name: a, host-tag: x, script: s}]\n"
+  "scripts: {s: \"true\"}\n";
+
+std::vector<build_number_allocated> builds_in(const std::vector<event>& es) {
+  std::vector<build_number_allocated> out;
+  for (auto& e : es)
+    if (auto b = std::get_if<build_number_allocated>(&e))
+      out.push_back(*b);
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("a cron slot makes one build, a first slot none, and an old slot nothing", "[project]") {
+  auto s = step({}, project::put_definition{"app", yaml_self_starting});
+  auto start = project::decide(s, project::record_cron_slot{"nightly", 86400, false});
+  REQUIRE(start);
+  CHECK(builds_in(*start).empty());
+  s = fold(s, *start);
+  auto fired = project::decide(s, project::record_cron_slot{"nightly", 2 * 86400, true});
+  REQUIRE(fired);
+  REQUIRE(builds_in(*fired).size() == 1);
+  CHECK(builds_in(*fired)[0].trigger == "nightly");
+  CHECK(builds_in(*fired)[0].reason == "cron: the slot of 1970-01-03T00:00:00Z");
+  s = fold(s, *fired);
+  // The same slot again (another core, a retry) or an older one: nothing.
+  CHECK(project::decide(s, project::record_cron_slot{"nightly", 2 * 86400, true})->empty());
+  CHECK(project::decide(s, project::record_cron_slot{"nightly", 86400, true})->empty());
+  CHECK(refused(s, project::record_cron_slot{"poll", 3 * 86400, true}) == "unknown_trigger");
+}
+
+TEST_CASE("git refs: first sighting records, a moved ref builds once, [skip ci] and new refs only record", "[project]") {
+  auto s = step({}, project::put_definition{"app", yaml_self_starting});
+  auto first = project::decide(s, project::record_git_refs{"poll", "file:///r", {{"refs/heads/main", "a1"}}, {}});
+  REQUIRE(first);
+  CHECK(builds_in(*first).empty());
+  s = fold(s, *first);
+  CHECK(s.git_refs["poll"]["file:///r"]["refs/heads/main"] == "a1");
+
+  project::record_git_refs moved{"poll", "file:///r", {{"refs/heads/main", "b2"}, {"refs/heads/new", "c3"}}, {}};
+  auto built = project::decide(s, moved);
+  REQUIRE(built);
+  auto b = builds_in(*built);
+  REQUIRE(b.size() == 1);  // the new branch is only recorded
+  CHECK(b[0].params.at("GIT_SHA") == "b2");
+  CHECK(b[0].params.at("GIT_OLD_SHA") == "a1");
+  CHECK(b[0].params.at("GIT_REF") == "refs/heads/main");
+  CHECK(b[0].params.at("GIT_URL") == "file:///r");
+  CHECK(b[0].sha == "b2");
+  s = fold(s, *built);
+  // The same poll again (a second core): no events at all.
+  CHECK(project::decide(s, moved)->empty());
+
+  auto skip = project::decide(s, project::record_git_refs{"poll", "file:///r",
+                                                          {{"refs/heads/main", "d4"}, {"refs/heads/new", "c3"}},
+                                                          {"refs/heads/main"}});
+  REQUIRE(skip);
+  CHECK(builds_in(*skip).empty());
+  s = fold(s, *skip);
+  CHECK(s.git_refs["poll"]["file:///r"]["refs/heads/main"] == "d4");
+  CHECK(refused(s, project::record_git_refs{"nightly", "file:///r", {}, {}}) == "unknown_trigger");
+}

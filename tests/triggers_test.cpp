@@ -5,7 +5,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
 #include <ctime>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <set>
 
 using namespace kiln::test;
@@ -90,4 +94,143 @@ TEST_CASE("a cron trigger fires on its slots, and a restart neither repeats one 
   for (auto s : all)
     missed += s > *last_before && s <= ready;
   CHECK(missed == 1);  // the missed slots make one build, at start
+}
+
+namespace {
+
+// A bare repository with a working clone that commits and pushes to it.
+struct git_origin {
+  temp_dir dir{"kiln-git"};
+  std::filesystem::path bare = dir / "origin.git";
+  std::filesystem::path work = dir / "work";
+
+  git_origin() {
+    git({"init", "-q", "--bare", "-b", "main", bare.string()});
+    git({"init", "-q", "-b", "main", work.string()});
+    git({"-C", work.string(), "remote", "add", "origin", bare.string()});
+  }
+  static std::string git(std::vector<std::string> args) {
+    args.insert(args.begin(), {"/usr/bin/git", "-c", "user.name=t", "-c", "user.email=t@t"});
+    auto [code, out] = run(args);
+    INFO(out);
+    REQUIRE(code == 0);
+    return out;
+  }
+  // Commits a change with `message` on `branch` and pushes it; its sha.
+  std::string push(const std::string& message, const std::string& branch = "main") {
+    std::ofstream{work / "file.txt", std::ios::app} << message << "\n";
+    git({"-C", work.string(), "add", "file.txt"});
+    git({"-C", work.string(), "commit", "-q", "-m", message});
+    git({"-C", work.string(), "push", "-q", "origin", "HEAD:refs/heads/" + branch});
+    auto sha = git({"-C", work.string(), "rev-parse", "HEAD"});
+    return sha.substr(0, 40);
+  }
+};
+
+std::uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+json git_refs_of(kiln_up& up, const std::string& project) {
+  auto r = up.api("GET", "/v1/projects/" + project);
+  REQUIRE(r.status == 200);
+  return json::parse(r.body).value("git_refs", json::object());
+}
+
+// Builds of `trigger`, oldest first.
+std::vector<json> builds_by(kiln_up& up, const std::string& project, const std::string& trigger) {
+  std::vector<json> out;
+  for (auto& b : builds_of(up, project))
+    if (b["trigger"] == trigger)
+      out.insert(out.begin(), b);
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("a git push makes exactly one build per polling trigger, over file:// and git daemon, also across a restart", "[triggers]") {
+  git_origin origin;
+  auto first = origin.push("first");
+  auto port = free_port();
+  // git-daemon itself, not `git daemon`: the wrapper would leave it behind when killed.
+  child_process daemon{{{"/usr/lib/git-core/git-daemon", "--reuseaddr", "--export-all",
+                         "--listen=127.0.0.1", "--port=" + std::to_string(port),
+                         "--base-path=" + origin.dir.path().string(), origin.dir.path().string()}}};
+  auto daemon_url = "git://127.0.0.1:" + std::to_string(port) + "/origin.git";
+  REQUIRE(wait_until([&] { return run({"/usr/bin/git", "ls-remote", daemon_url}).first == 0; }, 30s));
+  auto file_url = "file://" + origin.bare.string();
+
+  kiln_up up;
+  put_project(up, "gitp", R"(timeout: 5
+triggers:
+  - name: by-file
+    type: git_poller
+    poll-interval: 1
+    params:
+      GIT_URL: ")" + file_url + R"("
+      GIT_POLL_REFS: "refs/heads/main, refs/heads/v1.*"
+    runs: [{name: r, host-tag: nowhere, script: s}]
+  - name: by-daemon
+    type: git_poller
+    poll-interval: 1
+    params:
+      GIT_URL: ")" + daemon_url + R"("
+      GIT_POLL_REFS: "refs/heads/main"
+    runs: [{name: r, host-tag: nowhere, script: s}]
+scripts:
+  s: "true"
+)");
+  // The first sighting records the ref and starts nothing.
+  REQUIRE(wait_until([&] {
+    auto refs = git_refs_of(up, "gitp");
+    return refs.contains("by-file") && refs.contains("by-daemon");
+  }, 30s));
+  CHECK(git_refs_of(up, "gitp")["by-file"][file_url]["refs/heads/main"] == first);
+  CHECK(builds_of(up, "gitp").empty());
+
+  auto second = origin.push("second");
+  REQUIRE(wait_until([&] { return builds_of(up, "gitp").size() >= 2; }, 30s));
+  for (auto trigger : {"by-file", "by-daemon"}) {
+    auto made = builds_by(up, "gitp", trigger);
+    REQUIRE(made.size() == 1);
+    CHECK(made[0]["sha"] == second);
+    CHECK(made[0]["ref"] == "refs/heads/main");
+    CHECK(made[0]["params"]["GIT_SHA"] == second);
+    CHECK(made[0]["params"]["GIT_OLD_SHA"] == first);
+    CHECK(made[0]["params"]["GIT_REF"] == "refs/heads/main");
+  }
+  CHECK(builds_by(up, "gitp", "by-daemon")[0]["params"]["GIT_URL"] == daemon_url);
+
+  // [skip ci] is recorded and builds nothing; a branch outside the globs is not seen.
+  auto skipped = origin.push("docs only [skip ci]");
+  origin.push("elsewhere", "feature");
+  REQUIRE(wait_until([&] { return git_refs_of(up, "gitp")["by-file"][file_url]["refs/heads/main"] == skipped; }, 30s));
+  CHECK(git_refs_of(up, "gitp")["by-file"][file_url].size() == 1);
+
+  // Pushed while kiln is down: one build after the restart, none again for earlier pushes.
+  auto stopped = unix_now();
+  std::string third;
+  up.restart([&] {
+    if (third.empty())
+      third = origin.push("while down");
+    return unix_now() >= stopped + 2;
+  });
+  REQUIRE(wait_until([&] { return builds_by(up, "gitp", "by-file").size() >= 2 && builds_by(up, "gitp", "by-daemon").size() >= 2; }, 30s));
+  // A few more polls, then the count must still hold.
+  auto settled = unix_now() + 3;
+  REQUIRE(wait_until([&] { return unix_now() >= settled; }, 10s));
+  for (auto trigger : {"by-file", "by-daemon"}) {
+    auto made = builds_by(up, "gitp", trigger);
+    REQUIRE(made.size() == 2);
+    CHECK(made[1]["sha"] == third);
+    CHECK(made[1]["params"]["GIT_OLD_SHA"] == skipped);
+  }
 }
