@@ -132,11 +132,20 @@ struct record_git_refs {
   std::set<std::string> skip;  // refs whose new head asks for [skip ci]
 };
 
+// A webhook as it arrived (domain/webhooks.hpp verifies and decides it).
+struct receive_webhook {
+  std::string kind;  // github, gitlab, generic
+  std::string project;
+  std::string trigger;  // optional: only this trigger
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+};
+
 using request = std::variant<put_project, delete_project, set_secret, remove_secret, trigger_build,
                              cancel_build, rerun_build, cancel_run, register_worker, enlist_worker,
                              delist_worker, delete_worker, worker_checkin, report_run,
                              store_artifact, report_tests, issue_token, revoke_token,
-                             append_console, record_git_refs>;
+                             append_console, record_git_refs, receive_webhook>;
 
 // Who asks, and the idempotency key: a request repeated with the same id
 // gets the first reply and changes nothing.
@@ -174,13 +183,20 @@ struct api_token {
   std::string token;  // shown once; the log holds only its hash
 };
 
+// The builds a webhook started (none for a ping or a gated pull request).
+struct webhook_ack {
+  global_seq seq;
+  std::vector<std::uint32_t> builds;
+  std::string note;
+};
 struct console_ack {
   std::uint64_t size = 0;      // the console's length now
   std::uint64_t new_from = 0;  // where the bytes this chunk added begin
   std::string added;           // those bytes (none for a resent chunk)
 };
 
-using reply = std::variant<receipt, build_ref, worker_token, checkin_reply, api_token, console_ack>;
+using reply = std::variant<receipt, build_ref, worker_token, checkin_reply, api_token, console_ack,
+                           webhook_ack>;
 
 // ---- queries ----
 struct list_projects {};

@@ -251,6 +251,7 @@ json render(const reply& r) {
       return {{"project", x.project}, {"build", x.build}, {"runs", x.runs}};
     }
     json operator()(const worker_token& x) { return {{"token", x.token}}; }
+    json operator()(const webhook_ack& x) { return {{"builds", x.builds}, {"note", x.note}}; }
     json operator()(const api_token& x) { return {{"id", x.id}, {"token", x.token}}; }
     json operator()(const console_ack& x) {
       return {{"size", x.size}, {"new_from", x.new_from}, {"added", x.added.size()}};
@@ -482,6 +483,16 @@ void core_service::impl::handle(const bus::message& m) {
         if (!a)
           return respond(fail(a.error().code, a.error().message));
         respond(succeed({}, {{"size", a->size}, {"new_from", a->new_from}, {"added", a->added.size()}}));
+      });
+    } else if (subject == "kiln.cmd.receive_webhook") {
+      // The payload is the body exactly as signed: it goes as bytes.
+      receive_webhook w{str(body, "kind"), str(body, "project"), str(body, "trigger", false),
+                        body.value("headers", std::map<std::string, std::string>{}),
+                        std::string{bytes}};
+      c.submit(std::move(w), std::move(ctx), [respond](result<kiln::core::reply> r) {
+        if (!r)
+          return respond(fail(r.error().code, r.error().message));
+        respond(succeed(seq_of(*r), render(*r)));
       });
     } else if (subject == "kiln.cmd.report_run" && !bytes.empty()) {
       // A final status with the console's last bytes: they are written

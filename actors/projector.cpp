@@ -5,6 +5,7 @@
 
 #include "actors/build_plan.hpp"
 #include "actors/process_manager.hpp"
+#include "actors/webhooks.hpp"
 #include "actors/scheduler.hpp"
 #include "events/streams.hpp"
 #include "storage/console_store.hpp"
@@ -538,7 +539,10 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
     auto console = self->state.env->config.console;
     for (auto& h : g->runs) {
       auto rundef = nlohmann::json::parse(h.rundef);
-      rundef["secrets"] = g->secrets[h.run.project];
+      // A pull request from a fork never sees the project's secrets.
+      bool untrusted = rundef.contains("env") && rundef["env"].is_object()
+                       && rundef["env"].value(domain::untrusted_param, "") == "1";
+      rundef["secrets"] = untrusted ? nlohmann::json::object() : g->secrets[h.run.project];
       // A requeued run's console goes on after what its lost attempt sent.
       if (auto size = console ? console->console_size(h.run.path()) : result<std::uint64_t>{0ull})
         rundef["console_offset"] = *size;
@@ -571,6 +575,61 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
     });
 }
 
+// Verified and decided with the project's secrets opened (domain/webhooks),
+// then one build allocated per trigger it names.
+void webhook(projector_actor* self, const receive_webhook& x, const request_context& ctx,
+             reply_callback cb) {
+  auto p = self->state.model->project(x.project);
+  if (!p || p->deleted || !p->definition)
+    return cb(error{"not_found", "no project '" + x.project + "'"});
+  peek(self, streams::project(x.project), [=](state_result& r) {
+    if (!r)
+      return cb(r.error());
+    auto& ps = std::get<domain::project::state>(*r);
+    if (!ps.definition)
+      return cb(error{"not_found", "no project '" + x.project + "'"});
+    std::map<std::string, std::string> secrets;
+    for (auto& [key, sealed] : ps.secrets)
+      if (auto clear = self->state.env->secrets.open(sealed))
+        secrets[key] = *clear;
+    auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch()).count();
+    auto decided = domain::decide_webhook(*ps.definition, secrets,
+                                          {x.kind, x.headers, x.body, x.trigger, now});
+    if (!decided)
+      return cb(decided.error());
+    auto builds = std::move(decided->builds);
+    auto note = decided->note;
+    if (builds.empty())
+      return cb(reply{webhook_ack{{}, {}, note}});
+    spdlog::info("core webhook=accepted kind={} project={} builds={}", x.kind, x.project,
+                 builds.size());
+    struct tally {
+      webhook_ack ack;
+      std::size_t left = 0;
+      std::optional<error> failed;
+    };
+    auto t = std::make_shared<tally>();
+    t->ack.note = note;
+    t->left = builds.size();
+    for (auto& b : builds)
+      allocate(self, x.project, std::move(b), ctx, [=](result<reply> made) {
+        if (!made)
+          t->failed = made.error();
+        else if (auto ref = std::get_if<build_ref>(&*made)) {
+          t->ack.builds.push_back(ref->build);
+          t->ack.seq = std::max(t->ack.seq, ref->seq);
+        }
+        if (--t->left > 0)
+          return;
+        if (t->failed && t->ack.builds.empty())
+          return cb(*t->failed);
+        std::sort(t->ack.builds.begin(), t->ack.builds.end());
+        cb(reply{t->ack});
+      });
+  });
+}
+
 void handle(projector_actor* self, request& req, const request_context& ctx, reply_callback cb) {
   auto& s = self->state;
   std::visit(
@@ -587,6 +646,8 @@ void handle(projector_actor* self, request& req, const request_context& ctx, rep
                domain::project::set_secret{x.key, s.env->secrets.seal(x.value)}, ctx, cb);
       } else if constexpr (std::is_same_v<T, remove_secret>) {
         simple(self, streams::project(x.project), domain::project::remove_secret{x.key}, ctx, cb);
+      } else if constexpr (std::is_same_v<T, receive_webhook>) {
+        webhook(self, x, ctx, cb);
       } else if constexpr (std::is_same_v<T, record_git_refs>) {
         simple(self, streams::project(x.project),
                domain::project::record_git_refs{x.trigger, x.url, x.refs, x.skip}, ctx, cb);

@@ -941,10 +941,19 @@ void revoke_token(const call_ptr& c) {
                      }));
 }
 
+// Signed by the sender, not authorised by a token: the core checks the
+// signature with the project's key (domain/webhooks.hpp).
 void hooks(const call_ptr& c) {
-  c->fail(501, "not_implemented",
-          "webhook triggers (GitHub, GitLab, generic) are not built yet: they arrive with "
-          "issue 7; start builds with POST /v1/projects/{project}/builds");
+  if (!json_body(*c))
+    return c->fail(415, "unsupported_media_type", "webhooks must send application/json");
+  json headers = json::object();
+  for (auto& [name, value] : c->req.headers)
+    if (name.starts_with("x-") && !headers.contains(name))
+      headers[name] = value;
+  json body{{"kind", c->param("kind")}, {"project", c->param("project")}, {"headers", headers}};
+  if (auto it = c->query.find("trigger"); it != c->query.end())
+    body["trigger"] = it->second;
+  c->gw.core.command("receive_webhook", body, c->as_caller(), render(c, 202), c->req.body);
 }
 
 std::vector<route> route_table() {

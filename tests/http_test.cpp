@@ -20,12 +20,11 @@ TEST_CASE("kiln up answers health and readiness over HTTP", "[http][up]") {
   CHECK(up.get("/readyz").status == 200);
 }
 
-TEST_CASE("what is not built answers a JSON error, not silence", "[http][up]") {
+TEST_CASE("a wrong path, method or project answers a JSON error, not silence", "[http][up]") {
   kiln_up up;
   auto hook = http_request("127.0.0.1", up.port, "POST", "/v1/hooks/github/app", "{}");
-  CHECK(hook.status == 501);
-  CHECK(hook.body.find("\"error\":\"not_implemented\"") != std::string::npos);
-  CHECK(hook.body.find("issue 7") != std::string::npos);
+  CHECK(hook.status == 404);
+  CHECK(hook.body.find("\"error\":\"not_found\"") != std::string::npos);
   auto missing = up.get("/nowhere");
   CHECK(missing.status == 404);
   CHECK(missing.body.find("\"error\":\"not_found\"") != std::string::npos);
