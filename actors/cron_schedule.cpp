@@ -106,6 +106,26 @@ std::array<int, 3> civil_from_days(std::int64_t z) {
 } // namespace
 
 result<cron_schedule> cron_schedule::parse(std::string_view text) {
+  auto zone = time_zone::utc();
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+    text.remove_prefix(1);
+  if (text.starts_with("CRON_TZ=")) {
+    auto end = std::min(text.find_first_of(" \t"), text.size());
+    auto z = time_zone::load(std::string{text.substr(8, end - 8)});
+    if (!z)
+      return z.error();
+    zone = std::move(*z);
+    text.remove_prefix(end);
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+      text.remove_prefix(1);
+  }
+  auto c = parse_fields(text);
+  if (c)
+    c->zone_ = std::move(zone);
+  return c;
+}
+
+result<cron_schedule> cron_schedule::parse_fields(std::string_view text) {
   static const std::map<std::string_view, std::string_view> macros{
     {"@hourly", "0 * * * *"},  {"@daily", "0 0 * * *"},   {"@midnight", "0 0 * * *"},
     {"@weekly", "0 0 * * 0"},  {"@monthly", "0 0 1 * *"}, {"@yearly", "0 0 1 1 *"},
@@ -194,12 +214,36 @@ std::int64_t cron_schedule::scan(std::int64_t from, int direction) const {
   return -1;
 }
 
+// In the zone's wall clock: the first wall time that matches, turned back
+// into an instant. A wall time in a DST gap has no instant (it is
+// skipped); one in an overlap has two, and only the earlier counts, so
+// that a repeated hour fires once.
+std::int64_t cron_schedule::find(std::int64_t from, int direction) const {
+  auto wall = from + zone_.offset_at(from);
+  for (int guard = 0; guard < 100'000; ++guard) {
+    auto w = scan(wall, direction);
+    if (w < 0)
+      return -1;
+    std::int64_t earliest = -1;
+    // The offsets in force around that wall time: one, or two at a change.
+    for (auto o : {zone_.offset_at(w - 50'400), zone_.offset_at(w + 50'400)}) {
+      auto u = w - o;
+      if (zone_.offset_at(u) == o && (earliest < 0 || u < earliest))
+        earliest = u;
+    }
+    if (earliest >= 0 && (direction > 0 ? earliest >= from : earliest <= from))
+      return earliest;
+    wall = w + direction;
+  }
+  return -1;
+}
+
 std::int64_t cron_schedule::next_after(std::int64_t unix_seconds) const {
-  return scan(unix_seconds + 1, +1);
+  return find(unix_seconds + 1, +1);
 }
 
 std::int64_t cron_schedule::last_at_or_before(std::int64_t unix_seconds) const {
-  return scan(unix_seconds, -1);
+  return find(unix_seconds, -1);
 }
 
 } // namespace kiln::domain

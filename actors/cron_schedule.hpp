@@ -3,8 +3,12 @@
 // "minute hour day-of-month month day-of-week" with `*`, lists, ranges,
 // steps and names (jan-dec, sun-sat; 7 is Sunday too), or one of @hourly,
 // @daily (@midnight), @weekly, @monthly, @yearly (@annually); six fields
-// put a seconds field first ("*/5 * * * * *": every 5 s). Times are UTC.
-// Pure: the trigger's process manager asks it for slots.
+// put a seconds field first ("*/5 * * * * *": every 5 s). Times are UTC
+// unless the schedule starts with CRON_TZ=<zone> (as in cronie): then the
+// fields are the zone's wall clock; a time that a DST change skips does
+// not fire, one it repeats fires once. Pure but for reading the zone from
+// the tz database when parsing.
+#include "actors/time_zone.hpp"
 #include "events/result.hpp"
 
 #include <bitset>
@@ -18,6 +22,7 @@ class cron_schedule {
  public:
   // An error names the field and what is wrong with it.
   static result<cron_schedule> parse(std::string_view text);
+  const time_zone& zone() const { return zone_; }
 
   // The first matching second strictly after `unix_seconds`, in seconds
   // since the epoch; -1 if none within eight years (e.g. 30 Feb).
@@ -27,7 +32,11 @@ class cron_schedule {
   std::int64_t last_at_or_before(std::int64_t unix_seconds) const;
 
  private:
-  std::int64_t scan(std::int64_t from, int direction) const;
+  std::int64_t scan(std::int64_t from, int direction) const;  // in wall-clock seconds
+  std::int64_t find(std::int64_t from_utc, int direction) const;
+  static result<cron_schedule> parse_fields(std::string_view text);
+
+  time_zone zone_;
   bool day_matches(std::int64_t day) const;
 
   std::bitset<60> seconds_;

@@ -98,3 +98,26 @@ TEST_CASE("cron: a sixth field counts seconds, and the last slot at or before a 
   CHECK(cron_schedule::parse("60 * * * * *").error().message.find("second") != std::string::npos);
   CHECK(cron_schedule::parse("0 0 30 2 *")->last_at_or_before(utc(2026, 11, 22)) == -1);
 }
+
+TEST_CASE("cron: CRON_TZ schedules follow the zone's wall clock, across both DST changes", "[cron]") {
+  auto three = cron_schedule::parse("CRON_TZ=Europe/Berlin 0 3 * * *");
+  REQUIRE(three);
+  CHECK(three->next_after(utc(2026, 11, 22)) == utc(2026, 11, 22, 2, 0));  // CET, UTC+1
+  CHECK(three->next_after(utc(2026, 7, 1)) == utc(2026, 7, 1, 1, 0));      // CEST, UTC+2
+  CHECK(three->last_at_or_before(utc(2026, 11, 22, 12)) == utc(2026, 11, 22, 2, 0));
+
+  auto half_two = cron_schedule::parse("CRON_TZ=Europe/Berlin 30 2 * * *");
+  REQUIRE(half_two);
+  // 29 March 2026: 02:00 jumps to 03:00, so 02:30 does not happen that day.
+  CHECK(half_two->next_after(utc(2026, 3, 29)) == utc(2026, 3, 30, 0, 30));
+  // 25 October 2026: 02:00-03:00 happens twice; 02:30 fires once, the first time.
+  auto first = half_two->next_after(utc(2026, 10, 25));
+  CHECK(first == utc(2026, 10, 25, 0, 30));
+  CHECK(half_two->next_after(first) == utc(2026, 10, 26, 1, 30));
+  CHECK(half_two->last_at_or_before(utc(2026, 10, 25, 1, 45)) == first);
+
+  auto bad = cron_schedule::parse("CRON_TZ=Mars/Olympus 0 3 * * *");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message.find("unknown time zone 'Mars/Olympus'") != std::string::npos);
+  CHECK_FALSE(cron_schedule::parse("CRON_TZ=../etc/passwd 0 3 * * *"));
+}
