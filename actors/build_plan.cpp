@@ -65,7 +65,8 @@ std::string make_rundef(const project_definition& def, const build_context& b,
   if (is_git(trigger.type)) {
     auto url = run.params.find("GIT_URL");
     if (url != run.params.end())
-      r["git"] = {{"url", url->second}, {"sha", b.sha}, {"ref", b.ref}};
+      r["git"] = {{"url", url->second}, {"sha", b.sha}, {"ref", b.ref},
+                  {"token_secret", trigger.git_token}};
   }
   if (!spec.container.empty()) {
     r["container"] = {{"image", spec.container},       {"privileged", spec.privileged},

@@ -233,10 +233,16 @@ struct get_stats {};
 // of a reply it got): read-your-writes.
 // Every git_poller trigger of every live project, for the core's poller.
 struct list_git_pollers {};
+// A project secret's clear value, for the core's own use (the git poller's
+// token); no bus subject or HTTP route asks it.
+struct open_secret {
+  std::string project;
+  std::string key;
+};
 
 using query = std::variant<list_projects, get_project, list_builds, get_build, get_run,
                            list_workers, get_queue, authenticate, list_tokens, read_console,
-                           get_stats, list_git_pollers>;
+                           get_stats, list_git_pollers, open_secret>;
 
 // A project without its builds (list them with list_builds).
 struct project_info {
@@ -284,6 +290,10 @@ struct git_poller_info {
   std::vector<std::string> ref_globs;  // GIT_POLL_REFS (every ref when empty)
   int interval_s = 60;
   std::map<std::string, param_map> seen;  // url -> ref -> sha, as recorded
+  std::string token_secret;               // git-token: a secret's name
+};
+struct secret_value {
+  std::string value;
 };
 
 using query_result =
@@ -291,6 +301,6 @@ using query_result =
                std::vector<domain::build_summary>, domain::build_summary, run_detail,
                std::vector<domain::worker_summary>, std::vector<domain::waiting_run>,
                domain::grant, std::vector<domain::token_summary>, console_text, core_metrics,
-               std::vector<git_poller_info>>;
+               std::vector<git_poller_info>, secret_value>;
 
 } // namespace kiln::core

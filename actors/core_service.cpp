@@ -367,6 +367,7 @@ json render(const query_result& q) {
                        {"detail", w.detail}});
       return out;
     }
+    json operator()(const secret_value&) { return nullptr; }  // never leaves the core
     json operator()(const std::vector<git_poller_info>& x) {
       auto out = json::array();
       for (auto& g : x)

@@ -1,6 +1,7 @@
 #include "actors/git_poller.hpp"
 
 #include "actors/core.hpp"
+#include "events/base64.hpp"
 
 #include <openssl/sha.h>
 #include <spdlog/spdlog.h>
@@ -33,7 +34,8 @@ namespace fs = std::filesystem;
 // Runs git with `args`, never asking for a password, and returns its
 // standard output; a failure (or the timeout) is an error with git's own
 // words.
-result<std::string> run_git(std::vector<std::string> args, std::chrono::seconds timeout) {
+result<std::string> run_git(std::vector<std::string> args, std::chrono::seconds timeout,
+                            const std::string& token = {}) {
   args.insert(args.begin(), "git");
   std::vector<char*> argv;
   for (auto& a : args)
@@ -43,6 +45,13 @@ result<std::string> run_git(std::vector<std::string> args, std::chrono::seconds 
                                        "LC_ALL=C", "PATH=/usr/local/bin:/usr/bin:/bin"};
   if (const char* home = std::getenv("HOME"))
     env_strings.push_back(std::string{"HOME="} + home);
+  if (!token.empty()) {
+    // As configuration in the environment, not in argv: no other process sees it.
+    env_strings.push_back("GIT_CONFIG_COUNT=1");
+    env_strings.push_back("GIT_CONFIG_KEY_0=http.extraHeader");
+    env_strings.push_back("GIT_CONFIG_VALUE_0=Authorization: Basic "
+                          + base64_encode("x-access-token:" + token));
+  }
   std::vector<char*> envp;
   for (auto& e : env_strings)
     envp.push_back(e.data());
@@ -156,9 +165,11 @@ struct git_poller::impl {
 
   void loop();
   void poll(const git_poller_info& t, const std::string& url);
-  result<param_map> heads(const git_poller_info& t, const std::string& url);
+  result<param_map> heads(const git_poller_info& t, const std::string& url,
+                          const std::string& token);
   result<std::pair<std::string, std::string>> head_commit(const std::string& url,
-                                                          const std::string& ref);
+                                                          const std::string& ref,
+                                                          const std::string& token);
   void problem(const std::string& key, const std::string& message);
 };
 
@@ -197,8 +208,9 @@ void git_poller::impl::problem(const std::string& key, const std::string& messag
   last = message;
 }
 
-result<param_map> git_poller::impl::heads(const git_poller_info& t, const std::string& url) {
-  auto listing = run_git({"ls-remote", "--", url}, o.git_timeout);
+result<param_map> git_poller::impl::heads(const git_poller_info& t, const std::string& url,
+                                          const std::string& token) {
+  auto listing = run_git({"ls-remote", "--", url}, o.git_timeout, token);
   if (!listing)
     return listing.error();
   std::vector<std::string> globs = t.ref_globs;
@@ -231,14 +243,15 @@ result<param_map> git_poller::impl::heads(const git_poller_info& t, const std::s
 // The sha and message of `ref`'s head commit, by a shallow fetch into a
 // cache repository of the URL's own.
 result<std::pair<std::string, std::string>> git_poller::impl::head_commit(const std::string& url,
-                                                                         const std::string& ref) {
+                                                                         const std::string& ref,
+                                                                         const std::string& token) {
   auto repo = o.cache / hex_sha256(url).substr(0, 24);
   if (!fs::exists(repo / "HEAD"))
     if (auto made = run_git({"init", "--bare", "-q", repo.string()}, o.git_timeout); !made)
       return made.error();
   auto r = repo.string();
   if (auto f = run_git({"-C", r, "fetch", "-q", "--no-tags", "--depth=1", "--", url, ref},
-                       o.git_timeout);
+                       o.git_timeout, token);
       !f)
     return f.error();
   auto sha = run_git({"-C", r, "rev-parse", "FETCH_HEAD"}, o.git_timeout);
@@ -255,7 +268,14 @@ result<std::pair<std::string, std::string>> git_poller::impl::head_commit(const 
 
 void git_poller::impl::poll(const git_poller_info& t, const std::string& url) {
   auto key = t.project + "/" + t.trigger + " url=" + url;
-  auto now = heads(t, url);
+  std::string token;
+  if (!t.token_secret.empty()) {
+    auto opened = c.read(open_secret{t.project, t.token_secret});
+    if (!opened)
+      return problem(key, "git-token: " + opened.error().message);
+    token = std::get<secret_value>(*opened).value;
+  }
+  auto now = heads(t, url, token);
   if (!now)
     return problem(key, now.error().message);
   auto seen = t.seen.find(url);
@@ -267,7 +287,7 @@ void git_poller::impl::poll(const git_poller_info& t, const std::string& url) {
       auto before = seen->second.find(ref);
       if (before == seen->second.end() || before->second == sha)
         continue;
-      auto head = head_commit(url, ref);
+      auto head = head_commit(url, ref, token);
       if (!head)
         return problem(key, head.error().message);
       sha = head->first;  // it may have moved again since the listing

@@ -312,7 +312,7 @@ trigger_spec read_trigger(const YAML::Node& n, const project_definition& def) {
   map_reader m{n,
                "a trigger",
                {"name", "type", "params", "runs", "triggers", "email", "webhooks",
-                "poll-interval", "schedule", "webhook-secret"}};
+                "poll-interval", "schedule", "webhook-secret", "git-token"}};
   trigger_spec t;
   t.at = m.at();
   t.name = scalar(m.require("name"), "'name' of a trigger");
@@ -335,6 +335,7 @@ trigger_spec read_trigger(const YAML::Node& n, const project_definition& def) {
     t.poll_interval_s = positive_int(m.get("poll-interval"), "'poll-interval' of " + what);
   t.schedule = m.string_or("schedule", "");
   t.webhook_secret = m.string_or("webhook-secret", "");
+  t.git_token = m.string_or("git-token", "");
   if (t.type == trigger_type::cron && t.schedule.empty())
     fail(n, what + " is a cron trigger and needs 'schedule'");
   if (t.type != trigger_type::cron && !t.schedule.empty())

@@ -93,6 +93,7 @@ struct trigger_spec {
   int poll_interval_s = 60;    // git_poller (kiln extension)
   std::string schedule;        // cron (kiln extension)
   std::string webhook_secret;  // names the secret that keys signed webhooks
+  std::string git_token;       // names the secret that authenticates git over HTTPS
   source_mark at;
 };
 

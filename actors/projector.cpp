@@ -824,7 +824,7 @@ void answer(projector_actor* self, const query& q, query_callback cb) {
           for (auto& t : p.definition->triggers) {
             if (t.type != domain::trigger_type::git_poller)
               continue;
-            git_poller_info g{pname, t.name, {}, {}, t.poll_interval_s, {}};
+            git_poller_info g{pname, t.name, {}, {}, t.poll_interval_s, {}, t.git_token};
             auto param = [&](const char* key) {
               auto it = t.params.find(key);
               return it == t.params.end() ? std::string{} : it->second;
@@ -837,6 +837,19 @@ void answer(projector_actor* self, const query& q, query_callback cb) {
           }
         }
         cb(query_result{std::move(out)});
+      } else if constexpr (std::is_same_v<T, open_secret>) {
+        peek(self, streams::project(x.project), [=](state_result& r) {
+          if (!r)
+            return cb(r.error());
+          auto& ps = std::get<domain::project::state>(*r);
+          auto it = ps.secrets.find(x.key);
+          if (it == ps.secrets.end())
+            return cb(error{"not_found", "project " + x.project + " has no secret '" + x.key + "'"});
+          auto clear = self->state.env->secrets.open(it->second);
+          if (!clear)
+            return cb(clear.error());
+          cb(query_result{secret_value{*clear}});
+        });
       } else if constexpr (std::is_same_v<T, get_stats>) {
         core_metrics out;
         out.seq = m.seq();

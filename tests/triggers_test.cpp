@@ -1,7 +1,9 @@
 // Triggers that start builds by themselves (issue 7), against a real
 // `kiln up`: cron schedules across a restart, git polling of real
 // repositories (file:// and `git daemon` on loopback).
+#include "events/base64.hpp"
 #include "kiln_up_fixture.hpp"
+#include "support/http_receiver.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -233,4 +235,33 @@ scripts:
     CHECK(made[1]["sha"] == third);
     CHECK(made[1]["params"]["GIT_OLD_SHA"] == skipped);
   }
+}
+
+TEST_CASE("a git_poller with git-token sends the named secret as git's credentials", "[triggers]") {
+  http_receiver server{401};  // asks for credentials, like a private repository
+  kiln_up up;
+  put_project(up, "private", R"(timeout: 5
+triggers:
+  - name: poll
+    type: git_poller
+    poll-interval: 1
+    git-token: repo-token
+    params:
+      GIT_URL: ")" + server.url() + R"(/acme/app.git"
+    runs: [{name: r, host-tag: nowhere, script: s}]
+scripts:
+  s: "true"
+)");
+  REQUIRE(up.api("PUT", "/v1/projects/private/secrets/repo-token", "t0ken-value",
+                 {{"Content-Type", "text/plain"}}).status == 200);
+  auto expected = "Basic " + kiln::base64_encode("x-access-token:t0ken-value");
+  REQUIRE(wait_until([&] {
+    for (auto& r : server.requests())
+      if (r.headers.count("authorization") && r.headers.at("authorization") == expected)
+        return r.target.starts_with("/acme/app.git/info/refs");
+    return false;
+  }, 30s));
+  // Refused by the server: nothing recorded, nothing built.
+  CHECK(builds_of(up, "private").empty());
+  CHECK(git_refs_of(up, "private").empty());
 }

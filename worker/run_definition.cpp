@@ -65,7 +65,7 @@ result<run_definition> parse_run_definition(const std::string& json_text) {
   if (d.script.empty() && !d.script_repo)
     return error{"bad_rundef", "the run definition has neither 'script' nor 'script_repo'"};
   if (auto g = j.find("git"); g != j.end() && g->is_object())
-    d.git = git_source{text(*g, "url"), text(*g, "sha"), text(*g, "ref")};
+    d.git = git_source{text(*g, "url"), text(*g, "sha"), text(*g, "ref"), text(*g, "token_secret")};
   if (auto c = j.find("container"); c != j.end() && c->is_object()) {
     container_spec s;
     s.image = text(*c, "image");

@@ -16,6 +16,7 @@ struct git_source {
   std::string url;
   std::string sha;
   std::string ref;
+  std::string token_secret;  // the trigger's git-token: a secret's name
 };
 
 // `script-repo`: the script is a file in another repository.

@@ -99,6 +99,13 @@ std::vector<artifact_file> list_artifacts(const fs::path& archive) {
   return out;
 }
 
+// A git-token secret's value; none (an untrusted build has no secrets):
+// the clone goes without one.
+std::string secret_or_empty(const run_definition& def, const std::string& name) {
+  auto it = name.empty() ? def.secrets.end() : def.secrets.find(name);
+  return it == def.secrets.end() ? std::string{} : it->second;
+}
+
 run_dirs dirs_under(const fs::path& root) {
   return {root, root / "ws", root / "archive", root / "secrets", root / "tmp", root / "bin"};
 }
@@ -310,7 +317,8 @@ run_outcome execute_run(const run_definition& def, const run_settings& s, consol
     return std::nullopt;
   };
   if (def.git)
-    if (auto ended = checkout(def.git->url, def.git->sha, dirs.workspace, ""))
+    if (auto ended = checkout(def.git->url, def.git->sha, dirs.workspace,
+                              secret_or_empty(def, def.git->token_secret)))
       return *ended;
 
   std::string script_text = def.script;
