@@ -43,6 +43,7 @@ triggers:
       - name: smoke
         host-tag: "*"
         script: smoke
+        network: true
   - name: long
     type: simple
     runs:
@@ -78,9 +79,12 @@ scripts:
   build: |
     #!/bin/sh -e
     echo "building $FLAVOUR"
+    echo "$FLAVOUR binary" > $ARCHIVE/app.bin
   smoke: |
     #!/bin/sh -e
     echo "smoke for $H_RUN after $H_TRIGGER_URL"
+    auth="Authorization: Bearer $(cat $SECRETS/kiln-read)"
+    echo "parent left: $(curl -fsS -H "$auth" "$H_TRIGGER_URL/artifacts/app.bin")"
   grep: |
     #!/bin/sh
     echo "alpha: ok"
@@ -173,6 +177,13 @@ void load_project(kiln_up& up) {
                  {{"Content-Type", "text/plain"}})
             .status
           < 300);
+  // A read token for chained runs to fetch their parent's artifacts (docs/api.md).
+  auto token = up.api("POST", "/v1/tokens", R"({"scope":"read","project":"e2e","label":"chains"})");
+  REQUIRE(token.status == 201);
+  REQUIRE(up.api("PUT", "/v1/projects/e2e/secrets/kiln-read",
+                 json::parse(token.body)["token"].get<std::string>(), {{"Content-Type", "text/plain"}})
+            .status
+          < 300);
 }
 
 std::string console_of(kiln_up& up, int build, const std::string& run) {
@@ -227,10 +238,13 @@ TEST_CASE("a build's runs end with the right statuses, consoles, artifacts and t
   CHECK(list[1]["path"] == "sub/one.txt");
   CHECK(up.api("GET", run_path(n, "pass") + "/artifacts/sub/one.txt").body == "x");
 
-  // The chained run knows who chained it.
-  CHECK(console_of(up, n, "smoke-debug")
-          .find("smoke for smoke-debug after " + up.url() + run_path(n, "build-debug"))
+  // The chained run knows who chained it, and fetches what it archived.
+  auto smoke = console_of(up, n, "smoke-debug");
+  INFO(smoke);
+  CHECK(smoke.find("smoke for smoke-debug after " + up.url() + run_path(n, "build-debug"))
         != std::string::npos);
+  CHECK(smoke.find("parent left: debug binary") != std::string::npos);
+  CHECK(console_of(up, n, "smoke-release").find("parent left: release binary") != std::string::npos);
 
   // test-grepping results, and the failed one failed the run.
   auto tests = get_json(up, run_path(n, "grep") + "/tests");
