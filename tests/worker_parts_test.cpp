@@ -1,5 +1,7 @@
 // The worker's parts without a server: masking, test results, rundefs, and
 // real runs under the host and bwrap executors (real child processes).
+#include "events/base64.hpp"
+#include "support/http_receiver.hpp"
 #include "support/process.hpp"
 #include "support/temp_dir.hpp"
 #include "worker/executor.hpp"
@@ -483,4 +485,27 @@ TEST_CASE("a run with container: runs in the image under podman and docker, kill
       run({"/usr/bin/" + kind, "rmi", "-f", image});
     }
   }
+}
+
+TEST_CASE("a git-triggered run clones with its trigger's git-token secret as credentials", "[worker]") {
+  http_receiver server{401};  // a private repository asks for credentials
+  temp_dir dir;
+  auto exec = make_executor("host", {KILN_SHIM_BINARY});
+  REQUIRE(exec);
+  auto d = parse_run_definition(
+    nlohmann::json{{"project", "p"}, {"build", 1}, {"run", "r"}, {"script", "true"},
+                   {"secrets", {{"repo-token", "t0ken-value"}}},
+                   {"git", {{"url", server.url() + "/acme/app.git"}, {"sha", "abc"}, {"token_secret", "repo-token"}}}}
+      .dump());
+  REQUIRE(d);
+  recording_console console;
+  auto out = execute_run(*d, {dir / "run", exec->get()}, console);
+  INFO(console.text);
+  CHECK(out.status == "FAILED");  // the server refuses: there is no repository
+  auto expected = "Basic " + kiln::base64_encode("x-access-token:t0ken-value");
+  bool sent = false;
+  for (auto& r : server.requests())
+    sent = sent || (r.headers.count("authorization") && r.headers.at("authorization") == expected);
+  CHECK(sent);
+  CHECK_FALSE(console.holds("t0ken-value"));
 }
