@@ -202,8 +202,12 @@ TEST_CASE("a build's runs end with the right statuses, consoles, artifacts and t
   auto b = wait_for_build(up, n);
   CHECK(b["status"] == "FAILED");
   std::map<std::string, std::string> statuses;
-  for (auto& r : b["runs"])
+  std::string consoles;  // shown when a status is not the expected one
+  for (auto& r : b["runs"]) {
     statuses[r["name"]] = r["status"];
+    consoles += "--- " + r["name"].get<std::string>() + "\n" + console_of(up, n, r["name"]);
+  }
+  INFO(consoles);
   CHECK(statuses == std::map<std::string, std::string>{
                       {"pass", "PASSED"},         {"fail", "FAILED"},
                       {"build-debug", "PASSED"},  {"build-release", "PASSED"},

@@ -6,8 +6,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
 #include <fstream>
 #include <poll.h>
 #include <sys/stat.h>
@@ -75,12 +78,21 @@ ending pump(process_tree& tree, masked_console& console, clock_type::time_point 
   return why;
 }
 
+// O_CLOEXEC, unlike an ofstream: a process another run starts meanwhile
+// must not inherit this file open for writing, or exec'ing it as this
+// run's script fails with ETXTBSY ("Text file busy").
 status_result write_file(const fs::path& p, const std::string& text, mode_t mode) {
-  std::ofstream out{p, std::ios::binary | std::ios::trunc};
-  out << text;
-  out.close();
-  if (!out || ::chmod(p.c_str(), mode) != 0)
-    return error{"io", "cannot write " + p.string()};
+  int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  bool ok = fd >= 0;
+  for (std::size_t at = 0; ok && at < text.size();) {
+    auto n = ::write(fd, text.data() + at, text.size() - at);
+    ok = n > 0 || (n < 0 && errno == EINTR);
+    at += n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
+  if (fd >= 0 && ::close(fd) != 0)
+    ok = false;
+  if (!ok || ::chmod(p.c_str(), mode) != 0)
+    return error{"io", "cannot write " + p.string() + ": " + std::strerror(errno)};
   return kiln::ok;
 }
 
