@@ -470,14 +470,15 @@ void core_service::impl::handle(const bus::message& m) {
       throw bad_request{"'body' must be an object"};
     request_context ctx{j.value("principal", std::string{"anonymous"}),
                         j.value("command_id", std::string{})};
-    auto run_command = [this, respond](std::string_view verb, const json& body,
-                                       request_context ctx) {
-      c.submit(decode_command(verb, body), std::move(ctx),
-               [respond](result<kiln::core::reply> r) {
-                 if (!r)
-                   return respond(fail(r.error().code, r.error().message));
-                 respond(succeed(seq_of(*r), render(*r)));
-               });
+    auto submit = [this, respond](request r, request_context ctx) {
+      c.submit(std::move(r), std::move(ctx), [respond](result<kiln::core::reply> done) {
+        if (!done)
+          return respond(fail(done.error().code, done.error().message));
+        respond(succeed(seq_of(*done), render(*done)));
+      });
+    };
+    auto run_command = [submit](std::string_view verb, const json& body, request_context ctx) {
+      submit(decode_command(verb, body), std::move(ctx));
     };
     if (subject == "kiln.cmd.append_console") {
       console_append(body, bytes, ctx, [respond](result<console_ack> a) {
@@ -487,14 +488,10 @@ void core_service::impl::handle(const bus::message& m) {
       });
     } else if (subject == "kiln.cmd.receive_webhook") {
       // The payload is the body exactly as signed: it goes as bytes.
-      receive_webhook w{str(body, "kind"), str(body, "project"), str(body, "trigger", false),
-                        body.value("headers", std::map<std::string, std::string>{}),
-                        std::string{bytes}};
-      c.submit(std::move(w), std::move(ctx), [respond](result<kiln::core::reply> r) {
-        if (!r)
-          return respond(fail(r.error().code, r.error().message));
-        respond(succeed(seq_of(*r), render(*r)));
-      });
+      submit(receive_webhook{str(body, "kind"), str(body, "project"), str(body, "trigger", false),
+                             body.value("headers", std::map<std::string, std::string>{}),
+                             std::string{bytes}},
+             std::move(ctx));
     } else if (subject == "kiln.cmd.report_run" && !bytes.empty()) {
       // A final status with the console's last bytes: they are written
       // first, so that a follower has them all when the run ends. A retry

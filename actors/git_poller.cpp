@@ -2,6 +2,7 @@
 
 #include "actors/core.hpp"
 #include "events/base64.hpp"
+#include "events/commit.hpp"
 
 #include <openssl/sha.h>
 #include <spdlog/spdlog.h>
@@ -139,13 +140,7 @@ bool skip_requested(const std::string& message) {
 std::string hex_sha256(const std::string& s) {
   unsigned char d[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (auto c : d) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
+  return to_hex(std::string_view{reinterpret_cast<const char*>(d), sizeof d});
 }
 
 } // namespace

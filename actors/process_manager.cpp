@@ -165,12 +165,9 @@ std::vector<saga_step> cron_steps(const read_model& model, std::int64_t now_unix
     if (p.deleted || !p.definition)
       continue;
     for (auto& t : p.definition->triggers) {
-      if (t.type != trigger_type::cron)
+      if (t.type != trigger_type::cron || !t.cron)
         continue;
-      auto schedule = cron_schedule::parse(t.schedule);  // validated when the project was put
-      if (!schedule)
-        continue;
-      auto due = schedule->last_at_or_before(now_unix_s);
+      auto due = t.cron->last_at_or_before(now_unix_s);
       auto last = p.cron_slots.find(t.name);
       if (due < 0 || (last != p.cron_slots.end() && last->second >= due))
         continue;

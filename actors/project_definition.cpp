@@ -341,9 +341,12 @@ trigger_spec read_trigger(const YAML::Node& n, const project_definition& def) {
   if (t.type != trigger_type::cron && !t.schedule.empty())
     fail(m.get("schedule"), "'schedule' is for cron triggers; " + what + " is "
                               + std::string{to_string(t.type)});
-  if (!t.schedule.empty())
-    if (auto c = cron_schedule::parse(t.schedule); !c)
+  if (!t.schedule.empty()) {
+    auto c = cron_schedule::parse(t.schedule);
+    if (!c)
       fail(m.get("schedule"), "'schedule' of " + what + ": " + c.error().message);
+    t.cron = std::make_shared<const cron_schedule>(std::move(*c));
+  }
   if (t.type == trigger_type::git_poller && !t.params.count("GIT_URL"))
     fail(n, what + " is a git_poller and needs GIT_URL in its params");
   return t;

@@ -5,12 +5,15 @@
 #include "events/result.hpp"
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace kiln::domain {
+
+class cron_schedule;
 
 // Where something stood in the YAML text, for error messages.
 struct source_mark {
@@ -92,6 +95,7 @@ struct trigger_spec {
   std::vector<notify_webhook> webhooks;
   int poll_interval_s = 60;    // git_poller (kiln extension)
   std::string schedule;        // cron (kiln extension)
+  std::shared_ptr<const cron_schedule> cron;  // `schedule` parsed (and its zone read) once
   std::string webhook_secret;  // names the secret that keys signed webhooks
   std::string git_token;       // names the secret that authenticates git over HTTPS
   source_mark at;

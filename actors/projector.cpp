@@ -173,6 +173,16 @@ const layout_entry* layout_for(projector_actor* self, const domain::build_summar
 
 void run_step(projector_actor* self, const domain::saga_step& step);
 
+// A project's secrets, opened (key -> clear value).
+std::map<std::string, std::string> opened_secrets(projector_actor* self,
+                                                  const domain::project::state& ps) {
+  std::map<std::string, std::string> out;
+  for (auto& [key, sealed] : ps.secrets)
+    if (auto clear = self->state.env->secrets.open(sealed))
+      out[key] = *clear;
+  return out;
+}
+
 // Settles a step: it stays in flight until the model shows its effect.
 std::function<void(command_result&)> step_done(projector_actor* self, std::string name,
                                                std::optional<build_id> build) {
@@ -559,9 +569,7 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
       auto& secrets = g->secrets[project] = nlohmann::json::object();
       if (r)
         if (auto ps = std::get_if<domain::project::state>(&*r))
-          for (auto& [key, sealed] : ps->secrets)
-            if (auto clear = self->state.env->secrets.open(sealed))
-              secrets[key] = *clear;
+          secrets = opened_secrets(self, *ps);
       if (--g->left == 0)
         finish();
     });
@@ -588,10 +596,7 @@ void webhook(projector_actor* self, const receive_webhook& x, const request_cont
     auto& ps = std::get<domain::project::state>(*r);
     if (!ps.definition)
       return cb(error{"not_found", "no project '" + x.project + "'"});
-    std::map<std::string, std::string> secrets;
-    for (auto& [key, sealed] : ps.secrets)
-      if (auto clear = self->state.env->secrets.open(sealed))
-        secrets[key] = *clear;
+    auto secrets = opened_secrets(self, ps);
     auto now = std::chrono::duration_cast<std::chrono::seconds>(
                  std::chrono::system_clock::now().time_since_epoch()).count();
     auto decided = domain::decide_webhook(*ps.definition, secrets,

@@ -1,5 +1,7 @@
 #include "actors/webhooks.hpp"
 
+#include "events/commit.hpp"
+
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -218,13 +220,7 @@ std::string webhook_signature(const std::string& key, const std::string& text) {
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(text.data()), text.size(), mac, &len);
-  static const char* digits = "0123456789abcdef";
-  std::string out = "sha256=";
-  for (unsigned i = 0; i < len; ++i) {
-    out += digits[mac[i] >> 4];
-    out += digits[mac[i] & 15];
-  }
-  return out;
+  return "sha256=" + to_hex(std::string_view{reinterpret_cast<const char*>(mac), len});
 }
 
 result<webhook_outcome> decide_webhook(const project_definition& def,
