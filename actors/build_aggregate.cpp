@@ -11,6 +11,7 @@ std::string_view to_string(errc e) {
   switch (e) {
     case errc::not_found: return "not_found";
     case errc::already_exists: return "already_exists";
+    case errc::not_due: return "not_due";
     case errc::finished: return "finished";
     case errc::duplicate_run: return "duplicate_run";
     case errc::invalid_argument: return "invalid_argument";
@@ -66,7 +67,45 @@ result<events> decide_one(const state& s, const complete_build& c) {
   if (c.status != kiln::status::passed && c.status != kiln::status::failed
       && c.status != kiln::status::cancelled)
     return refuse(errc::invalid_argument, "a build completes PASSED, FAILED or CANCELLED");
-  return events{build_completed{c.status}};
+  events out{build_completed{c.status}};
+  for (auto& n : c.notifications) {
+    if (n.id.empty() || n.id.starts_with("status/"))
+      return refuse(errc::invalid_argument, "a planned notification needs an id of its own");
+    out.push_back(n);
+  }
+  return out;
+}
+
+bool is_status(const std::string& id) { return id.starts_with("status/"); }
+
+result<events> decide_one(const state& s, const start_notification& c) {
+  if (!s.exists)
+    return refuse(errc::not_found, "no such build");
+  auto it = s.notifications.find(c.id);
+  if (it == s.notifications.end() && !is_status(c.id))
+    return refuse(errc::not_found, "no notification '" + c.id + "' is planned");
+  notification_state n = it == s.notifications.end() ? notification_state{} : it->second;
+  if (n.settled())
+    return refuse(errc::not_due, "notification '" + c.id + "' is settled");
+  if (n.in_flight && c.now_ms < n.lease_until_ms)
+    return refuse(errc::not_due, "notification '" + c.id + "' is under way");
+  if (!n.in_flight && c.now_ms < n.retry_at_ms)
+    return refuse(errc::not_due, "notification '" + c.id + "' waits to be retried");
+  return events{notification_started{c.id, n.attempts + 1, c.now_ms + c.lease_ms}};
+}
+
+result<events> decide_one(const state& s, const finish_notification& c) {
+  if (!s.exists)
+    return refuse(errc::not_found, "no such build");
+  auto it = s.notifications.find(c.id);
+  if (it == s.notifications.end() || it->second.attempts != c.attempt)
+    return refuse(errc::not_due, "attempt " + std::to_string(c.attempt) + " of notification '"
+                                   + c.id + "' is not the latest");
+  if (!it->second.in_flight)
+    return it->second.delivered == c.delivered ? result<events>{events{}}
+           : refuse(errc::not_due, "attempt " + std::to_string(c.attempt) + " is finished");
+  return events{notification_finished{c.id, c.attempt, c.delivered, c.detail,
+                                      c.delivered ? 0 : c.retry_at_ms}};
 }
 
 } // namespace
@@ -88,6 +127,25 @@ void apply(state& s, const event& e) {
   } else if (auto x = std::get_if<build_completed>(&e)) {
     s.completed = true;
     s.result = x->status;
+  } else if (auto x = std::get_if<notification_planned>(&e)) {
+    s.notifications[x->id];
+  } else if (auto x = std::get_if<notification_started>(&e)) {
+    fold(s.notifications[x->id], e);
+  } else if (auto x = std::get_if<notification_finished>(&e)) {
+    fold(s.notifications[x->id], e);
+  }
+}
+
+void fold(notification_state& n, const event& e) {
+  if (auto x = std::get_if<notification_started>(&e)) {
+    n.attempts = x->attempt;
+    n.lease_until_ms = x->lease_until_ms;
+    n.in_flight = true;
+  } else if (auto x = std::get_if<notification_finished>(&e); x && x->attempt == n.attempts) {
+    n.in_flight = false;
+    n.delivered = x->delivered;
+    n.abandoned = !x->delivered && x->retry_at_ms == 0;
+    n.retry_at_ms = x->retry_at_ms;
   }
 }
 

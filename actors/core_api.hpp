@@ -3,6 +3,7 @@
 // benchmarks) ask for. Plain values, no actor types: in `kiln up` they
 // travel in process; in a cluster the bus carries them (issue 6).
 #include "actors/credentials.hpp"
+#include "actors/notifications.hpp"
 #include "actors/read_model.hpp"
 #include "actors/run_aggregate.hpp"
 #include "actors/scheduler.hpp"
@@ -141,11 +142,30 @@ struct receive_webhook {
   std::string body;
 };
 
+// The core's notifier claims a notification's next attempt (refused with
+// "not_due" when it is settled, under way or waiting to be retried) and
+// then says how it went (notifications.hpp). Not on the bus or HTTP.
+struct start_notification {
+  std::string project;
+  std::uint32_t build = 0;
+  std::string id;
+  std::int64_t lease_ms = 60'000;
+};
+struct finish_notification {
+  std::string project;
+  std::uint32_t build = 0;
+  std::string id;
+  std::uint32_t attempt = 1;
+  bool delivered = false;
+  std::string detail;
+  std::int64_t retry_at_ms = 0;  // 0 when not delivered: given up
+};
 using request = std::variant<put_project, delete_project, set_secret, remove_secret, trigger_build,
                              cancel_build, rerun_build, cancel_run, register_worker, enlist_worker,
                              delist_worker, delete_worker, worker_checkin, report_run,
                              store_artifact, report_tests, issue_token, revoke_token,
-                             append_console, record_git_refs, receive_webhook>;
+                             append_console, record_git_refs, receive_webhook,
+                             start_notification, finish_notification>;
 
 // Who asks, and the idempotency key: a request repeated with the same id
 // gets the first reply and changes nothing.
@@ -195,8 +215,13 @@ struct console_ack {
   std::string added;           // those bytes (none for a resent chunk)
 };
 
+// A notification's attempt, claimed.
+struct notification_claim {
+  global_seq seq;
+  std::uint32_t attempt = 1;
+};
 using reply = std::variant<receipt, build_ref, worker_token, checkin_reply, api_token, console_ack,
-                           webhook_ack>;
+                           webhook_ack, notification_claim>;
 
 // ---- queries ----
 struct list_projects {};
@@ -240,9 +265,11 @@ struct open_secret {
   std::string key;
 };
 
+// The notifications whose next attempt may start now, for the core's notifier.
+struct list_due_notifications {};
 using query = std::variant<list_projects, get_project, list_builds, get_build, get_run,
                            list_workers, get_queue, authenticate, list_tokens, read_console,
-                           get_stats, list_git_pollers, open_secret>;
+                           get_stats, list_git_pollers, open_secret, list_due_notifications>;
 
 // A project without its builds (list them with list_builds).
 struct project_info {
@@ -301,6 +328,7 @@ using query_result =
                std::vector<domain::build_summary>, domain::build_summary, run_detail,
                std::vector<domain::worker_summary>, std::vector<domain::waiting_run>,
                domain::grant, std::vector<domain::token_summary>, console_text, core_metrics,
-               std::vector<git_poller_info>, secret_value>;
+               std::vector<git_poller_info>, secret_value,
+               std::vector<domain::due_notification>>;
 
 } // namespace kiln::core

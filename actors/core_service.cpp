@@ -1,5 +1,7 @@
 #include "actors/core_service.hpp"
 
+#include "actors/build_json.hpp"
+
 #include "events/json.hpp"
 #include "events/subjects.hpp"
 #include "storage/event_log.hpp"
@@ -90,15 +92,12 @@ std::vector<std::string> strings(const json& b, const char* key) {
   return out;
 }
 
+// What a worker may report (QUEUED and LOST are the core's to say).
 kiln::status status_of(const std::string& s) {
-  static const std::map<std::string, kiln::status> known{
-    {"RUNNING", kiln::status::running}, {"PASSED", kiln::status::passed},
-    {"FAILED", kiln::status::failed},   {"CANCELLED", kiln::status::cancelled},
-    {"TIMEOUT", kiln::status::timeout}, {"SKIPPED", kiln::status::skipped}};
-  auto it = known.find(s);
-  if (it == known.end())
+  auto st = kiln::status_from_string(s);
+  if (!st || *st == kiln::status::queued || *st == kiln::status::lost)
     throw bad_request{"unknown status '" + s + "'"};
-  return it->second;
+  return *st;
 }
 
 domain::run_key run_of(const json& b) {
@@ -192,41 +191,6 @@ query decode_query(std::string_view verb, const json& b) {
 
 std::int64_t ms(std::int64_t ns) { return ns / 1'000'000; }
 
-json render(const domain::run_summary& r, const std::string& project, std::uint32_t build) {
-  return {{"run_id", domain::run_key{project, build, r.name}.path()},
-          {"name", r.name},
-          {"status", kiln::to_string(r.status)},
-          {"host_tag", r.host_tag},
-          {"worker", r.worker},
-          {"attempt", r.attempt},
-          {"exit_code", r.exit_code},
-          {"cancel_requested", r.cancel_requested},
-          {"queued_ms", ms(r.queued_ns)},
-          {"started_ms", ms(r.started_ns)},
-          {"finished_ms", ms(r.finished_ns)}};
-}
-
-json render(const domain::build_summary& b) {
-  auto runs = json::array();
-  for (auto& r : b.runs)
-    runs.push_back(render(r, b.project, b.number));
-  return {{"project", b.project},
-          {"build", b.number},
-          {"status", kiln::to_string(b.completed ? b.result : kiln::status::running)},
-          {"cancelled", b.cancelled},
-          {"trigger", b.facts.trigger},
-          {"reason", b.facts.reason},
-          {"params", b.facts.params},
-          {"ref", b.facts.ref},
-          {"sha", b.facts.sha},
-          {"definition_version", b.facts.definition_version},
-          {"priority", b.facts.priority},
-          {"rerun_of", b.facts.rerun_of},
-          {"created_ms", ms(b.created_ns)},
-          {"completed_ms", ms(b.completed_ns)},
-          {"runs", std::move(runs)}};
-}
-
 json render(const project_info& p) {
   return {{"name", p.name},
           {"definition_version", p.definition_version},
@@ -252,6 +216,7 @@ json render(const reply& r) {
     }
     json operator()(const worker_token& x) { return {{"token", x.token}}; }
     json operator()(const webhook_ack& x) { return {{"builds", x.builds}, {"note", x.note}}; }
+    json operator()(const notification_claim& x) { return {{"attempt", x.attempt}}; }
     json operator()(const api_token& x) { return {{"id", x.id}, {"token", x.token}}; }
     json operator()(const console_ack& x) {
       return {{"size", x.size}, {"new_from", x.new_from}, {"added", x.added.size()}};
@@ -297,12 +262,12 @@ json render(const query_result& q) {
     json operator()(const std::vector<domain::build_summary>& x) {
       auto out = json::array();
       for (auto& b : x)
-        out.push_back(render(b));
+        out.push_back(build_json(b));
       return out;
     }
-    json operator()(const domain::build_summary& x) { return render(x); }
+    json operator()(const domain::build_summary& x) { return build_json(x); }
     json operator()(const run_detail& x) {
-      auto out = render(x.summary, x.state.project, x.state.build);
+      auto out = run_json(x.summary, x.state.project, x.state.build);
       out["message"] = x.state.message;
       out["rundef"] = parsed_or_text(x.state.rundef);  // holds no secret (build_plan)
       auto artifacts = json::array();
@@ -368,6 +333,12 @@ json render(const query_result& q) {
       return out;
     }
     json operator()(const secret_value&) { return nullptr; }  // never leaves the core
+    json operator()(const std::vector<domain::due_notification>& x) {
+      auto out = json::array();
+      for (auto& n : x)
+        out.push_back({{"project", n.project}, {"build", n.build}, {"id", n.id}, {"kind", n.kind}});
+      return out;
+    }
     json operator()(const std::vector<git_poller_info>& x) {
       auto out = json::array();
       for (auto& g : x)

@@ -163,11 +163,20 @@ void check_regex(const YAML::Node& n, const std::string& pattern, const std::str
 }
 
 notify_email read_email(const YAML::Node& n, const std::string& where) {
-  map_reader m{n, "email of " + where, {"users", "only_failures"}};
+  map_reader m{n, "email of " + where, {"users", "only_failures", "on_change"}};
   notify_email e;
-  e.users = scalar(m.require("users"), "'users' in email of " + where);
+  auto users = m.require("users");
+  e.users = scalar(users, "'users' in email of " + where);
+  auto list = split_list_param(e.users);
+  if (list.empty())
+    fail(users, "'users' in email of " + where + " names no address");
+  for (auto& address : list)
+    if (address.find('@') == std::string::npos || address.find_first_of("<>\r\n") != std::string::npos)
+      fail(users, "'" + address + "' in email of " + where + " is not an e-mail address");
   if (m.has("only_failures"))
     e.only_failures = boolean(m.get("only_failures"), "'only_failures'");
+  if (m.has("on_change"))
+    e.on_change = boolean(m.get("on_change"), "'on_change'");
   return e;
 }
 
@@ -178,7 +187,10 @@ std::vector<notify_webhook> read_webhooks(const YAML::Node& n, const std::string
   for (auto item : n) {
     map_reader m{item, "a webhook of " + where, {"url", "secret_name", "only_failures"}};
     notify_webhook w;
-    w.url = scalar(m.require("url"), "'url' of a webhook");
+    auto url = m.require("url");
+    w.url = scalar(url, "'url' of a webhook");
+    if (!w.url.starts_with("http://") && !w.url.starts_with("https://"))
+      fail(url, "'url' of a webhook must be an http:// or https:// URL, not '" + w.url + "'");
     w.secret_name = scalar(m.require("secret_name"), "'secret_name' of a webhook");
     if (m.has("only_failures"))
       w.only_failures = boolean(m.get("only_failures"), "'only_failures'");

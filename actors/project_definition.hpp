@@ -75,8 +75,11 @@ enum class trigger_type { simple, git_poller, github_pr, gitlab_mr, cron, webhoo
 std::string_view to_string(trigger_type t);
 
 struct notify_email {
-  std::string users;
+  std::string users;  // addresses, comma or space separated
   bool only_failures = false;
+  // kiln extension: only when the outcome differs from the trigger's last
+  // build (the first failure, the first success after failures).
+  bool on_change = false;
 };
 
 struct notify_webhook {

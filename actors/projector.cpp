@@ -275,8 +275,15 @@ void run_step(projector_actor* self, const domain::saga_step& step) {
              domain::build::add_runs{x.trigger, x.parent_run, x.runs}, system_meta(),
              step_done(self, name, build_id{x.project, x.build}));
       } else if constexpr (std::is_same_v<T, domain::complete_build_step>) {
-        exec(self, streams::build(x.project, x.build), domain::build::complete_build{x.result},
-             system_meta(), step_done(self, name, build_id{x.project, x.build}));
+        domain::build::complete_build complete{x.result, {}};
+        auto p = s.model->project(x.project);
+        auto b = s.model->build(x.project, x.build);
+        if (auto layout = b ? layout_for(self, *b) : nullptr; p && layout)
+          complete.notifications =
+            domain::plan_notifications(*layout->def, b->facts.trigger, x.result,
+                                       domain::previous_result(*p, b->facts.trigger, x.build));
+        exec(self, streams::build(x.project, x.build), std::move(complete), system_meta(),
+             step_done(self, name, build_id{x.project, x.build}));
       } else if constexpr (std::is_same_v<T, domain::mark_offline_step>) {
         spdlog::info("core worker=offline name={} reason=no_checkin", x.worker);
         exec(self, streams::worker(x.worker), domain::worker::mark_offline{"no check-in"},
@@ -653,6 +660,24 @@ void handle(projector_actor* self, request& req, const request_context& ctx, rep
         simple(self, streams::project(x.project), domain::project::remove_secret{x.key}, ctx, cb);
       } else if constexpr (std::is_same_v<T, receive_webhook>) {
         webhook(self, x, ctx, cb);
+      } else if constexpr (std::is_same_v<T, start_notification>) {
+        auto now_ms = now_ns() / 1'000'000;
+        exec(self, streams::build(x.project, x.build),
+             domain::build::start_notification{x.id, now_ms, x.lease_ms}, meta_for(ctx),
+             [=](command_result& r) {
+               if (!r)
+                 return cb(r.error());
+               std::uint32_t attempt = 0;
+               for (auto& e : r->events)
+                 if (auto st = std::get_if<notification_started>(&e))
+                   attempt = st->attempt;
+               reply_when_seen(self, r->seq, cb, notification_claim{r->seq, attempt});
+             });
+      } else if constexpr (std::is_same_v<T, finish_notification>) {
+        simple(self, streams::build(x.project, x.build),
+               domain::build::finish_notification{x.id, x.attempt, x.delivered, x.detail,
+                                                  x.retry_at_ms},
+               ctx, cb);
       } else if constexpr (std::is_same_v<T, record_git_refs>) {
         simple(self, streams::project(x.project),
                domain::project::record_git_refs{x.trigger, x.url, x.refs, x.skip}, ctx, cb);
@@ -842,6 +867,8 @@ void answer(projector_actor* self, const query& q, query_callback cb) {
           }
         }
         cb(query_result{std::move(out)});
+      } else if constexpr (std::is_same_v<T, list_due_notifications>) {
+        cb(query_result{domain::due_notifications(m, now_ns() / 1'000'000)});
       } else if constexpr (std::is_same_v<T, open_secret>) {
         peek(self, streams::project(x.project), [=](state_result& r) {
           if (!r)

@@ -1,6 +1,9 @@
 #include "actors/read_model.hpp"
 
+#include "actors/notifications.hpp"
 #include "events/streams.hpp"
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -220,7 +223,52 @@ void read_model::apply_build(const stream_id& s, const commit& c, const event& e
     b.result = x->status;
     b.completed_ns = c.meta.time_unix_ns;
     open_.erase({id->first, id->second});
+  } else if (auto x = std::get_if<notification_planned>(&e)) {
+    auto& n = b.notifications[x->id];
+    n.kind = x->kind;
+    n.spec = x->spec;
+    n.order = static_cast<std::uint32_t>(b.notifications.size());
+    track_notifications(b);
+  } else if (auto x = std::get_if<notification_started>(&e)) {
+    build::fold(b.notifications[x->id].state, e);
+    track_notifications(b);
+  } else if (auto x = std::get_if<notification_finished>(&e)) {
+    auto& n = b.notifications[x->id];
+    build::fold(n.state, e);
+    n.detail = x->detail;
+    track_notifications(b);
   }
+}
+
+void read_model::track_notifications(const build_summary& b) {
+  bool pending = std::any_of(b.notifications.begin(), b.notifications.end(),
+                             [](auto& n) { return !n.second.settled(); });
+  if (pending)
+    notifying_.emplace(b.project, b.number);
+  else
+    notifying_.erase({b.project, b.number});
+}
+
+// A commit status for run `r` of a build that names a repository: queued
+// (pending) and at its end, for each attempt. A status not yet sent when a
+// later one of its run arrives is superseded: only the latest counts.
+void read_model::add_status(build_summary& b, const run_summary& r, kiln::status state) {
+  auto kind = commit_status_kind(b.facts);
+  if (kind.empty())
+    return;
+  auto id = "status/" + r.name + "/" + std::to_string(r.attempt) + "/"
+            + (state == kiln::status::queued ? "queued" : "done");
+  if (b.notifications.count(id))
+    return;
+  for (auto& [other, n] : b.notifications)
+    if (n.run == r.name && !n.state.in_flight && !n.state.settled())
+      n.superseded = true;
+  auto& n = b.notifications[id];
+  n.kind = kind;
+  n.run = r.name;
+  n.spec = nlohmann::json{{"run", r.name}, {"state", kiln::to_string(state)}}.dump();
+  n.order = static_cast<std::uint32_t>(b.notifications.size());
+  track_notifications(b);
 }
 
 void read_model::apply_run(const stream_id& s, const commit& c, const event& e, global_seq seq) {
@@ -252,6 +300,7 @@ void read_model::apply_run(const stream_id& s, const commit& c, const event& e, 
     std::stable_sort(b.runs.begin(), b.runs.end(),
                      [&](auto& x, auto& y) { return rank(x) < rank(y); });
     queue_[seq] = *key;
+    add_status(b, *b.run(key->name), kiln::status::queued);
     return;
   }
   auto r = b.run(key->name);
@@ -278,6 +327,7 @@ void read_model::apply_run(const stream_id& s, const commit& c, const event& e, 
     r->status = x->status;
     r->exit_code = x->exit_code;
     r->finished_ns = now;
+    add_status(b, *r, x->status);
   } else if (std::get_if<run_cancel_requested>(&e)) {
     r->cancel_requested = true;
   } else if (auto x = std::get_if<run_requeued>(&e)) {
@@ -288,6 +338,7 @@ void read_model::apply_run(const stream_id& s, const commit& c, const event& e, 
     r->started_ns = 0;
     r->queued_seq = seq;
     queue_[seq] = *key;
+    add_status(b, *r, kiln::status::queued);
   }
 }
 

@@ -5,6 +5,7 @@
 // bulky (rundefs, definitions of old versions, artifacts) stays in the log
 // and the aggregates; the model keeps what lists, the scheduler and the
 // process managers need.
+#include "actors/build_aggregate.hpp"
 #include "actors/project_definition.hpp"
 #include "events/commit.hpp"
 #include "events/event.hpp"
@@ -49,6 +50,19 @@ struct run_summary {
   bool assigned() const { return !worker.empty() && status == kiln::status::queued; }
 };
 
+// One notification of a build (notifications.hpp): planned with its
+// completion, or a commit status derived from a run's queueing and end.
+struct notification_summary {
+  std::string kind;
+  std::string spec;
+  std::string run;          // a commit status's run; empty otherwise
+  std::uint32_t order = 0;  // its place among the build's notifications
+  build::notification_state state;
+  std::string detail;       // the latest attempt's outcome
+  bool superseded = false;  // a later status of its run came before it was sent
+  bool settled() const { return superseded || state.settled(); }
+};
+
 struct build_summary {
   std::string project;
   std::uint32_t number = 0;
@@ -60,6 +74,7 @@ struct build_summary {
   kiln::status result = kiln::status::running;
   std::int64_t created_ns = 0;
   std::int64_t completed_ns = 0;
+  std::map<std::string, notification_summary> notifications;  // by id
 
   const run_summary* run(std::string_view name) const;
   run_summary* run(std::string_view name);
@@ -139,6 +154,9 @@ class read_model {
   // process managers look after.
   const std::set<std::pair<std::string, std::uint32_t>>& open_builds() const { return open_; }
 
+  // Builds with a notification not yet delivered or given up.
+  const std::set<std::pair<std::string, std::uint32_t>>& notifying() const { return notifying_; }
+
   // The model as bytes, and back (a start-up cache: a snapshot that does not
   // decode is ignored and the log is folded from the start).
   std::string encode() const;
@@ -149,6 +167,8 @@ class read_model {
   void apply_build(const stream_id& s, const commit& c, const event& e, global_seq seq);
   void apply_run(const stream_id& s, const commit& c, const event& e, global_seq seq);
   void apply_worker(worker_summary& w, const commit& c, const event& e);
+  void add_status(build_summary& b, const run_summary& r, kiln::status state);
+  void track_notifications(const build_summary& b);
   project_summary& project_entry(std::string_view name);
 
   std::map<std::string, project_summary> projects_;
@@ -156,6 +176,7 @@ class read_model {
   std::map<std::string, token_summary> tokens_;
   std::map<global_seq, run_key> queue_;
   std::set<std::pair<std::string, std::uint32_t>> open_;
+  std::set<std::pair<std::string, std::uint32_t>> notifying_;
   global_seq seq_;
 };
 

@@ -1,7 +1,8 @@
 // read_model::encode / decode: a compact binary form of the projections, so
 // that a core starts from it plus the log's tail instead of the whole log.
-// Only what cannot be derived is written: the queue, the workers' holds and
-// the open builds are rebuilt from the runs and builds.
+// Only what cannot be derived is written: the queue, the workers' holds, the
+// open builds and those with notifications pending are rebuilt from the runs
+// and builds.
 #include "actors/read_model.hpp"
 
 #include <cstring>
@@ -11,7 +12,8 @@ namespace kiln::domain {
 
 namespace {
 
-constexpr std::string_view magic = "KRM3";  // 3: cron slots and git refs
+// 3: cron slots and git refs; 4: builds' notifications.
+constexpr std::string_view magic = "KRM4";
 
 class writer {
  public:
@@ -150,6 +152,19 @@ void put_build(writer& w, const build_summary& b) {
   w.u64(static_cast<std::uint8_t>(b.result));
   w.i64(b.created_ns);
   w.i64(b.completed_ns);
+  w.u64(b.notifications.size());
+  for (auto& [id, n] : b.notifications) {
+    w.str(id);
+    w.str(n.kind);
+    w.str(n.spec);
+    w.str(n.run);
+    w.u64(n.order);
+    w.u64(n.state.attempts);
+    w.i64(n.state.lease_until_ms);
+    w.i64(n.state.retry_at_ms);
+    w.u64(n.state.in_flight | n.state.delivered << 1 | n.state.abandoned << 2 | n.superseded << 3);
+    w.str(n.detail);
+  }
 }
 
 build_summary get_build(reader& r, const std::string& project) {
@@ -182,6 +197,22 @@ build_summary get_build(reader& r, const std::string& project) {
   b.result = static_cast<kiln::status>(r.u64());
   b.created_ns = r.i64();
   b.completed_ns = r.i64();
+  for (auto count = r.u64(); count > 0; --count) {
+    auto& n = b.notifications[r.str()];
+    n.kind = r.str();
+    n.spec = r.str();
+    n.run = r.str();
+    n.order = r.u32();
+    n.state.attempts = r.u32();
+    n.state.lease_until_ms = r.i64();
+    n.state.retry_at_ms = r.i64();
+    auto flags = r.u64();
+    n.state.in_flight = flags & 1;
+    n.state.delivered = flags & 2;
+    n.state.abandoned = flags & 4;
+    n.superseded = flags & 8;
+    n.detail = r.str();
+  }
   return b;
 }
 
@@ -308,7 +339,7 @@ std::optional<read_model> read_model::decode(std::string_view bytes) {
         auto number = b.number;
         if (!b.completed)
           m.open_.emplace(name, number);
-        p.builds.emplace(number, std::move(b));
+        m.track_notifications(p.builds.emplace(number, std::move(b)).first->second);
       }
       for (auto k = r.u64(); k > 0; --k) {
         auto trigger = r.str();

@@ -9,7 +9,10 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(state, exists, deleted, name, definition_vers
                                    content_sha256, secrets, last_build, cron_slots, git_refs)
 }
 namespace build {
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(state, exists, created, runs, cancelled, completed, result)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(notification_state, attempts, lease_until_ms, retry_at_ms,
+                                   in_flight, delivered, abandoned)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(state, exists, created, runs, cancelled, completed, result,
+                                   notifications)
 }
 namespace run {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(state, exists, project, build, name, host_tag, rundef,
@@ -28,7 +31,8 @@ namespace {
 
 // The layout version: bump it when a state's fields change, so that old
 // snapshots are ignored rather than misread.
-constexpr int layout = 2;  // 2: projects keep cron slots and git refs
+// 2: projects keep cron slots and git refs; 3: builds their notifications.
+constexpr int layout = 3;
 
 template <class State>
 std::string encode(std::string_view kind, const State& s) {

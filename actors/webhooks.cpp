@@ -40,6 +40,12 @@ std::string str(const json& j, const json::json_pointer& at) {
   return j.contains(at) && j.at(at).is_string() ? j.at(at).get<std::string>() : std::string{};
 }
 
+// A number (GitLab's ids) as text; empty when it is not there.
+std::string number_at(const json& j, const json::json_pointer& at) {
+  return j.contains(at) && j.at(at).is_number_integer() ? std::to_string(j.at(at).get<std::int64_t>())
+                                                        : std::string{};
+}
+
 bool listed(const trigger_spec& t, const char* param, const std::string& value) {
   auto it = t.params.find(param);
   if (it == t.params.end())
@@ -69,17 +75,18 @@ std::string branch_of(const std::string& ref) {
 // hold the pushed branch; a deleted branch builds nothing.
 void push_builds(const std::vector<const trigger_spec*>& triggers, const char* branch_param,
                  const std::string& url, const std::string& ref, const std::string& before,
-                 const std::string& after, webhook_outcome& out) {
+                 const std::string& after, const param_map& repo, webhook_outcome& out) {
   if (after.empty() || after.find_first_not_of('0') == std::string::npos) {
     out.note = "a deleted ref builds nothing";
     return;
   }
+  param_map params{{"GIT_URL", url}, {"GIT_REF", ref}, {"GIT_SHA", after}, {"GIT_OLD_SHA", before}};
+  for (auto& [k, v] : repo)
+    if (!v.empty())
+      params[k] = v;
   for (auto* t : triggers)
     if (listed(*t, branch_param, branch_of(ref)))
-      out.builds.push_back(build_for(*t,
-                                     {{"GIT_URL", url}, {"GIT_REF", ref}, {"GIT_SHA", after},
-                                      {"GIT_OLD_SHA", before}},
-                                     ref, after, "push to " + ref));
+      out.builds.push_back(build_for(*t, params, ref, after, "push to " + ref));
   if (out.builds.empty())
     out.note = "no trigger builds branch " + branch_of(ref);
 }
@@ -116,7 +123,10 @@ result<webhook_outcome> github(const std::vector<const trigger_spec*>& triggers,
   if (event == "push") {
     push_builds(triggers, "GH_BRANCH", str(j, "/repository/clone_url"_json_pointer),
                 str(j, "/ref"_json_pointer), str(j, "/before"_json_pointer),
-                str(j, "/after"_json_pointer), out);
+                str(j, "/after"_json_pointer),
+                {{"GH_OWNER", str(j, "/repository/owner/login"_json_pointer)},
+                 {"GH_REPO", str(j, "/repository/name"_json_pointer)}},
+                out);
     return out;
   }
   if (event != "pull_request")
@@ -167,7 +177,8 @@ result<webhook_outcome> gitlab(const std::vector<const trigger_spec*>& triggers,
   if (event == "Push Hook") {
     push_builds(triggers, "GL_BRANCH", str(j, "/project/git_http_url"_json_pointer),
                 str(j, "/ref"_json_pointer), str(j, "/before"_json_pointer),
-                str(j, "/after"_json_pointer), out);
+                str(j, "/after"_json_pointer), {{"GL_PROJECT_ID", number_at(j, "/project_id"_json_pointer)}},
+                out);
     return out;
   }
   if (event != "Merge Request Hook")
@@ -187,6 +198,7 @@ result<webhook_outcome> gitlab(const std::vector<const trigger_spec*>& triggers,
                 {"GL_BRANCH", target, ref, sha, "merge request !" + number + " " + action, fork,
                  {{"GL_MRNUM", number},
                   {"GL_BRANCH", target},
+                  {"GL_PROJECT_ID", number_at(mr, "/source_project_id"_json_pointer)},
                   {"GIT_URL", str(mr, "/source/git_http_url"_json_pointer)},
                   {"GIT_SHA", sha},
                   {"GIT_REF", ref}}},

@@ -7,6 +7,7 @@
 #include "cli/version.hpp"
 #include "actors/core.hpp"
 #include "actors/git_poller.hpp"
+#include "actors/notifier.hpp"
 #include "gateway/http_server.hpp"
 #include "gateway/gateway.hpp"
 #include "actors/core_service.hpp"
@@ -21,6 +22,7 @@
 #include <csignal>
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <pthread.h>
 
@@ -50,12 +52,47 @@ listen_address parse_listen(const std::string& s) {
   }
 }
 
+// Where notifications go (docs/operations.md). The SMTP password comes
+// from the environment, never from the command line (ps would show it).
+// Without --public-url, links name the address the node listens on.
+core::notifier_options notifier_options(const args& a) {
+  core::notifier_options o;
+  auto& s = o.settings;
+  s.public_url = a.get_or("public-url", "");
+  while (s.public_url.ends_with('/'))
+    s.public_url.pop_back();
+  s.github_api = a.get_or("github-api", s.github_api);
+  s.gitlab_api = a.get_or("gitlab-api", s.gitlab_api);
+  s.mail_from = a.get_or("smtp-from", s.mail_from);
+  o.smtp_url = a.get_or("smtp", "");
+  if (!o.smtp_url.empty() && !o.smtp_url.starts_with("smtp://") && !o.smtp_url.starts_with("smtps://"))
+    throw usage_error("--smtp wants smtp://HOST:PORT or smtps://HOST:PORT, not '" + o.smtp_url + "'");
+  o.smtp_user = a.get_or("smtp-user", "");
+  if (auto pw = std::getenv("KILN_SMTP_PASSWORD"))
+    o.smtp_password = pw;
+  if (auto retry = a.get("notify-retry")) {
+    double seconds = 0;
+    try {
+      seconds = std::stod(*retry);
+    } catch (const std::exception&) {
+      seconds = -1;
+    }
+    if (!(seconds > 0))
+      throw usage_error("--notify-retry wants seconds (more than 0), not '" + *retry + "'");
+    o.retry.first_delay_ms = static_cast<std::int64_t>(seconds * 1000);
+    o.tick = std::min<std::chrono::milliseconds>(
+      o.tick, std::chrono::milliseconds{std::max<std::int64_t>(50, o.retry.first_delay_ms / 2)});
+  }
+  return o;
+}
+
 } // namespace
 
 int cmd_up(int argc, char** argv) {
   args a{argc, argv, 2, {"public-read"}};
   a.allow_only({"data", "listen", "workers", "executor", "public-read", "config", "max-streams",
-                "worker-timeout"});
+                "worker-timeout", "public-url", "smtp", "smtp-from", "smtp-user", "github-api",
+                "gitlab-api", "notify-retry"});
   auto data = a.get_or("data", "./kiln-data");
   auto listen = parse_listen(a.get_or("listen", "127.0.0.1:8080"));
   if (a.has("config"))
@@ -64,6 +101,7 @@ int cmd_up(int argc, char** argv) {
   auto executor = a.get_or("executor", "");
   if (!executor.empty() && executor != "bwrap" && executor != "host" && executor != "podman")
     throw usage_error("--executor is bwrap, host or podman, not '" + executor + "'");
+  auto notify = notifier_options(a);
 
   // Signals are taken by sigwait below; block them before any thread starts.
   sigset_t stop_signals;
@@ -137,6 +175,10 @@ int cmd_up(int argc, char** argv) {
               url.c_str(), data.c_str(), token_file.c_str());
   std::fflush(stdout);
 
+  if (notify.settings.public_url.empty())
+    notify.settings.public_url = url;
+  auto notifier = std::make_unique<core::notifier>(domain, notify);
+
   std::unique_ptr<local_workers> workers;
   if (worker_count > 0) {
     auto w = local_workers::start(domain, {static_cast<unsigned>(worker_count), url, data, executor});
@@ -158,6 +200,7 @@ int cmd_up(int argc, char** argv) {
   (*server)->stop_accepting();
   (*server)->stop(std::chrono::seconds{10});
   poller.reset();
+  notifier.reset();
   service.reset();
   domain.stop();
   (*log)->close();

@@ -113,6 +113,19 @@ body_ref encode(fb::FlatBufferBuilder& b, const build_runs_added& e) {
   return {s::EventBody::BuildRunsAdded,
           s::CreateBuildRunsAdded(b, str(b, e.trigger), str(b, e.parent_run), strs(b, e.runs)).Union()};
 }
+body_ref encode(fb::FlatBufferBuilder& b, const notification_planned& e) {
+  return {s::EventBody::NotificationPlanned,
+          s::CreateNotificationPlanned(b, str(b, e.id), str(b, e.kind), str(b, e.spec)).Union()};
+}
+body_ref encode(fb::FlatBufferBuilder& b, const notification_started& e) {
+  return {s::EventBody::NotificationStarted,
+          s::CreateNotificationStarted(b, str(b, e.id), e.attempt, e.lease_until_ms).Union()};
+}
+body_ref encode(fb::FlatBufferBuilder& b, const notification_finished& e) {
+  return {s::EventBody::NotificationFinished,
+          s::CreateNotificationFinished(b, str(b, e.id), e.attempt, e.delivered, str(b, e.detail),
+                                        e.retry_at_ms).Union()};
+}
 body_ref encode(fb::FlatBufferBuilder& b, const run_queued& e) {
   return {s::EventBody::RunQueued,
           s::CreateRunQueued(b, str(b, e.project), e.build, str(b, e.name), str(b, e.host_tag),
@@ -290,6 +303,19 @@ result<event> decode_event(const s::Event& ev) {
     case B::BuildRunsAdded: {
       auto t = ev.body_as_BuildRunsAdded();
       return event{build_runs_added{str(t->trigger()), str(t->parent_run()), strs(t->runs())}};
+    }
+    case B::NotificationPlanned: {
+      auto t = ev.body_as_NotificationPlanned();
+      return event{notification_planned{str(t->id()), str(t->kind()), str(t->spec())}};
+    }
+    case B::NotificationStarted: {
+      auto t = ev.body_as_NotificationStarted();
+      return event{notification_started{str(t->id()), t->attempt(), t->lease_until_ms()}};
+    }
+    case B::NotificationFinished: {
+      auto t = ev.body_as_NotificationFinished();
+      return event{notification_finished{str(t->id()), t->attempt(), t->delivered(),
+                                         str(t->detail()), t->retry_at_ms()}};
     }
     case B::RunQueued: {
       auto t = ev.body_as_RunQueued();

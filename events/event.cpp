@@ -17,6 +17,14 @@ std::string_view to_string(status s) {
   return "UNKNOWN";
 }
 
+std::optional<status> status_from_string(std::string_view name) {
+  for (auto s : {status::queued, status::running, status::passed, status::failed,
+                 status::cancelled, status::timeout, status::lost, status::skipped})
+    if (to_string(s) == name)
+      return s;
+  return std::nullopt;
+}
+
 std::string_view type_name(const event& e) {
   return std::visit([](auto& x) { return std::decay_t<decltype(x)>::type_name; }, e);
 }

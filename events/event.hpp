@@ -4,6 +4,7 @@
 // union member and is what outside tools see (`kiln.evt.….<type_name>`).
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -24,6 +25,8 @@ enum class status : std::uint8_t {
 };
 
 std::string_view to_string(status s);
+// "PASSED" -> status::passed; nothing for a name that is not a status.
+std::optional<status> status_from_string(std::string_view name);
 
 // Sorted, so that encoding is deterministic.
 using param_map = std::map<std::string, std::string>;
@@ -113,6 +116,35 @@ struct build_completed {
   static constexpr std::string_view type_name = "BuildCompleted";
   kiln::status status = status::passed;
   bool operator==(const build_completed&) const = default;
+};
+
+// Notifications (issue 7): what a build's outcome is to be told to
+// (planned with BuildCompleted), each delivery attempt claimed before it is
+// made (a lease, so that two cores never both send it) and its outcome.
+// Commit statuses are not planned: the read model derives one per run
+// start and end for builds with GH_OWNER/GH_REPO or GL_PROJECT_ID params.
+struct notification_planned {
+  static constexpr std::string_view type_name = "NotificationPlanned";
+  std::string id;    // "webhook/0", "email", "status/<run>/<attempt>/done"
+  std::string kind;  // webhook | email | github_status | gitlab_status
+  std::string spec;  // JSON: where and what (docs/events.md)
+  bool operator==(const notification_planned&) const = default;
+};
+struct notification_started {
+  static constexpr std::string_view type_name = "NotificationStarted";
+  std::string id;
+  std::uint32_t attempt = 1;
+  std::int64_t lease_until_ms = 0;  // after this another attempt may start
+  bool operator==(const notification_started&) const = default;
+};
+struct notification_finished {
+  static constexpr std::string_view type_name = "NotificationFinished";
+  std::string id;
+  std::uint32_t attempt = 1;
+  bool delivered = false;
+  std::string detail;            // "HTTP 200", "connection refused", ...
+  std::int64_t retry_at_ms = 0;  // not delivered: when to try again; 0: given up
+  bool operator==(const notification_finished&) const = default;
 };
 
 struct build_runs_added {
@@ -240,6 +272,7 @@ using event = std::variant<
   project_secret_removed, project_deleted, build_number_allocated,
   cron_slot_reached, git_refs_polled,
   build_created, build_cancelled, build_completed, build_runs_added,
+  notification_planned, notification_started, notification_finished,
   run_queued, run_assigned, run_started, run_completed, run_cancel_requested,
   run_requeued, run_artifact_stored, run_tests_reported,
   worker_registered, worker_enlisted, worker_delisted, worker_deleted,

@@ -28,6 +28,10 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_created, project, number, trigger, para
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_cancelled, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_completed, status)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_runs_added, trigger, parent_run, runs)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(notification_planned, id, kind, spec)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(notification_started, id, attempt, lease_until_ms)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(notification_finished, id, attempt, delivered, detail,
+                                   retry_at_ms)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_queued, project, build, name, host_tag, rundef, attempt,
                                    timeout_s)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_assigned, worker, attempt)
