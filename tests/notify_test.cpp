@@ -297,3 +297,29 @@ scripts:
   REQUIRE(gitlab.size() == 1);
   CHECK(gitlab["unit"].back() == "success");
 }
+
+TEST_CASE("a webhook still failing when kiln stops is delivered after it starts again",
+          "[e2e][notify]") {
+  http_receiver hook{503};
+  kiln_up up{{"--workers", "1", "--executor", "host", "--notify-retry", "0.2"}};
+  std::string rest = mail_project;
+  put(up, "/v1/projects/app",
+      "timeout: 5\nwebhooks:\n  - url: " + hook.url() + "/retry\n    secret_name: hookkey\n"
+        + rest.substr(rest.find("triggers:")),
+      "application/yaml");
+  set_secret(up, "app", "hookkey", "k");
+  auto n = trigger(up, "app", {{"RESULT", "pass"}});
+  REQUIRE(wait_until([&] { return hook.requests().size() >= 2; }, 90s));
+  up.restart([&] {
+    hook.answer_with(200);
+    return true;
+  });
+  auto b = settled_build(up, "app", n);
+  auto x = notification(b, "webhook/0");
+  CHECK(x["state"] == "delivered");
+  CHECK(x["attempts"].get<int>() >= 3);
+  auto got = deliveries(hook, n, "k");
+  CHECK(got.size() == x["attempts"].get<std::size_t>());
+  for (auto& r : hook.requests())
+    CHECK(r.headers.at("x-kiln-delivery") == "app/" + std::to_string(n) + "/webhook/0");
+}
