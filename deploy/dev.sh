@@ -14,6 +14,7 @@ packages=(
   libflatbuffers-dev flatbuffers-compiler libyaml-cpp-dev libboost1.74-dev
   libspdlog-dev catch2 nlohmann-json3-dev libssl-dev libre2-dev libcurl4-openssl-dev
   wrk nginx-light bubblewrap libexpat1-dev podman runc busybox-static docker.io tzdata
+  radosgw ceph-mon ceph-osd uuid-runtime
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -93,7 +94,12 @@ case "$cmd" in
       for _ in $(seq 1 100); do docker version > /dev/null 2>&1 && break; sleep 0.2; done
       docker version > /dev/null 2>&1 || echo "dev.sh: dockerd did not start (build-test/dockerd.log): docker runs go untested"
     fi
-    trap '[ -n "$dockerd_pid" ] && as_root kill "$dockerd_pid" 2>/dev/null; true' EXIT
+    # The S3 tests' server: a single-node radosgw (deploy/radosgw), one
+    # per run, stopped by its PIDs after.
+    rgw_dir="$here/build-test/radosgw"
+    trap '[ -n "$dockerd_pid" ] && as_root kill "$dockerd_pid" 2>/dev/null; "$here/deploy/radosgw/radosgw.sh" stop "$rgw_dir"; true' EXIT
+    endpoint=$(deploy/radosgw/radosgw.sh start "$rgw_dir" 7480 | tail -1)
+    export KILN_TEST_S3_ENDPOINT=${endpoint#S3_ENDPOINT=}
     cd build-test
     ctest --output-on-failure -j "$(nproc)" --timeout 600
     ;;
