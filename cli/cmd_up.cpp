@@ -2,6 +2,7 @@
 // process managers, scheduler), the in-process bus and the gateway (the
 // HTTP API), and N local workers as child processes.
 #include "cli/args.hpp"
+#include "cli/artifact_args.hpp"
 #include "cli/commands.hpp"
 #include "cli/data_dir.hpp"
 #include "cli/version.hpp"
@@ -90,9 +91,11 @@ core::notifier_options notifier_options(const args& a) {
 
 int cmd_up(int argc, char** argv) {
   args a{argc, argv, 2, {"public-read"}};
-  a.allow_only({"data", "listen", "workers", "executor", "public-read", "config", "max-streams",
+  auto known = artifact_options;
+  known.insert({"data", "listen", "workers", "executor", "public-read", "config", "max-streams",
                 "worker-timeout", "public-url", "smtp", "smtp-from", "smtp-user", "github-api",
                 "gitlab-api", "notify-retry"});
+  a.allow_only(known);
   auto data = a.get_or("data", "./kiln-data");
   auto listen = parse_listen(a.get_or("listen", "127.0.0.1:8080"));
   if (a.has("config"))
@@ -102,6 +105,11 @@ int cmd_up(int argc, char** argv) {
   if (!executor.empty() && executor != "bwrap" && executor != "host" && executor != "podman")
     throw usage_error("--executor is bwrap, host or podman, not '" + executor + "'");
   auto notify = notifier_options(a);
+  gateway::gateway_options gopts;
+  if (auto store = configure_artifacts(a, data, gopts); !store) {
+    std::fprintf(stderr, "kiln up: %s\n", store.error().message.c_str());
+    return 1;
+  }
 
   // Signals are taken by sigwait below; block them before any thread starts.
   sigset_t stop_signals;
@@ -150,10 +158,8 @@ int cmd_up(int argc, char** argv) {
   auto service = std::make_unique<core::core_service>(bus, domain, **log);
   auto poller = std::make_unique<core::git_poller>(
     domain, core::git_poller_options{std::filesystem::path{data} / "git-cache"});
-  gateway::gateway_options gopts;
   gopts.public_read = a.has("public-read");
   gopts.max_streams = a.get_u64("max-streams", gopts.max_streams);
-  gopts.artifacts = std::filesystem::path{data} / "artifacts";
   gateway::gateway front{bus, gopts};
   auto server = gateway::http_server::start(
     {.host = listen.host, .port = listen.port, .threads = 2},

@@ -30,7 +30,8 @@ class local_artifact_store final : public artifact_store {
     return root_ / ".incoming" / name;
   }
 
-  status_result put(const artifact_key& key, const fs::path& received) override {
+  void put(const artifact_key& key, const fs::path& received, const std::string&,
+           std::function<void(status_result)> done) override {
     auto dest = file_of(key);
     std::error_code ec;
     fs::create_directories(dest.parent_path(), ec);
@@ -38,17 +39,25 @@ class local_artifact_store final : public artifact_store {
     if (ec) {
       std::error_code ignored;
       fs::remove(received, ignored);
-      return error{"io", "cannot store artifact " + key.path + ": " + ec.message()};
+      return done(error{"io", "cannot store artifact " + key.path + ": " + ec.message()});
     }
+    done(kiln::ok);
+  }
+
+  status_result remove(const artifact_key& key) override {
+    std::error_code ec;
+    fs::remove(file_of(key), ec);
+    if (ec)
+      return error{"io", "cannot remove artifact " + key.path + ": " + ec.message()};
     return kiln::ok;
   }
 
-  result<fs::path> local_file(const artifact_key& key) override {
+  result<artifact_source> locate(const artifact_key& key) override {
     auto f = file_of(key);
     std::error_code ec;
     if (!fs::is_regular_file(f, ec))
       return error{"not_found", "artifact '" + key.path + "' is recorded but not stored here"};
-    return f;
+    return artifact_source{f, {}, false};
   }
 
  private:
@@ -59,6 +68,12 @@ class local_artifact_store final : public artifact_store {
 };
 
 } // namespace
+
+void artifact_store::read(const artifact_key& key, std::optional<byte_range>,
+                          std::function<bool(std::string_view)>,
+                          std::function<void(status_result)> done) {
+  done(error{"not_implemented", "this store serves artifact '" + key.path + "' as a file"});
+}
 
 std::unique_ptr<artifact_store> make_local_artifact_store(fs::path root) {
   return std::make_unique<local_artifact_store>(std::move(root));

@@ -1,14 +1,17 @@
 #pragma once
 // Where artifacts live. Uploads are streamed to disk by the HTTP server
-// (never held in memory), hashed by the gateway, recorded by the core
-// (ArtifactStored: path, size, sha256) and then handed to the store. The
-// local store keeps them under the data dir; object storage (issue 8)
-// implements the same interface.
+// (never held in memory), hashed by the gateway, handed to the store, and
+// recorded by the core (ArtifactStored: path, size, sha256) only once the
+// store has them (a refused record removes them again). The local store
+// keeps them under the data dir; the S3 store (s3_artifact_store.hpp) in a
+// bucket, served by redirect to a presigned URL or proxied.
 #include "events/result.hpp"
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -21,16 +24,32 @@ struct artifact_key {
   std::string path;  // checked by url.hpp's artifact_path: relative, no ".."
 };
 
+// How a GET of an artifact is answered.
+struct artifact_source {
+  std::filesystem::path file;  // on this machine: its bytes
+  std::string redirect;        // elsewhere: a URL the client may fetch (302)
+  bool proxied = false;        // elsewhere: read() streams its bytes
+};
+
+using byte_range = std::pair<std::uint64_t, std::uint64_t>;  // [first, last]
+
 class artifact_store {
  public:
   virtual ~artifact_store() = default;
   // A fresh file for an upload on its way in.
   virtual std::filesystem::path receive_path() = 0;
-  // Takes a received upload in; the received file is gone afterwards
-  // either way.
-  virtual status_result put(const artifact_key& key, const std::filesystem::path& received) = 0;
-  // A file on this machine holding the artifact; error not_found if none.
-  virtual result<std::filesystem::path> local_file(const artifact_key& key) = 0;
+  // Takes a received upload in and calls `done` once it is stored, from
+  // any thread; the received file is gone afterwards either way.
+  virtual void put(const artifact_key& key, const std::filesystem::path& received,
+                   const std::string& sha256, std::function<void(status_result)> done) = 0;
+  virtual status_result remove(const artifact_key& key) = 0;
+  // Where the artifact is; error not_found if the store has none.
+  virtual result<artifact_source> locate(const artifact_key& key) = 0;
+  // A proxied artifact's bytes (all, or `range`) to `out` in order, on a
+  // store thread; then `done`. `out` returning false stops it.
+  virtual void read(const artifact_key& key, std::optional<byte_range> range,
+                    std::function<bool(std::string_view)> out,
+                    std::function<void(status_result)> done);
 };
 
 std::unique_ptr<artifact_store> make_local_artifact_store(std::filesystem::path root);

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 
 namespace kiln::gateway {
@@ -212,7 +213,7 @@ std::optional<json> run_body(const call_ptr& c) {
 
 struct gateway::impl {
   gateway_options opts;
-  std::unique_ptr<artifact_store> artifacts;  // null: this node takes no uploads
+  std::shared_ptr<artifact_store> artifacts;  // null: this node takes no uploads
   core_client core;
   live_hub hub;
   request_metrics metrics;
@@ -482,6 +483,53 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> parse_range(std::string_v
   return std::make_pair(*first, last);
 }
 
+// The answer's head for `range` of an artifact of `size` bytes, or a 416.
+std::optional<http_response> artifact_head(const call_ptr& c, const std::string& path,
+                                           const json& art, std::uint64_t size,
+                                           std::optional<byte_range>& span) {
+  http_response res{200, content_type_for(path), {}, {{"accept-ranges", "bytes"}}, {}};
+  res.headers.emplace_back("x-checksum-sha256", art.value("sha256", std::string{}));
+  auto range = c->req.header("range");
+  if (range.empty())
+    return res;
+  span = parse_range(range, size);
+  if (!span) {
+    auto e = json_error(416, "bad_range", "cannot serve range '" + std::string{range} + "'");
+    e.headers.emplace_back("content-range", "bytes */" + std::to_string(size));
+    c->respond(std::move(e));
+    return std::nullopt;
+  }
+  res.status = 206;
+  return res;
+}
+
+// Bytes from the store to a chunked answer, at the client's pace.
+void proxy_artifact(const call_ptr& c, const artifact_key& key, http_response head,
+                    std::optional<byte_range> span, std::uint64_t size) {
+  if (span)
+    head.headers.emplace_back("content-range", "bytes " + std::to_string(span->first) + "-"
+                                                 + std::to_string(span->second) + "/"
+                                                 + std::to_string(size));
+  auto stream = c->respond.stream(std::move(head));
+  if (!stream)
+    return;
+  auto limit = c->gw.opts.stream_buffer_bytes;
+  c->gw.artifacts->read(
+    key, span,
+    [stream, limit](std::string_view bytes) {
+      // A store thread may wait for a slow client; the socket is not held up.
+      while (stream->pending() > limit && !stream->closed())
+        std::this_thread::sleep_for(std::chrono::milliseconds{2});
+      return stream->write(std::string{bytes});
+    },
+    [stream, key](status_result done) {
+      if (!done)
+        spdlog::warn("gateway artifact=proxy_failed path=\"{}\" error=\"{}\"", key.path,
+                     done.error().message);
+      stream->finish();
+    });
+}
+
 void get_artifact(const call_ptr& c) {
   auto r = run_body(c);
   if (!r)
@@ -497,26 +545,35 @@ void get_artifact(const call_ptr& c) {
         continue;
       if (!c->gw.artifacts)
         return c->fail(404, "not_found", "this node keeps no artifacts");
-      auto stored = c->gw.artifacts->local_file(artifact_of(*r, p));
-      if (!stored)
-        return c->fail(stored.error());
-      auto file = *stored;
-      std::error_code ec;
-      auto size = std::filesystem::file_size(file, ec);
-      if (ec)
-        return c->fail(404, "not_found", "artifact '" + p + "' is recorded but not stored here");
-      http_response res{200, content_type_for(p), {}, {{"accept-ranges", "bytes"}}, {}};
-      res.headers.emplace_back("x-checksum-sha256", art.value("sha256", std::string{}));
-      auto range = c->req.header("range");
-      if (range.empty()) {
-        res.file = file;
+      auto key = artifact_of(*r, p);
+      auto where = c->gw.artifacts->locate(key);
+      if (!where)
+        return c->fail(where.error());
+      if (!where->redirect.empty()) {
+        http_response res{302, "application/json", {}, {{"location", where->redirect}}, {}};
+        res.headers.emplace_back("x-checksum-sha256", art.value("sha256", std::string{}));
         return c->respond(std::move(res));
       }
-      auto span = parse_range(range, size);
+      std::uint64_t size = art.value("size", std::uint64_t{0});
+      std::optional<byte_range> span;
+      if (where->proxied) {
+        auto head = artifact_head(c, p, art, size, span);
+        if (head)
+          proxy_artifact(c, key, std::move(*head), span, size);
+        return;
+      }
+      auto file = where->file;
+      std::error_code ec;
+      size = std::filesystem::file_size(file, ec);
+      if (ec)
+        return c->fail(404, "not_found", "artifact '" + p + "' is recorded but not stored here");
+      auto head = artifact_head(c, p, art, size, span);
+      if (!head)
+        return;
+      auto res = std::move(*head);
       if (!span) {
-        auto e = json_error(416, "bad_range", "cannot serve range '" + std::string{range} + "'");
-        e.headers.emplace_back("content-range", "bytes */" + std::to_string(size));
-        return c->respond(std::move(e));
+        res.file = file;
+        return c->respond(std::move(res));
       }
       // Ranges are read into memory, so one is at most 8 MiB; Content-Range
       // says what was sent and a client asks again for the rest.
@@ -525,10 +582,9 @@ void get_artifact(const call_ptr& c) {
       in.seekg(static_cast<std::streamoff>(span->first));
       res.body.resize(last - span->first + 1);
       in.read(res.body.data(), static_cast<std::streamsize>(res.body.size()));
-      res.status = 206;
       res.headers.emplace_back("content-range", "bytes " + std::to_string(span->first) + "-"
                                                   + std::to_string(last) + "/" + std::to_string(size));
-      c->respond(std::move(res));
+      return c->respond(std::move(res));
     }
     c->fail(404, "not_found", "run has no artifact '" + p + "'");
   });
@@ -898,18 +954,23 @@ void put_artifact(const call_ptr& c) {
   r["size"] = size;
   r["sha256"] = sha;
   auto key = artifact_of(r, *path);
-  // Recorded first, then moved into place: a refused upload leaves nothing.
-  c->gw.core.command("store_artifact", r, c->as_caller(),
-                     [c, incoming, key, size, sha](result<core_answer> a) {
-                       if (!a) {
-                         std::error_code ec;
-                         std::filesystem::remove(incoming, ec);
-                         return c->fail(a.error());
-                       }
-                       if (auto put = c->gw.artifacts->put(key, incoming); !put)
-                         return c->fail(500, "io", put.error().message);
-                       c->ok({{"path", key.path}, {"size", size}, {"sha256", sha}}, 201);
-                     });
+  // Stored first, then recorded: an event names only what the store has
+  // confirmed; a refused record removes it again.
+  c->gw.artifacts->put(key, incoming, sha, [c, r, key, size, sha](status_result stored) {
+    if (!stored)
+      return c->fail(502, "storage_unavailable",
+                     "artifact '" + key.path + "' could not be stored: " + stored.error().message);
+    c->gw.core.command("store_artifact", r, c->as_caller(),
+                       [c, key, size, sha](result<core_answer> a) {
+                         if (!a) {
+                           if (auto removed = c->gw.artifacts->remove(key); !removed)
+                             spdlog::warn("gateway artifact=orphan path=\"{}\" error=\"{}\"",
+                                          key.path, removed.error().message);
+                           return c->fail(a.error());
+                         }
+                         c->ok({{"path", key.path}, {"size", size}, {"sha256", sha}}, 201);
+                       });
+  });
 }
 
 // ---- tokens ----
@@ -1099,7 +1160,9 @@ void gateway::impl::admit(const call_ptr& c, const identity& who) {
 gateway::gateway(bus::bus& b, gateway_options opts)
     : impl_(std::make_unique<impl>(b, std::move(opts))) {
   impl_->routes = route_table();
-  if (!impl_->opts.artifacts.empty())
+  if (impl_->opts.store)
+    impl_->artifacts = impl_->opts.store;
+  else if (!impl_->opts.artifacts.empty())
     impl_->artifacts = make_local_artifact_store(impl_->opts.artifacts);
 }
 

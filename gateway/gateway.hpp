@@ -16,9 +16,12 @@ class bus;
 
 namespace kiln::gateway {
 
+class artifact_store;
+
 struct gateway_options {
   bool public_read = false;           // GETs without a token (never secrets)
   std::filesystem::path artifacts;    // the local artifact store
+  std::shared_ptr<artifact_store> store;  // another (S3); takes precedence
   std::uint64_t max_definition_bytes = 1024 * 1024;
   std::uint64_t max_console_chunk = 1024 * 1024;
   std::uint64_t max_artifact_bytes = 1024ull * 1024 * 1024;

@@ -413,7 +413,9 @@ s3_client::~s3_client() = default;
 const s3_config& s3_client::config() const { return impl_->c; }
 
 status_result s3_client::check_bucket() {
-  auto r = impl_->perform("HEAD", impl_->path_of(""), {}, {}, nullptr, sha256_hex(""));
+  // A listing rather than HEAD: its refusal says why (SignatureDoesNotMatch, NoSuchBucket).
+  auto r = impl_->perform("GET", impl_->path_of(""), {{"list-type", "2"}, {"max-keys", "1"}}, {},
+                          nullptr, sha256_hex(""));
   if (!r)
     return r.error();
   if (r->status / 100 != 2)

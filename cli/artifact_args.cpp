@@ -1,0 +1,55 @@
+#include "cli/artifact_args.hpp"
+
+#include "cli/args.hpp"
+#include "gateway/s3_artifact_store.hpp"
+#include "storage/s3_client.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace kiln::cli {
+
+status_result configure_artifacts(const args& a, const std::filesystem::path& data,
+                                  gateway::gateway_options& g) {
+  auto where = a.get_or("artifacts", (data / "artifacts").string());
+  if (!where.starts_with("s3://")) {
+    for (auto& k : {"s3-endpoint", "s3-region", "s3-addressing", "s3-downloads", "s3-presign-expiry"})
+      if (a.has(k))
+        throw usage_error(std::string{"--"} + k + " needs --artifacts s3://BUCKET[/PREFIX]");
+    g.artifacts = where;
+    return kiln::ok;
+  }
+  auto url = gateway::parse_s3_url(where);
+  if (!url)
+    throw usage_error(url.error().message);
+  storage::s3_config s3;
+  s3.bucket = url->first;
+  s3.region = a.get_or("s3-region", "us-east-1");
+  s3.endpoint = a.get_or("s3-endpoint", "https://s3." + s3.region + ".amazonaws.com");
+  auto addressing = a.get_or("s3-addressing", "path");
+  if (addressing != "path" && addressing != "virtual")
+    throw usage_error("--s3-addressing is path or virtual, not '" + addressing + "'");
+  s3.path_style = addressing == "path";
+  gateway::s3_store_options o;
+  o.prefix = url->second;
+  auto downloads = a.get_or("s3-downloads", "redirect");
+  if (downloads != "redirect" && downloads != "proxy")
+    throw usage_error("--s3-downloads is redirect or proxy, not '" + downloads + "'");
+  o.proxy_downloads = downloads == "proxy";
+  o.presign_expiry_s = static_cast<long>(a.get_u64("s3-presign-expiry", 300));
+  if (o.presign_expiry_s < 1 || o.presign_expiry_s > 7 * 24 * 3600)
+    throw usage_error("--s3-presign-expiry is 1 to 604800 seconds");
+  o.spool = data / "artifact-spool";
+  auto credentials = storage::load_s3_credentials();
+  if (!credentials)
+    return credentials.error();
+  s3.credentials = *credentials;
+  auto store = gateway::make_s3_artifact_store(s3, o);
+  if (!store)
+    return store.error();
+  spdlog::info("artifacts store=s3 bucket={} prefix=\"{}\" endpoint={} addressing={} downloads={}",
+               s3.bucket, o.prefix, s3.endpoint, addressing, downloads);
+  g.store = std::move(*store);
+  return kiln::ok;
+}
+
+} // namespace kiln::cli
