@@ -514,18 +514,28 @@ void proxy_artifact(const call_ptr& c, const artifact_key& key, http_response he
   if (!stream)
     return;
   auto limit = c->gw.opts.stream_buffer_bytes;
+  // S3's bytes come in small pieces; the socket gets them in 256 KiB chunks.
+  auto pending = std::make_shared<std::string>();
+  auto flush = [stream, limit, pending] {
+    // A store thread may wait for a slow client; the socket is not held up.
+    while (stream->pending() > limit && !stream->closed())
+      std::this_thread::sleep_for(std::chrono::milliseconds{2});
+    bool ok = stream->write(std::move(*pending));
+    pending->clear();
+    return ok;
+  };
   c->gw.artifacts->read(
     key, span,
-    [stream, limit](std::string_view bytes) {
-      // A store thread may wait for a slow client; the socket is not held up.
-      while (stream->pending() > limit && !stream->closed())
-        std::this_thread::sleep_for(std::chrono::milliseconds{2});
-      return stream->write(std::string{bytes});
+    [pending, flush](std::string_view bytes) {
+      pending->append(bytes);
+      return pending->size() < 256 * 1024 || flush();
     },
-    [stream, key](status_result done) {
+    [stream, key, pending, flush](status_result done) {
       if (!done)
         spdlog::warn("gateway artifact=proxy_failed path=\"{}\" error=\"{}\"", key.path,
                      done.error().message);
+      else if (!pending->empty())
+        flush();
       stream->finish();
     });
 }

@@ -260,6 +260,8 @@ struct s3_client::impl {
 
   status_result put_multipart(const std::string& key, const std::filesystem::path& file,
                               std::uint64_t size, const std::string& type);
+  std::string presigned(const std::string& method, const std::string& key, long expires_s,
+                        long long now_unix_s) const;
 };
 
 status_result s3_client::impl::put_multipart(const std::string& key,
@@ -304,9 +306,11 @@ status_result s3_client::impl::put_multipart(const std::string& key,
         problem = error{"io", "cannot read " + file.string()};
       } else {
         body_source src{buf, nullptr, length};
+        // Unsigned: the caller has the whole file's digest, and hashing every
+        // part again costs a pass over the file for nothing S3 keeps.
         auto r = perform("PUT", path,
                          {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}}, {},
-                         &src, sha256_hex(buf));
+                         &src, "UNSIGNED-PAYLOAD");
         if (!r)
           problem = r.error();
         else if (r->status / 100 != 2)
@@ -523,9 +527,18 @@ result<std::vector<s3_object>> s3_client::list(const std::string& prefix) {
 
 std::string s3_client::presigned_get(const std::string& key, long expires_s,
                                      long long now_unix_s) const {
-  sigv4_request r{"GET", impl_->host, impl_->path_of(key), {}, {}, ""};
-  return impl_->scheme + "://" + impl_->host
-         + presign(r, impl_->c.credentials, impl_->c.region, amz_date(now_unix_s), expires_s);
+  return impl_->presigned("GET", key, expires_s, now_unix_s);
+}
+
+std::string s3_client::presigned_put(const std::string& key, long expires_s,
+                                     long long now_unix_s) const {
+  return impl_->presigned("PUT", key, expires_s, now_unix_s);
+}
+
+std::string s3_client::impl::presigned(const std::string& method, const std::string& key,
+                                       long expires_s, long long now_unix_s) const {
+  sigv4_request r{method, host, path_of(key), {}, {}, ""};
+  return scheme + "://" + host + presign(r, c.credentials, c.region, amz_date(now_unix_s), expires_s);
 }
 
 } // namespace kiln::storage

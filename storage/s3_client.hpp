@@ -74,6 +74,8 @@ class s3_client {
 
   // A URL anyone may GET for `expires_s` seconds from `now_unix_s`.
   std::string presigned_get(const std::string& key, long expires_s, long long now_unix_s) const;
+  // Likewise for a PUT of the object's bytes (unsigned payload).
+  std::string presigned_put(const std::string& key, long expires_s, long long now_unix_s) const;
 
   struct impl;
 

@@ -17,10 +17,13 @@ TEST_CASE("kiln bench refuses bad command lines clearly", "[bench][cli]") {
   CHECK(word_out.find("--seconds wants a whole number") != std::string::npos);
   auto [unknown, unknown_out] = run({KILN_BINARY, "bench", "nope"});
   CHECK(unknown == 2);
-  CHECK(unknown_out.find("known: log, core, gateway, e2e") != std::string::npos);
+  CHECK(unknown_out.find("known: log, core, gateway, e2e, objectstore") != std::string::npos);
   auto [later, later_out] = run({KILN_BINARY, "bench", "cluster"});
   CHECK(later == 2);
   CHECK(later_out.find("not built yet") != std::string::npos);
+  auto [s3, s3_out] = run({KILN_BINARY, "bench", "objectstore"});
+  CHECK(s3 == 2);
+  CHECK(s3_out.find("--s3-endpoint") != std::string::npos);
 }
 
 TEST_CASE("a short kiln bench gateway prints every figure as JSON", "[bench][cli]") {

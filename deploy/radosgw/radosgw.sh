@@ -40,7 +40,7 @@ port=${3:-7480}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 stop
-rm -rf "$dir/mon" "$dir/osd" "$dir/run" "$dir"/*.log
+rm -rf "$dir/mon" "$dir/osd" "$dir/run" "$dir"/*.log "$dir"/*.out "$dir/monmap" "$dir/keyring" "$dir/ceph.conf"
 mkdir -p "$dir/mon" "$dir/osd" "$dir/run"
 fsid=$(uuidgen)
 conf="$dir/ceph.conf"
@@ -73,12 +73,15 @@ mon data = $dir/mon/\$name
 osd data = $dir/osd/\$name
 keyring = $dir/keyring
 osd objectstore = memstore
-memstore device bytes = 1073741824
+memstore device bytes = 4294967296
 osd max object size = 268435456
 
 [client.rgw.a]
 rgw frontends = beast endpoint=127.0.0.1:$port
 rgw dns name = 127.0.0.1
+# Deleted objects free their space soon (the benchmark writes GiBs).
+rgw gc obj min wait = 10
+rgw gc processor period = 10
 EOF
 
 ceph-authtool --create-keyring "$dir/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
