@@ -12,7 +12,8 @@ status_result configure_artifacts(const args& a, const std::filesystem::path& da
                                   gateway::gateway_options& g) {
   auto where = a.get_or("artifacts", (data / "artifacts").string());
   if (!where.starts_with("s3://")) {
-    for (auto& k : {"s3-endpoint", "s3-region", "s3-addressing", "s3-downloads", "s3-presign-expiry"})
+    for (auto& k : {"s3-endpoint", "s3-region", "s3-addressing", "s3-downloads", "s3-presign-expiry",
+                    "s3-part-size-mb", "s3-parallel-parts"})
       if (a.has(k))
         throw usage_error(std::string{"--"} + k + " needs --artifacts s3://BUCKET[/PREFIX]");
     g.artifacts = where;
@@ -29,6 +30,13 @@ status_result configure_artifacts(const args& a, const std::filesystem::path& da
   if (addressing != "path" && addressing != "virtual")
     throw usage_error("--s3-addressing is path or virtual, not '" + addressing + "'");
   s3.path_style = addressing == "path";
+  s3.part_size = a.get_u64("s3-part-size-mb", 8) << 20;
+  if (s3.part_size < (5u << 20) || s3.part_size > (512u << 20))
+    throw usage_error("--s3-part-size-mb is 5 to 512 (S3's parts are at least 5 MiB)");
+  s3.multipart_threshold = s3.part_size;
+  s3.parallel_parts = static_cast<unsigned>(a.get_u64("s3-parallel-parts", 3));
+  if (s3.parallel_parts < 1 || s3.parallel_parts > 64)
+    throw usage_error("--s3-parallel-parts is 1 to 64");
   gateway::s3_store_options o;
   o.prefix = url->second;
   auto downloads = a.get_or("s3-downloads", "redirect");

@@ -50,7 +50,8 @@ double median(std::vector<double> v) { return percentile(v, 50); }
 } // namespace
 
 int bench_objectstore(const args& a) {
-  a.allow_only({"s3-endpoint", "s3-region", "size-mb", "rounds", "json", "dir"});
+  a.allow_only({"s3-endpoint", "s3-region", "size-mb", "rounds", "json", "dir", "s3-part-size-mb",
+                "s3-parallel-parts"});
   auto endpoint = a.get("s3-endpoint");
   if (!endpoint)
     throw usage_error("kiln bench objectstore needs --s3-endpoint URL (an S3-compatible server; "
@@ -107,6 +108,9 @@ int bench_objectstore(const args& a) {
 
   std::vector<std::string> store_args{"--workers", "0", "--artifacts", "s3://" + bucket + "/kiln",
                                       "--s3-endpoint", *endpoint, "--s3-region", s3c.region};
+  for (auto& k : {"s3-part-size-mb", "s3-parallel-parts"})
+    if (auto v = a.get(k))
+      store_args.insert(store_args.end(), {std::string{"--"} + k, *v});
   std::vector<double> kiln_up_s, kiln_redirect_s, kiln_proxy_s;
   std::filesystem::create_directories(root / "kiln");
   std::string run_path;

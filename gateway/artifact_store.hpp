@@ -6,6 +6,7 @@
 // keeps them under the data dir; the S3 store (s3_artifact_store.hpp) in a
 // bucket, served by redirect to a presigned URL or proxied.
 #include "events/result.hpp"
+#include "gateway/http_server.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -33,11 +34,24 @@ struct artifact_source {
 
 using byte_range = std::pair<std::uint64_t, std::uint64_t>;  // [first, last]
 
+// An upload streamed to the store as it arrives (the HTTP server writes the
+// body into it), instead of spooled to a file first.
+class artifact_upload : public body_sink {
+ public:
+  // After the last byte: the SHA-256 of every byte written (hex).
+  virtual std::string sha256() = 0;
+  // No more bytes: the artifact is stored (or not) -> `done`, from any thread.
+  virtual void finish(std::function<void(status_result)> done) = 0;
+};
+
 class artifact_store {
  public:
   virtual ~artifact_store() = default;
   // A fresh file for an upload on its way in.
   virtual std::filesystem::path receive_path() = 0;
+  // A streamed upload of `key`, for stores that take bytes as they arrive;
+  // null: the upload goes to receive_path() and then put().
+  virtual std::shared_ptr<artifact_upload> open_upload(const artifact_key&) { return nullptr; }
   // Takes a received upload in and calls `done` once it is stored, from
   // any thread; the received file is gone afterwards either way.
   virtual void put(const artifact_key& key, const std::filesystem::path& received,

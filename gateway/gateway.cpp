@@ -934,7 +934,48 @@ std::string sha256_file(const std::filesystem::path& p, std::uint64_t& size) {
   return to_hex(std::string_view{reinterpret_cast<const char*>(md), len});
 }
 
+// A stored artifact recorded by the core; if it refuses, the stored bytes go.
+void record_artifact(const call_ptr& c, const json& r, const artifact_key& key, std::uint64_t size,
+                     const std::string& sha) {
+  c->gw.core.command("store_artifact", r, c->as_caller(),
+                     [c, key, size, sha](result<core_answer> a) {
+                       if (!a) {
+                         if (auto removed = c->gw.artifacts->remove(key); !removed)
+                           spdlog::warn("gateway artifact=orphan path=\"{}\" error=\"{}\"",
+                                        key.path, removed.error().message);
+                         return c->fail(a.error());
+                       }
+                       c->ok({{"path", key.path}, {"size", size}, {"sha256", sha}}, 201);
+                     });
+}
+
+// An upload the store took as it arrived: finished, then recorded.
+void put_streamed_artifact(const call_ptr& c, const std::shared_ptr<artifact_upload>& upload) {
+  auto r = worker_run(c);
+  auto path = artifact_path(c->param("path"));
+  if (r.is_null())
+    return upload->abandon();
+  if (!path) {
+    upload->abandon();
+    return c->fail(path.error());
+  }
+  auto size = c->req.body_size;
+  auto sha = upload->sha256();
+  r["path"] = *path;
+  r["size"] = size;
+  r["sha256"] = sha;
+  auto key = artifact_of(r, *path);
+  upload->finish([c, r, key, size, sha](status_result stored) {
+    if (!stored)
+      return c->fail(502, "storage_unavailable",
+                     "artifact '" + key.path + "' could not be stored: " + stored.error().message);
+    record_artifact(c, r, key, size, sha);
+  });
+}
+
 void put_artifact(const call_ptr& c) {
+  if (auto upload = std::dynamic_pointer_cast<artifact_upload>(c->req.sink))
+    return put_streamed_artifact(c, upload);
   auto incoming = c->req.body_file;
   auto discard = [incoming] {
     std::error_code ec;
@@ -970,16 +1011,7 @@ void put_artifact(const call_ptr& c) {
     if (!stored)
       return c->fail(502, "storage_unavailable",
                      "artifact '" + key.path + "' could not be stored: " + stored.error().message);
-    c->gw.core.command("store_artifact", r, c->as_caller(),
-                       [c, key, size, sha](result<core_answer> a) {
-                         if (!a) {
-                           if (auto removed = c->gw.artifacts->remove(key); !removed)
-                             spdlog::warn("gateway artifact=orphan path=\"{}\" error=\"{}\"",
-                                          key.path, removed.error().message);
-                           return c->fail(a.error());
-                         }
-                         c->ok({{"path", key.path}, {"size", size}, {"sha256", sha}}, 201);
-                       });
+    record_artifact(c, r, key, size, sha);
   });
 }
 
@@ -1190,7 +1222,18 @@ body_plan gateway::plan(std::string_view method, std::string_view target) {
   if (method == "PUT" && path.starts_with("/v1/runs/") && path.find("/artifacts/") != std::string_view::npos
       && impl_->artifacts) {
     p.limit = o.max_artifact_bytes;
-    p.file = impl_->artifacts->receive_path();
+    // Stores that take bytes as they arrive get them so; the others a spool file.
+    if (auto t = parse_target(target); t && t->segments.size() >= 7 && t->segments[5] == "artifacts")
+      if (auto build = to_u64(t->segments[3])) {
+        std::string rel;
+        for (std::size_t i = 6; i < t->segments.size(); ++i)
+          rel += (rel.empty() ? "" : "/") + t->segments[i];
+        if (auto checked = artifact_path(rel))
+          p.sink = impl_->artifacts->open_upload(
+            {t->segments[2], static_cast<std::uint32_t>(*build), t->segments[4], *checked});
+      }
+    if (!p.sink)
+      p.file = impl_->artifacts->receive_path();
   } else if (method == "PUT" && path.starts_with("/v1/projects/")) {
     p.limit = path.find("/secrets/") != std::string_view::npos ? o.max_secret_bytes
                                                                : o.max_definition_bytes;

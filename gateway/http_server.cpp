@@ -22,9 +22,42 @@
 
 namespace kiln::gateway {
 
+
+
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+
+namespace {
+
+// A Beast body whose bytes go to a body_sink as they are parsed.
+struct sink_body {
+  using value_type = std::shared_ptr<body_sink>;
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(http::header<isRequest, Fields>&, value_type& sink) : sink_(sink) {}
+    void init(const boost::optional<std::uint64_t>&, beast::error_code& ec) { ec = {}; }
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
+      std::size_t n = 0;
+      for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers);
+           ++it) {
+        net::const_buffer b = *it;
+        sink_->write({static_cast<const char*>(b.data()), b.size()});
+        n += b.size();
+      }
+      ec = {};
+      return n;
+    }
+    void finish(beast::error_code& ec) { ec = {}; }
+
+   private:
+    value_type& sink_;
+  };
+};
+
+} // namespace
 using tcp = net::ip::tcp;
 
 std::string_view http_request::header(std::string_view name) const {
@@ -255,6 +288,16 @@ class session final : public connection, public std::enable_shared_from_this<ses
   }
 
   void read_body(const body_plan& plan) {
+    if (plan.sink) {
+      auto length = header_parser_->content_length();
+      plan.sink->begin(length ? std::optional<std::uint64_t>{*length} : std::nullopt);
+      sink_parser_.emplace(std::move(*header_parser_));
+      sink_parser_->body_limit(plan.limit);
+      sink_parser_->get().body() = plan.sink;
+      req_.sink = plan.sink;
+      buffer_.reserve(64 * 1024);
+      return read_sink_some();
+    }
     if (!plan.file.empty()) {
       file_parser_.emplace(std::move(*header_parser_));
       file_parser_->body_limit(plan.limit);
@@ -291,6 +334,29 @@ class session final : public connection, public std::enable_shared_from_this<ses
                          self->dispatch();
                        });
     }
+  }
+
+  // The body a piece at a time, pausing while the sink is saturated (its
+  // parts are on their way out), so a fast client cannot fill memory.
+  void read_sink_some() {
+    http::async_read_some(stream_, buffer_, *sink_parser_,
+                          [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                            self->req_.body_size += n;
+                            if (ec) {
+                              self->req_.sink->abandon();
+                              self->read_failed(ec);
+                              return;
+                            }
+                            if (self->sink_parser_->is_done())
+                              return self->dispatch();
+                            auto& sink = *self->req_.sink;
+                            if (!sink.saturated())
+                              return self->read_sink_some();
+                            sink.when_ready([self] {
+                              net::post(self->stream_.get_executor(),
+                                        [self] { self->read_sink_some(); });
+                            });
+                          });
   }
 
   void dispatch();
@@ -417,6 +483,7 @@ class session final : public connection, public std::enable_shared_from_this<ses
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<http::string_body>> string_parser_;
+  std::optional<http::request_parser<sink_body>> sink_parser_;
   std::optional<http::request_parser<http::file_body>> file_parser_;
   http_request req_;
   std::uint64_t limit_ = 0;

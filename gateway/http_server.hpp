@@ -10,11 +10,28 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace kiln::gateway {
+
+// Where a streamed request body goes as it arrives (an artifact on its
+// way to object storage). write() is called on a server thread; a sink
+// that cannot take more for now says so with saturated() and calls the
+// function given to when_ready() (from any thread) once it can.
+class body_sink {
+ public:
+  virtual ~body_sink() = default;
+  // Before the first byte: the Content-Length, when the request has one.
+  virtual void begin(std::optional<std::uint64_t> /*length*/) {}
+  virtual void write(std::string_view bytes) = 0;
+  virtual bool saturated() = 0;
+  virtual void when_ready(std::function<void()> resume) = 0;
+  // The body did not arrive whole (cut, too large): drop what was sent on.
+  virtual void abandon() = 0;
+};
 
 struct http_request {
   std::string method;  // "GET", "PUT", …
@@ -22,6 +39,7 @@ struct http_request {
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string body;            // unless the body went to a file
   std::filesystem::path body_file;  // set when the body plan named a file
+  std::shared_ptr<gateway::body_sink> sink;  // set when the body plan named a sink
   std::uint64_t body_size = 0;
 
   // The first header of that (lower-case) name, or "".
@@ -79,7 +97,8 @@ using request_handler = std::function<void(http_request, responder)>;
 // the body is read: at most `limit` bytes, into memory or into `file`.
 struct body_plan {
   std::uint64_t limit = 1024 * 1024;
-  std::filesystem::path file;
+  std::filesystem::path file;       // the body goes to this file...
+  std::shared_ptr<body_sink> sink;  // ...or here, as it arrives
 };
 using body_planner = std::function<body_plan(std::string_view method, std::string_view target)>;
 

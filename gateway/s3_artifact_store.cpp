@@ -2,7 +2,13 @@
 
 #include "storage/s3_client.hpp"
 
+#include "events/commit.hpp"
+
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <optional>
 
 #include <condition_variable>
 #include <deque>
@@ -14,6 +20,224 @@ namespace kiln::gateway {
 namespace fs = std::filesystem;
 
 namespace {
+
+using job_queue = std::function<void(std::function<void()>)>;
+
+// An artifact written to S3 as its bytes arrive: they are hashed and cut
+// into parts; the first full part starts a multipart upload and each part
+// goes out on the store's threads, at most `parallel` held at once (the
+// reader pauses meanwhile: saturated()). An artifact smaller than a part is
+// one PUT at finish(). One that is not finished is aborted.
+class s3_upload final : public artifact_upload, public std::enable_shared_from_this<s3_upload> {
+ public:
+  s3_upload(storage::s3_client& s3, job_queue submit, std::string key, std::string type)
+      : s3_(s3), submit_(std::move(submit)), key_(std::move(key)), type_(std::move(type)),
+        part_size_(s3.config().part_size), parallel_(std::max(1u, s3.config().parallel_parts)) {
+    sha_ = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr);
+  }
+
+  ~s3_upload() override {
+    EVP_MD_CTX_free(sha_);
+    if (!upload_id_.empty() && !completed_) {
+      auto& s3 = s3_;
+      submit_([&s3, key = key_, id = upload_id_] { s3.abort_multipart(key, id); });
+    }
+  }
+
+  // A body of a part or more: the multipart upload is started at once,
+  // while its first part is still arriving.
+  void begin(std::optional<std::uint64_t> length) override {
+    if (!length || *length < part_size_)
+      return;
+    {
+      std::lock_guard lock{mu_};
+      started_ = true;
+    }
+    submit_([self = shared_from_this()] { self->start(); });
+  }
+
+  void write(std::string_view bytes) override {
+    EVP_DigestUpdate(sha_, bytes.data(), bytes.size());
+    buffer_.append(bytes);
+    while (buffer_.size() >= part_size_) {
+      std::string part = buffer_.substr(0, part_size_);
+      buffer_.erase(0, part_size_);
+      send_part(std::move(part));
+    }
+  }
+
+  bool saturated() override {
+    std::lock_guard lock{mu_};
+    return held_ >= parallel_;
+  }
+
+  void when_ready(std::function<void()> resume) override {
+    std::unique_lock lock{mu_};
+    if (held_ < parallel_) {
+      lock.unlock();
+      return resume();
+    }
+    resume_ = std::move(resume);
+  }
+
+  void abandon() override {
+    std::lock_guard lock{mu_};
+    if (!failed_)
+      failed_ = error{"io", "the upload was cut short"};
+  }
+
+  std::string sha256() override {
+    if (digest_.empty()) {
+      unsigned char md[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      EVP_DigestFinal_ex(sha_, md, &len);
+      digest_ = to_hex(std::string_view{reinterpret_cast<const char*>(md), len});
+    }
+    return digest_;
+  }
+
+  void finish(std::function<void(status_result)> done) override {
+    sha256();
+    std::unique_lock lock{mu_};
+    done_ = std::move(done);
+    finishing_ = true;
+    if (!started_) {
+      // Smaller than a part: one PUT.
+      lock.unlock();
+      submit_([self = shared_from_this()] {
+        auto put = self->s3_.put_bytes(self->key_, self->buffer_, self->type_);
+        self->completed_ = bool(put);
+        self->done_(put);
+      });
+      return;
+    }
+    lock.unlock();
+    if (!buffer_.empty())
+      send_part(std::move(buffer_));
+    settle();
+  }
+
+ private:
+  void send_part(std::string bytes) {
+    std::unique_lock lock{mu_};
+    auto number = ++parts_;
+    etags_.resize(parts_);
+    ++held_;
+    pending_.emplace_back(number, std::move(bytes));
+    if (!started_) {
+      started_ = true;
+      lock.unlock();
+      submit_([self = shared_from_this()] { self->start(); });
+      return;
+    }
+    if (!upload_id_.empty())
+      flush_pending(lock);
+  }
+
+  void start() {
+    auto id = s3_.start_multipart(key_, type_);
+    std::unique_lock lock{mu_};
+    if (!id) {
+      failed_ = id.error();
+      held_ -= pending_.size();
+      pending_.clear();
+      lock.unlock();
+      wake();
+      return settle();
+    }
+    upload_id_ = *id;
+    flush_pending(lock);
+  }
+
+  // Sends the parts held while the upload was being started. Called locked.
+  void flush_pending(std::unique_lock<std::mutex>& lock) {
+    auto parts = std::move(pending_);
+    pending_.clear();
+    in_flight_ += parts.size();
+    lock.unlock();
+    for (auto& [number, bytes] : parts)
+      submit_([self = shared_from_this(), number = number, bytes = std::move(bytes)] {
+        self->upload_part(number, bytes);
+      });
+  }
+
+  void upload_part(unsigned number, const std::string& bytes) {
+    std::optional<error> problem;
+    {
+      std::lock_guard lock{mu_};
+      problem = failed_;
+    }
+    result<std::string> etag = problem ? result<std::string>{*problem}
+                                       : s3_.put_part(key_, upload_id_, number, bytes);
+    {
+      std::lock_guard lock{mu_};
+      if (etag)
+        etags_[number - 1] = *etag;
+      else if (!failed_)
+        failed_ = etag.error();
+      --in_flight_;
+      --held_;
+    }
+    wake();
+    settle();
+  }
+
+  void wake() {
+    std::function<void()> resume;
+    {
+      std::lock_guard lock{mu_};
+      if (held_ < parallel_)
+        resume = std::move(resume_);
+      resume_ = nullptr;
+    }
+    if (resume)
+      resume();
+  }
+
+  // Once finishing and nothing is in flight: complete (or abort) the upload.
+  void settle() {
+    std::unique_lock lock{mu_};
+    if (!finishing_ || in_flight_ > 0 || !pending_.empty() || settled_ || (started_ && upload_id_.empty() && !failed_))
+      return;
+    settled_ = true;
+    auto failed = failed_;
+    lock.unlock();
+    submit_([self = shared_from_this(), failed] {
+      status_result r = failed ? status_result{*failed} : self->s3_.complete_multipart(
+                                                            self->key_, self->upload_id_, self->etags_);
+      if (r) {
+        self->completed_ = true;
+      } else if (!self->upload_id_.empty()) {
+        self->s3_.abort_multipart(self->key_, self->upload_id_);
+        self->completed_ = true;  // aborted: nothing left to clean
+      }
+      self->done_(r);
+    });
+  }
+
+  storage::s3_client& s3_;
+  job_queue submit_;
+  std::string key_, type_;
+  std::uint64_t part_size_;
+  unsigned parallel_;
+  EVP_MD_CTX* sha_ = nullptr;
+  std::string digest_;
+  std::string buffer_;  // written and not yet in a part
+
+  std::mutex mu_;
+  unsigned parts_ = 0;
+  std::size_t held_ = 0;       // parts in memory (pending or in flight)
+  std::size_t in_flight_ = 0;
+  std::vector<std::pair<unsigned, std::string>> pending_;  // until the upload id is known
+  std::vector<std::string> etags_;
+  std::string upload_id_;
+  bool started_ = false, finishing_ = false, settled_ = false;
+  std::atomic<bool> completed_{false};
+  std::optional<error> failed_;
+  std::function<void()> resume_;
+  std::function<void(status_result)> done_;
+};
 
 class s3_artifact_store final : public artifact_store {
  public:
@@ -34,6 +258,11 @@ class s3_artifact_store final : public artifact_store {
   }
 
   fs::path receive_path() override { return local_->receive_path(); }
+
+  std::shared_ptr<artifact_upload> open_upload(const artifact_key& key) override {
+    return std::make_shared<s3_upload>(*s3_, [this](std::function<void()> job) { submit(std::move(job)); },
+                                       object_of(key), content_type_for(key.path));
+  }
 
   void put(const artifact_key& key, const fs::path& received, const std::string& sha256,
            std::function<void(status_result)> done) override {

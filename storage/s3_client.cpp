@@ -195,7 +195,15 @@ struct s3_client::impl {
     for (auto& [k, v] : query)
       q += (q.empty() ? "?" : "&") + uri_encode(k, false) + "=" + uri_encode(v, false);
     url += q;
-    CURL* h = curl_easy_init();
+    // One handle per thread, reset per request: its connections stay open
+    // for the next request to the same server.
+    struct thread_handle {
+      CURL* h = curl_easy_init();
+      ~thread_handle() { curl_easy_cleanup(h); }
+    };
+    static thread_local thread_handle mine;
+    CURL* h = mine.h;
+    curl_easy_reset(h);
     curl_slist* list = nullptr;
     for (auto& [k, v] : headers)
       list = curl_slist_append(list, (k + ": " + v).c_str());
@@ -235,7 +243,6 @@ struct s3_client::impl {
     }
     auto rc = curl_easy_perform(h);
     curl_slist_free_all(list);
-    curl_easy_cleanup(h);
     if (t.stopped)
       return error{"io", "the reader stopped the transfer"};
     if (rc != CURLE_OK)
@@ -258,18 +265,13 @@ struct s3_client::impl {
     return ok;
   }
 
-  status_result put_multipart(const std::string& key, const std::filesystem::path& file,
-                              std::uint64_t size, const std::string& type);
   std::string presigned(const std::string& method, const std::string& key, long expires_s,
                         long long now_unix_s) const;
 };
 
-status_result s3_client::impl::put_multipart(const std::string& key,
-                                             const std::filesystem::path& file,
-                                             std::uint64_t size, const std::string& type) {
-  auto path = path_of(key);
-  auto started = perform("POST", path, {{"uploads", ""}}, {{"content-type", type}}, nullptr,
-                         sha256_hex(""));
+result<std::string> s3_client::start_multipart(const std::string& key, const std::string& type) {
+  auto started = impl_->perform("POST", impl_->path_of(key), {{"uploads", ""}},
+                                {{"content-type", type}}, nullptr, sha256_hex(""));
   if (!started)
     return started.error();
   if (started->status / 100 != 2)
@@ -277,7 +279,55 @@ status_result s3_client::impl::put_multipart(const std::string& key,
   auto upload_id = xml_text(started->body, "UploadId");
   if (upload_id.empty())
     return error{"io", "S3 started a multipart upload of " + key + " without an UploadId"};
+  return upload_id;
+}
 
+result<std::string> s3_client::put_part(const std::string& key, const std::string& upload_id,
+                                        unsigned number, std::string_view bytes) {
+  body_source src{bytes, nullptr, bytes.size()};
+  // Unsigned: the caller keeps the whole object's digest, and hashing every
+  // part again costs a pass over the bytes for nothing S3 keeps.
+  auto r = impl_->perform("PUT", impl_->path_of(key),
+                          {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}}, {},
+                          &src, "UNSIGNED-PAYLOAD");
+  if (!r)
+    return r.error();
+  if (r->status / 100 != 2)
+    return s3_error(*r, "part " + std::to_string(number) + " of " + key);
+  return r->headers["etag"];
+}
+
+status_result s3_client::complete_multipart(const std::string& key, const std::string& upload_id,
+                                            const std::vector<std::string>& etags) {
+  std::string xml = "<CompleteMultipartUpload>";
+  for (std::size_t i = 0; i < etags.size(); ++i)
+    xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" + etags[i]
+           + "</ETag></Part>";
+  xml += "</CompleteMultipartUpload>";
+  body_source src{xml, nullptr, xml.size()};
+  auto done = impl_->perform("POST", impl_->path_of(key), {{"uploadId", upload_id}},
+                             {{"content-type", "application/xml"}}, &src, sha256_hex(xml));
+  if (!done)
+    return done.error();
+  // S3 may answer 200 with an error inside.
+  if (done->status / 100 != 2 || !xml_text(done->body, "Code").empty())
+    return s3_error(*done, "completing the multipart upload of " + key);
+  return ok;
+}
+
+void s3_client::abort_multipart(const std::string& key, const std::string& upload_id) {
+  auto aborted = impl_->perform("DELETE", impl_->path_of(key), {{"uploadId", upload_id}}, {},
+                                nullptr, sha256_hex(""));
+  if (!aborted || aborted->status / 100 != 2)
+    spdlog::warn("s3 multipart=abort_failed key=\"{}\" upload_id={}", key, upload_id);
+}
+
+status_result s3_client::put_multipart(const std::string& key, const std::filesystem::path& file,
+                                       std::uint64_t size, const std::string& type) {
+  auto& c = impl_->c;
+  auto upload_id = start_multipart(key, type);
+  if (!upload_id)
+    return upload_id.error();
   auto parts = static_cast<std::size_t>((size + c.part_size - 1) / c.part_size);
   std::vector<std::string> etags(parts);
   std::atomic<std::size_t> next{0};
@@ -301,29 +351,16 @@ status_result s3_client::impl::put_multipart(const std::string& key,
       std::ifstream in{file, std::ios::binary};
       in.seekg(static_cast<std::streamoff>(offset));
       in.read(buf.data(), static_cast<std::streamsize>(length));
-      std::optional<error> problem;
-      if (static_cast<std::uint64_t>(in.gcount()) != length) {
-        problem = error{"io", "cannot read " + file.string()};
-      } else {
-        body_source src{buf, nullptr, length};
-        // Unsigned: the caller has the whole file's digest, and hashing every
-        // part again costs a pass over the file for nothing S3 keeps.
-        auto r = perform("PUT", path,
-                         {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}}, {},
-                         &src, "UNSIGNED-PAYLOAD");
-        if (!r)
-          problem = r.error();
-        else if (r->status / 100 != 2)
-          problem = s3_error(*r, "part " + std::to_string(i + 1) + " of " + key);
-        else
-          etags[i] = r->headers["etag"];
-      }
-      if (problem) {
-        std::lock_guard lock{mu};
+      result<std::string> etag = static_cast<std::uint64_t>(in.gcount()) == length
+                                   ? put_part(key, *upload_id, static_cast<unsigned>(i + 1), buf)
+                                   : result<std::string>{error{"io", "cannot read " + file.string()}};
+      std::lock_guard lock{mu};
+      if (!etag) {
         if (!failed)
-          failed = problem;
+          failed = etag.error();
         return;
       }
+      etags[i] = *etag;
     }
   };
   std::vector<std::thread> pool;
@@ -331,28 +368,12 @@ status_result s3_client::impl::put_multipart(const std::string& key,
     pool.emplace_back(worker);
   for (auto& t : pool)
     t.join();
-
-  if (!failed) {
-    std::string xml = "<CompleteMultipartUpload>";
-    for (std::size_t i = 0; i < parts; ++i)
-      xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" + etags[i]
-             + "</ETag></Part>";
-    xml += "</CompleteMultipartUpload>";
-    body_source src{xml, nullptr, xml.size()};
-    auto done = perform("POST", path, {{"uploadId", upload_id}},
-                        {{"content-type", "application/xml"}}, &src, sha256_hex(xml));
-    if (!done)
+  if (!failed)
+    if (auto done = complete_multipart(key, *upload_id, etags); !done)
       failed = done.error();
-    else if (done->status / 100 != 2)
-      failed = s3_error(*done, "completing the multipart upload of " + key);
-    else if (!xml_text(done->body, "Code").empty())  // S3 may answer 200 with an error inside
-      failed = s3_error(*done, "completing the multipart upload of " + key);
-  }
   if (failed) {
     // Nothing half-written stays behind.
-    auto aborted = perform("DELETE", path, {{"uploadId", upload_id}}, {}, nullptr, sha256_hex(""));
-    if (!aborted || aborted->status / 100 != 2)
-      spdlog::warn("s3 multipart=abort_failed key={} upload_id={}", key, upload_id);
+    abort_multipart(key, *upload_id);
     return *failed;
   }
   return ok;
@@ -443,7 +464,7 @@ status_result s3_client::put_file(const std::string& key, const std::filesystem:
   if (ec)
     return error{"io", "cannot read " + file.string() + ": " + ec.message()};
   if (size >= impl_->c.multipart_threshold)
-    return impl_->put_multipart(key, file, size, content_type);
+    return put_multipart(key, file, size, content_type);
   if (sha256.empty())
     sha256 = file_sha256(file);
   return impl_->put_single(key, file, size, content_type, sha256);
@@ -521,6 +542,25 @@ result<std::vector<s3_object>> s3_client::list(const std::string& prefix) {
     token = xml_text(r->body, "NextContinuationToken");
     if (token.empty())
       break;
+  }
+  return out;
+}
+
+result<std::vector<std::string>> s3_client::list_uploads(const std::string& prefix) {
+  auto r = impl_->perform("GET", impl_->path_of(""), {{"uploads", ""}, {"prefix", prefix}}, {},
+                          nullptr, sha256_hex(""));
+  if (!r)
+    return r.error();
+  if (r->status / 100 != 2)
+    return s3_error(*r, "listing the multipart uploads under " + prefix);
+  std::vector<std::string> out;
+  std::size_t at = 0, end = 0;
+  for (;;) {
+    auto item = xml_text(r->body, "Upload", at, &end);
+    if (item.empty())
+      break;
+    at = end;
+    out.push_back(xml_text(item, "Key"));
   }
   return out;
 }

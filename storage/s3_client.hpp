@@ -62,6 +62,16 @@ class s3_client {
   status_result put_bytes(const std::string& key, std::string_view data,
                           const std::string& content_type = "application/octet-stream");
 
+  // A multipart upload step by step (for bytes that arrive over time): parts
+  // numbered from 1, each at least 5 MiB but the last; an upload that is not
+  // completed must be aborted, or S3 keeps its parts.
+  result<std::string> start_multipart(const std::string& key, const std::string& content_type);
+  result<std::string> put_part(const std::string& key, const std::string& upload_id,
+                               unsigned number, std::string_view bytes);  // its ETag
+  status_result complete_multipart(const std::string& key, const std::string& upload_id,
+                                   const std::vector<std::string>& etags);
+  void abort_multipart(const std::string& key, const std::string& upload_id);
+
   // The object's bytes (or [first, last] of them) to `sink`, in order; a
   // sink returning false stops the transfer (error "io").
   using sink = std::function<bool(std::string_view)>;
@@ -71,6 +81,8 @@ class s3_client {
   status_result remove(const std::string& key);
   // Every object under `prefix`, in key order.
   result<std::vector<s3_object>> list(const std::string& prefix);
+  // The keys of multipart uploads started and neither completed nor aborted.
+  result<std::vector<std::string>> list_uploads(const std::string& prefix);
 
   // A URL anyone may GET for `expires_s` seconds from `now_unix_s`.
   std::string presigned_get(const std::string& key, long expires_s, long long now_unix_s) const;
@@ -80,6 +92,8 @@ class s3_client {
   struct impl;
 
  private:
+  status_result put_multipart(const std::string& key, const std::filesystem::path& file,
+                              std::uint64_t size, const std::string& content_type);
   std::unique_ptr<impl> impl_;
 };
 

@@ -33,6 +33,7 @@ scripts:
     head -c 1024 /dev/urandom > "$ARCHIVE/one kib+=.bin"
     mkdir -p "$ARCHIVE/out"
     head -c 7340032 /dev/urandom > "$ARCHIVE/out/seven é.bin"
+    head -c 20971520 /dev/urandom > "$ARCHIVE/out/twenty.bin"
 )";
 
 std::string fetch(storage::s3_client& s3, const std::string& key) {
@@ -77,7 +78,7 @@ TEST_CASE("a run's artifacts go to S3 and come back through the gateway", "[s3][
 
   // In the bucket, byte for byte what the log says.
   auto artifacts = run["artifacts"];
-  REQUIRE(artifacts.size() == 3);
+  REQUIRE(artifacts.size() == 4);
   std::map<std::string, std::string> bytes;
   for (auto& a : artifacts) {
     auto path = a["path"].get<std::string>();
@@ -90,10 +91,21 @@ TEST_CASE("a run's artifacts go to S3 and come back through the gateway", "[s3][
   CHECK(bytes.at("empty.txt").empty());
   CHECK(bytes.at("one kib+=.bin").size() == 1024);
   CHECK(bytes.at("out/seven \xc3\xa9.bin").size() == 7340032);
-  // Nothing half-written: only the three objects.
+  CHECK(bytes.at("out/twenty.bin").size() == 20971520);  // streamed in 8 MiB parts
+  CHECK_THAT(s3.head("ci/app/1/make/out/twenty.bin")->etag, Catch::EndsWith("-3\""));
+  // Nothing half-written: only the four objects, no multipart upload left open.
   auto listed = s3.list("");
   REQUIRE(listed);
-  CHECK(listed->size() == 3);
+  CHECK(listed->size() == 4);
+  CHECK(s3.list_uploads("")->empty());
+
+  // An upload its sender may not make stores nothing, and leaves no parts.
+  std::string intruder(20u << 20, 'x');
+  auto refused = up.api("PUT", "/v1/runs/app/1/make/artifacts/intruder.bin", intruder,
+                        {{"Content-Type", "application/octet-stream"}}, "not-a-token");
+  CHECK(refused.status == 401);
+  CHECK(wait_until([&] { return s3.list_uploads("")->empty(); }, 30s));
+  CHECK(s3.list("")->size() == 4);
 
   // Redirect mode: a presigned URL that serves the object, Range too.
   std::string base = "/v1/projects/app/builds/1/runs/make/artifacts/";
