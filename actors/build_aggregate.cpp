@@ -108,6 +108,22 @@ result<events> decide_one(const state& s, const finish_notification& c) {
                                       c.delivered ? 0 : c.retry_at_ms}};
 }
 
+result<events> decide_one(const state& s, const pin_build& c) {
+  if (!s.exists)
+    return refuse(errc::not_found, "no such build");
+  if (s.pinned && s.pin_name == c.name)
+    return events{};
+  return events{build_pinned{c.name, c.reason}};
+}
+
+result<events> decide_one(const state& s, const unpin_build& c) {
+  if (!s.exists)
+    return refuse(errc::not_found, "no such build");
+  if (!s.pinned)
+    return events{};
+  return events{build_unpinned{c.reason}};
+}
+
 } // namespace
 
 result<std::vector<event>> decide(const state& s, const command& c) {
@@ -127,6 +143,12 @@ void apply(state& s, const event& e) {
   } else if (auto x = std::get_if<build_completed>(&e)) {
     s.completed = true;
     s.result = x->status;
+  } else if (auto x = std::get_if<build_pinned>(&e)) {
+    s.pinned = true;
+    s.pin_name = x->name;
+  } else if (std::get_if<build_unpinned>(&e)) {
+    s.pinned = false;
+    s.pin_name.clear();
   } else if (auto x = std::get_if<notification_planned>(&e)) {
     s.notifications[x->id];
   } else if (auto x = std::get_if<notification_started>(&e)) {

@@ -50,6 +50,8 @@ struct state {
   bool completed = false;
   kiln::status result = kiln::status::running;
   std::map<std::string, notification_state> notifications;  // planned or attempted
+  bool pinned = false;  // kept whatever the retention policy says
+  std::string pin_name;
 };
 
 struct create_build {
@@ -82,8 +84,17 @@ struct finish_notification {
   std::int64_t retry_at_ms = 0;  // 0 when not delivered: give up
 };
 
+// Pinned (or promoted, with a name) builds keep their artifacts.
+struct pin_build {
+  std::string name;
+  std::string reason;
+};
+struct unpin_build {
+  std::string reason;
+};
+
 using command = std::variant<create_build, add_runs, cancel_build, complete_build,
-                             start_notification, finish_notification>;
+                             start_notification, finish_notification, pin_build, unpin_build>;
 
 result<std::vector<event>> decide(const state& s, const command& c);
 // A NotificationStarted or NotificationFinished folded into its notification

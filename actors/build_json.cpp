@@ -40,7 +40,8 @@ json run_json(const domain::run_summary& r, const std::string& project, std::uin
           {"cancel_requested", r.cancel_requested},
           {"queued_ms", ms(r.queued_ns)},
           {"started_ms", ms(r.started_ns)},
-          {"finished_ms", ms(r.finished_ns)}};
+          {"finished_ms", ms(r.finished_ns)},
+          {"artifacts_expired", r.artifacts_expired}};
 }
 
 json build_json(const domain::build_summary& b, bool with_notifications) {
@@ -61,7 +62,10 @@ json build_json(const domain::build_summary& b, bool with_notifications) {
            {"rerun_of", b.facts.rerun_of},
            {"created_ms", ms(b.created_ns)},
            {"completed_ms", ms(b.completed_ns)},
+           {"pinned", b.pinned},
            {"runs", std::move(runs)}};
+  if (b.pinned && !b.pin_name.empty())
+    out["promoted_as"] = b.pin_name;
   if (with_notifications)
     out["notifications"] = notifications_json(b);
   return out;

@@ -4,6 +4,7 @@
 // travel in process; in a cluster the bus carries them (issue 6).
 #include "actors/credentials.hpp"
 #include "actors/notifications.hpp"
+#include "actors/retention.hpp"
 #include "actors/read_model.hpp"
 #include "actors/run_aggregate.hpp"
 #include "actors/scheduler.hpp"
@@ -142,6 +143,24 @@ struct receive_webhook {
   std::string body;
 };
 
+// Keeps a build's artifacts whatever the retention policy says; a name
+// promotes it ("v1.2").
+struct pin_build {
+  std::string project;
+  std::uint32_t build = 0;
+  std::string name;
+  std::string reason;
+};
+struct unpin_build {
+  std::string project;
+  std::uint32_t build = 0;
+  std::string reason;
+};
+// The retention sweeper deleted a run's artifacts: its listing says so.
+struct expire_artifacts {
+  domain::run_key run;
+  std::string reason;
+};
 // The core's notifier claims a notification's next attempt (refused with
 // "not_due" when it is settled, under way or waiting to be retried) and
 // then says how it went (notifications.hpp). Not on the bus or HTTP.
@@ -165,7 +184,8 @@ using request = std::variant<put_project, delete_project, set_secret, remove_sec
                              delist_worker, delete_worker, worker_checkin, report_run,
                              store_artifact, report_tests, issue_token, revoke_token,
                              append_console, record_git_refs, receive_webhook,
-                             start_notification, finish_notification>;
+                             start_notification, finish_notification, pin_build, unpin_build,
+                             expire_artifacts>;
 
 // Who asks, and the idempotency key: a request repeated with the same id
 // gets the first reply and changes nothing.
@@ -267,9 +287,12 @@ struct open_secret {
 
 // The notifications whose next attempt may start now, for the core's notifier.
 struct list_due_notifications {};
+// The finished runs whose artifacts the retention policies expire now.
+struct list_expired_artifacts {};
 using query = std::variant<list_projects, get_project, list_builds, get_build, get_run,
                            list_workers, get_queue, authenticate, list_tokens, read_console,
-                           get_stats, list_git_pollers, open_secret, list_due_notifications>;
+                           get_stats, list_git_pollers, open_secret, list_due_notifications,
+                           list_expired_artifacts>;
 
 // A project without its builds (list them with list_builds).
 struct project_info {
@@ -329,6 +352,6 @@ using query_result =
                std::vector<domain::worker_summary>, std::vector<domain::waiting_run>,
                domain::grant, std::vector<domain::token_summary>, console_text, core_metrics,
                std::vector<git_poller_info>, secret_value,
-               std::vector<domain::due_notification>>;
+               std::vector<domain::due_notification>, std::vector<domain::expiring_run>>;
 
 } // namespace kiln::core

@@ -123,6 +123,11 @@ request decode_command(std::string_view verb, const json& b) {
     return rerun_build{str(b, "project"), build_number(b), b.value("failed_only", false)};
   if (verb == "cancel_run")
     return cancel_run{run_of(b)};
+  if (verb == "pin_build")
+    return pin_build{str(b, "project"), build_number(b), str(b, "name", false),
+                     str(b, "reason", false)};
+  if (verb == "unpin_build")
+    return unpin_build{str(b, "project"), build_number(b), str(b, "reason", false)};
   if (verb == "register_worker")
     return register_worker{str(b, "name"), strings(b, "tags"),
                            static_cast<std::uint32_t>(num(b, "concurrency", 1)),
@@ -272,7 +277,8 @@ json render(const query_result& q) {
       out["rundef"] = parsed_or_text(x.state.rundef);  // holds no secret (build_plan)
       auto artifacts = json::array();
       for (auto& a : x.state.artifacts)
-        artifacts.push_back({{"path", a.path}, {"size", a.size}, {"sha256", a.sha256}});
+        artifacts.push_back({{"path", a.path}, {"size", a.size}, {"sha256", a.sha256},
+                             {"expired", x.state.artifacts_expired}});
       out["artifacts"] = std::move(artifacts);
       auto tests = json::array();
       for (auto& suite : x.state.tests)
@@ -333,6 +339,12 @@ json render(const query_result& q) {
       return out;
     }
     json operator()(const secret_value&) { return nullptr; }  // never leaves the core
+    json operator()(const std::vector<domain::expiring_run>& x) {
+      auto out = json::array();
+      for (auto& e : x)
+        out.push_back({{"run_id", e.run.path()}, {"reason", e.reason}});
+      return out;
+    }
     json operator()(const std::vector<domain::due_notification>& x) {
       auto out = json::array();
       for (auto& n : x)

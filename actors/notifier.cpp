@@ -2,6 +2,7 @@
 
 #include "actors/build_json.hpp"
 #include "actors/core.hpp"
+#include "actors/periodic.hpp"
 
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
@@ -138,35 +139,27 @@ outcome send_mail(const notifier_options& o, const domain::outgoing_mail& m) {
 struct notifier::impl {
   core& c;
   notifier_options o;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool stopping = false;
-  std::thread thread;
+  std::unique_ptr<periodic> thread;
 
   impl(core& c, notifier_options o) : c(c), o(std::move(o)) {}
-  void loop();
+  void tick();
   void attempt(const domain::due_notification& n);
   outcome deliver(const domain::due_notification& n);
 };
 
-void notifier::impl::loop() {
-  std::unique_lock lock{mu};
-  while (!stopping) {
-    lock.unlock();
-    auto due = c.read(list_due_notifications{});
-    if (due)
-      if (auto list = std::get_if<std::vector<domain::due_notification>>(&*due)) {
-        // A few at a time, so one slow receiver does not hold the others up.
-        for (std::size_t i = 0; i < list->size(); i += o.parallel) {
-          std::vector<std::thread> batch;
-          for (auto j = i; j < std::min(list->size(), i + o.parallel); ++j)
-            batch.emplace_back([this, &n = (*list)[j]] { attempt(n); });
-          for (auto& t : batch)
-            t.join();
-        }
-      }
-    lock.lock();
-    cv.wait_for(lock, o.tick, [this] { return stopping; });
+void notifier::impl::tick() {
+  auto due = c.read(list_due_notifications{});
+  if (!due)
+    return;
+  if (auto list = std::get_if<std::vector<domain::due_notification>>(&*due)) {
+    // A few at a time, so one slow receiver does not hold the others up.
+    for (std::size_t i = 0; i < list->size(); i += o.parallel) {
+      std::vector<std::thread> batch;
+      for (auto j = i; j < std::min(list->size(), i + o.parallel); ++j)
+        batch.emplace_back([this, &n = (*list)[j]] { attempt(n); });
+      for (auto& t : batch)
+        t.join();
+    }
   }
 }
 
@@ -220,16 +213,9 @@ outcome notifier::impl::deliver(const domain::due_notification& n) {
 
 notifier::notifier(core& c, notifier_options options)
   : impl_(std::make_unique<impl>(c, std::move(options))) {
-  impl_->thread = std::thread{[p = impl_.get()] { p->loop(); }};
+  impl_->thread = std::make_unique<periodic>(impl_->o.tick, [p = impl_.get()] { p->tick(); });
 }
 
-notifier::~notifier() {
-  {
-    std::lock_guard lock{impl_->mu};
-    impl_->stopping = true;
-  }
-  impl_->cv.notify_all();
-  impl_->thread.join();
-}
+notifier::~notifier() = default;
 
 } // namespace kiln::core

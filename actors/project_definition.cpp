@@ -376,7 +376,7 @@ project_definition read_definition(const YAML::Node& root) {
   map_reader m{root,
                "the project definition",
                {"timeout", "description", "params", "scripts", "script-repos", "email",
-                "webhooks", "triggers", "synchronous-builds"}};
+                "webhooks", "triggers", "synchronous-builds", "retention"}};
   project_definition def;
   def.timeout_minutes = positive_int(m.require("timeout"), "'timeout'");
   def.description = m.string_or("description", "");
@@ -403,6 +403,15 @@ project_definition read_definition(const YAML::Node& root) {
     def.webhooks = read_webhooks(m.get("webhooks"), "the project");
   if (m.has("synchronous-builds"))
     def.synchronous_builds = boolean(m.get("synchronous-builds"), "'synchronous-builds'");
+  if (m.has("retention")) {
+    map_reader r{m.get("retention"), "retention", {"keep-days", "keep-builds"}};
+    if (r.has("keep-days"))
+      def.retention.keep_days = positive_int(r.get("keep-days"), "'keep-days' of retention");
+    if (r.has("keep-builds"))
+      def.retention.keep_builds = positive_int(r.get("keep-builds"), "'keep-builds' of retention");
+    if (!def.retention.keep_days && !def.retention.keep_builds)
+      fail(m.get("retention"), "retention needs 'keep-days' and/or 'keep-builds'");
+  }
 
   auto triggers = m.require("triggers");
   if (!triggers.IsSequence() || triggers.size() == 0)

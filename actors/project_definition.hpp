@@ -110,6 +110,15 @@ struct script_repo {
   std::string token;  // names a secret
 };
 
+// kiln extension: how long builds keep their artifacts. A build's go when
+// it is more than keep_days old or not among the newest keep_builds
+// (either limit); pinned builds keep theirs. 0: no limit.
+struct retention_policy {
+  int keep_days = 0;
+  int keep_builds = 0;
+  bool any() const { return keep_days > 0 || keep_builds > 0; }
+};
+
 struct project_definition {
   int timeout_minutes = 0;
   std::string description;
@@ -120,6 +129,7 @@ struct project_definition {
   std::vector<notify_webhook> webhooks;
   std::vector<trigger_spec> triggers;
   bool synchronous_builds = false;  // a newer build waits for the older to finish
+  retention_policy retention;
 
   const trigger_spec* find_trigger(std::string_view name) const;
 };

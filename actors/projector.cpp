@@ -673,6 +673,16 @@ void handle(projector_actor* self, request& req, const request_context& ctx, rep
                    attempt = st->attempt;
                reply_when_seen(self, r->seq, cb, notification_claim{r->seq, attempt});
              });
+      } else if constexpr (std::is_same_v<T, pin_build>) {
+        simple(self, streams::build(x.project, x.build),
+               domain::build::pin_build{x.name, x.reason.empty() ? "pinned by " + ctx.principal : x.reason},
+               ctx, cb);
+      } else if constexpr (std::is_same_v<T, unpin_build>) {
+        simple(self, streams::build(x.project, x.build),
+               domain::build::unpin_build{x.reason.empty() ? "unpinned by " + ctx.principal : x.reason},
+               ctx, cb);
+      } else if constexpr (std::is_same_v<T, expire_artifacts>) {
+        simple(self, x.run.id(), domain::run::expire_artifacts{x.reason}, ctx, cb);
       } else if constexpr (std::is_same_v<T, finish_notification>) {
         simple(self, streams::build(x.project, x.build),
                domain::build::finish_notification{x.id, x.attempt, x.delivered, x.detail,
@@ -867,6 +877,8 @@ void answer(projector_actor* self, const query& q, query_callback cb) {
           }
         }
         cb(query_result{std::move(out)});
+      } else if constexpr (std::is_same_v<T, list_expired_artifacts>) {
+        cb(query_result{domain::expired_artifacts(m, now_ns())});
       } else if constexpr (std::is_same_v<T, list_due_notifications>) {
         cb(query_result{domain::due_notifications(m, now_ns() / 1'000'000)});
       } else if constexpr (std::is_same_v<T, open_secret>) {

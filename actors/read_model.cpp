@@ -223,6 +223,12 @@ void read_model::apply_build(const stream_id& s, const commit& c, const event& e
     b.result = x->status;
     b.completed_ns = c.meta.time_unix_ns;
     open_.erase({id->first, id->second});
+  } else if (auto x = std::get_if<build_pinned>(&e)) {
+    b.pinned = true;
+    b.pin_name = x->name;
+  } else if (std::get_if<build_unpinned>(&e)) {
+    b.pinned = false;
+    b.pin_name.clear();
   } else if (auto x = std::get_if<notification_planned>(&e)) {
     auto& n = b.notifications[x->id];
     n.kind = x->kind;
@@ -330,6 +336,10 @@ void read_model::apply_run(const stream_id& s, const commit& c, const event& e, 
     add_status(b, *r, x->status);
   } else if (std::get_if<run_cancel_requested>(&e)) {
     r->cancel_requested = true;
+  } else if (std::get_if<run_artifact_stored>(&e)) {
+    ++r->artifacts;
+  } else if (std::get_if<run_artifacts_expired>(&e)) {
+    r->artifacts_expired = true;
   } else if (auto x = std::get_if<run_requeued>(&e)) {
     release();
     r->worker.clear();

@@ -45,6 +45,8 @@ struct run_summary {
   std::int64_t queued_ns = 0;
   std::int64_t started_ns = 0;
   std::int64_t finished_ns = 0;
+  std::uint32_t artifacts = 0;      // stored
+  bool artifacts_expired = false;   // deleted by the retention policy
 
   bool finished() const;
   bool assigned() const { return !worker.empty() && status == kiln::status::queued; }
@@ -75,6 +77,8 @@ struct build_summary {
   std::int64_t created_ns = 0;
   std::int64_t completed_ns = 0;
   std::map<std::string, notification_summary> notifications;  // by id
+  bool pinned = false;  // kept whatever the retention policy says
+  std::string pin_name;
 
   const run_summary* run(std::string_view name) const;
   run_summary* run(std::string_view name);

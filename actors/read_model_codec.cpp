@@ -12,8 +12,8 @@ namespace kiln::domain {
 
 namespace {
 
-// 3: cron slots and git refs; 4: builds' notifications.
-constexpr std::string_view magic = "KRM4";
+// 3: cron slots and git refs; 4: builds' notifications; 5: pins, artifact counts.
+constexpr std::string_view magic = "KRM5";
 
 class writer {
  public:
@@ -107,6 +107,8 @@ void put_run(writer& w, const run_summary& r) {
   w.i64(r.queued_ns);
   w.i64(r.started_ns);
   w.i64(r.finished_ns);
+  w.u64(r.artifacts);
+  w.u64(r.artifacts_expired);
 }
 
 run_summary get_run(reader& r) {
@@ -123,6 +125,8 @@ run_summary get_run(reader& r) {
   x.queued_ns = r.i64();
   x.started_ns = r.i64();
   x.finished_ns = r.i64();
+  x.artifacts = r.u32();
+  x.artifacts_expired = r.u64() != 0;
   return x;
 }
 
@@ -165,6 +169,8 @@ void put_build(writer& w, const build_summary& b) {
     w.u64(n.state.in_flight | n.state.delivered << 1 | n.state.abandoned << 2 | n.superseded << 3);
     w.str(n.detail);
   }
+  w.u64(b.pinned);
+  w.str(b.pin_name);
 }
 
 build_summary get_build(reader& r, const std::string& project) {
@@ -213,6 +219,8 @@ build_summary get_build(reader& r, const std::string& project) {
     n.superseded = flags & 8;
     n.detail = r.str();
   }
+  b.pinned = r.u64() != 0;
+  b.pin_name = r.str();
   return b;
 }
 

@@ -130,6 +130,16 @@ result<events> decide_one(const state& s, const store_artifact& c) {
   return events{run_artifact_stored{c.path, c.size, c.sha256}};
 }
 
+result<events> decide_one(const state& s, const expire_artifacts& c) {
+  if (!s.exists)
+    return refuse(errc::not_found, "no such run");
+  if (!s.finished())
+    return refuse(errc::illegal_transition, "a run's artifacts expire only once it has ended");
+  if (s.artifacts_expired || s.artifacts.empty())
+    return events{};
+  return events{run_artifacts_expired{c.reason}};
+}
+
 result<events> decide_one(const state& s, const report_tests& c) {
   if (auto e = must_be_live(s))
     return *e;
@@ -171,6 +181,8 @@ void apply(state& s, const event& e) {
     s.attempt = x->attempt;
   } else if (auto x = std::get_if<run_artifact_stored>(&e)) {
     s.artifacts.push_back(*x);
+  } else if (std::get_if<run_artifacts_expired>(&e)) {
+    s.artifacts_expired = true;
   } else if (auto x = std::get_if<run_tests_reported>(&e)) {
     s.tests.push_back(*x);
   }

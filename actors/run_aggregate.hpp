@@ -51,6 +51,7 @@ struct state {
   std::string message;
   std::vector<run_artifact_stored> artifacts;
   std::vector<run_tests_reported> tests;
+  bool artifacts_expired = false;  // deleted by the retention policy
 
   bool finished() const;
 };
@@ -99,8 +100,14 @@ struct report_tests {
   std::vector<test_result> results;
 };
 
+// The retention policy deleted the finished run's artifacts.
+struct expire_artifacts {
+  std::string reason;
+};
+
 using command = std::variant<queue_run, assign_run, start_run, complete_run, cancel_run,
-                             time_out_run, lose_run, store_artifact, report_tests>;
+                             time_out_run, lose_run, store_artifact, report_tests,
+                             expire_artifacts>;
 
 // The events the command makes (none: it changes nothing, e.g. a repeat),
 // or why it is refused. All validation lives here.

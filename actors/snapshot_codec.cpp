@@ -12,12 +12,12 @@ namespace build {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(notification_state, attempts, lease_until_ms, retry_at_ms,
                                    in_flight, delivered, abandoned)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(state, exists, created, runs, cancelled, completed, result,
-                                   notifications)
+                                   notifications, pinned, pin_name)
 }
 namespace run {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(state, exists, project, build, name, host_tag, rundef,
                                    timeout_s, status, worker, attempt, cancel_requested,
-                                   exit_code, message, artifacts, tests)
+                                   exit_code, message, artifacts, tests, artifacts_expired)
 }
 namespace worker {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(state, exists, deleted, name, tags, concurrency, host_json,
@@ -31,8 +31,9 @@ namespace {
 
 // The layout version: bump it when a state's fields change, so that old
 // snapshots are ignored rather than misread.
-// 2: projects keep cron slots and git refs; 3: builds their notifications.
-constexpr int layout = 3;
+// 2: projects keep cron slots and git refs; 3: builds their notifications;
+// 4: pins and expired artifacts.
+constexpr int layout = 4;
 
 template <class State>
 std::string encode(std::string_view kind, const State& s) {

@@ -16,7 +16,7 @@ status_result configure_artifacts(const args& a, const std::filesystem::path& da
                     "s3-part-size-mb", "s3-parallel-parts"})
       if (a.has(k))
         throw usage_error(std::string{"--"} + k + " needs --artifacts s3://BUCKET[/PREFIX]");
-    g.artifacts = where;
+    g.store = gateway::make_local_artifact_store(where);
     return kiln::ok;
   }
   auto url = gateway::parse_s3_url(where);

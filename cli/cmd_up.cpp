@@ -9,7 +9,9 @@
 #include "actors/core.hpp"
 #include "actors/git_poller.hpp"
 #include "actors/notifier.hpp"
+#include "actors/retention_sweeper.hpp"
 #include "gateway/http_server.hpp"
+#include "gateway/artifact_store.hpp"
 #include "gateway/gateway.hpp"
 #include "actors/core_service.hpp"
 #include "cli/admin_token.hpp"
@@ -94,7 +96,7 @@ int cmd_up(int argc, char** argv) {
   auto known = artifact_options;
   known.insert({"data", "listen", "workers", "executor", "public-read", "config", "max-streams",
                 "worker-timeout", "public-url", "smtp", "smtp-from", "smtp-user", "github-api",
-                "gitlab-api", "notify-retry"});
+                "gitlab-api", "notify-retry", "retention-interval"});
   a.allow_only(known);
   auto data = a.get_or("data", "./kiln-data");
   auto listen = parse_listen(a.get_or("listen", "127.0.0.1:8080"));
@@ -105,6 +107,9 @@ int cmd_up(int argc, char** argv) {
   if (!executor.empty() && executor != "bwrap" && executor != "host" && executor != "podman")
     throw usage_error("--executor is bwrap, host or podman, not '" + executor + "'");
   auto notify = notifier_options(a);
+  auto retention_every = std::chrono::seconds{a.get_u64("retention-interval", 600)};
+  if (retention_every.count() < 1)
+    throw usage_error("--retention-interval is at least 1 second");
   gateway::gateway_options gopts;
   if (auto store = configure_artifacts(a, data, gopts); !store) {
     std::fprintf(stderr, "kiln up: %s\n", store.error().message.c_str());
@@ -184,6 +189,13 @@ int cmd_up(int argc, char** argv) {
   if (notify.settings.public_url.empty())
     notify.settings.public_url = url;
   auto notifier = std::make_unique<core::notifier>(domain, notify);
+  // Retention deletes from the store the gateway writes to.
+  auto sweeper = std::make_unique<core::retention_sweeper>(
+    domain,
+    [store = gopts.store](const domain::run_key& run, const std::string& path) {
+      return store->remove({run.project, run.build, run.name, path});
+    },
+    retention_every);
 
   std::unique_ptr<local_workers> workers;
   if (worker_count > 0) {
@@ -206,6 +218,7 @@ int cmd_up(int argc, char** argv) {
   (*server)->stop_accepting();
   (*server)->stop(std::chrono::seconds{10});
   poller.reset();
+  sweeper.reset();
   notifier.reset();
   service.reset();
   domain.stop();

@@ -113,6 +113,17 @@ body_ref encode(fb::FlatBufferBuilder& b, const build_runs_added& e) {
   return {s::EventBody::BuildRunsAdded,
           s::CreateBuildRunsAdded(b, str(b, e.trigger), str(b, e.parent_run), strs(b, e.runs)).Union()};
 }
+body_ref encode(fb::FlatBufferBuilder& b, const build_pinned& e) {
+  return {s::EventBody::BuildPinned,
+          s::CreateBuildPinned(b, str(b, e.name), str(b, e.reason)).Union()};
+}
+body_ref encode(fb::FlatBufferBuilder& b, const build_unpinned& e) {
+  return {s::EventBody::BuildUnpinned, s::CreateBuildUnpinned(b, str(b, e.reason)).Union()};
+}
+body_ref encode(fb::FlatBufferBuilder& b, const run_artifacts_expired& e) {
+  return {s::EventBody::RunArtifactsExpired,
+          s::CreateRunArtifactsExpired(b, str(b, e.reason)).Union()};
+}
 body_ref encode(fb::FlatBufferBuilder& b, const notification_planned& e) {
   return {s::EventBody::NotificationPlanned,
           s::CreateNotificationPlanned(b, str(b, e.id), str(b, e.kind), str(b, e.spec)).Union()};
@@ -304,6 +315,14 @@ result<event> decode_event(const s::Event& ev) {
       auto t = ev.body_as_BuildRunsAdded();
       return event{build_runs_added{str(t->trigger()), str(t->parent_run()), strs(t->runs())}};
     }
+    case B::BuildPinned: {
+      auto t = ev.body_as_BuildPinned();
+      return event{build_pinned{str(t->name()), str(t->reason())}};
+    }
+    case B::BuildUnpinned:
+      return event{build_unpinned{str(ev.body_as_BuildUnpinned()->reason())}};
+    case B::RunArtifactsExpired:
+      return event{run_artifacts_expired{str(ev.body_as_RunArtifactsExpired()->reason())}};
     case B::NotificationPlanned: {
       auto t = ev.body_as_NotificationPlanned();
       return event{notification_planned{str(t->id()), str(t->kind()), str(t->spec())}};

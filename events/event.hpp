@@ -147,6 +147,20 @@ struct notification_finished {
   bool operator==(const notification_finished&) const = default;
 };
 
+// A build kept whatever the project's retention says (a release, a build
+// someone must look at): `name` promotes it ("v1.2"), empty just pins it.
+struct build_pinned {
+  static constexpr std::string_view type_name = "BuildPinned";
+  std::string name;
+  std::string reason;
+  bool operator==(const build_pinned&) const = default;
+};
+struct build_unpinned {
+  static constexpr std::string_view type_name = "BuildUnpinned";
+  std::string reason;
+  bool operator==(const build_unpinned&) const = default;
+};
+
 struct build_runs_added {
   static constexpr std::string_view type_name = "BuildRunsAdded";
   std::string trigger;
@@ -203,6 +217,14 @@ struct run_artifact_stored {
   std::string sha256;
   bool operator==(const run_artifact_stored&) const = default;
 };
+// The run's artifacts were deleted from the store by the project's
+// retention policy; the run and its listing stay (marked expired).
+struct run_artifacts_expired {
+  static constexpr std::string_view type_name = "RunArtifactsExpired";
+  std::string reason;
+  bool operator==(const run_artifacts_expired&) const = default;
+};
+
 struct test_result {
   std::string name;
   kiln::status status = status::passed;
@@ -272,9 +294,9 @@ using event = std::variant<
   project_secret_removed, project_deleted, build_number_allocated,
   cron_slot_reached, git_refs_polled,
   build_created, build_cancelled, build_completed, build_runs_added,
-  notification_planned, notification_started, notification_finished,
+  notification_planned, notification_started, notification_finished, build_pinned, build_unpinned,
   run_queued, run_assigned, run_started, run_completed, run_cancel_requested,
-  run_requeued, run_artifact_stored, run_tests_reported,
+  run_requeued, run_artifact_stored, run_tests_reported, run_artifacts_expired,
   worker_registered, worker_enlisted, worker_delisted, worker_deleted,
   worker_offline, worker_online, token_issued, token_revoked>;
 

@@ -412,6 +412,35 @@ void cancel_build(const call_ptr& c) {
                        }));
 }
 
+// Pinned (or promoted, with a name) builds keep their artifacts.
+void pin_build(const call_ptr& c) {
+  auto b = build_body(c);
+  if (!b)
+    return;
+  if (!c->req.body.empty()) {
+    auto body = parse_json(c);
+    if (!body)
+      return;
+    (*b)["name"] = body->value("name", std::string{});
+    (*b)["reason"] = body->value("reason", std::string{});
+  }
+  c->gw.core.command("pin_build", *b, c->as_caller(), render(c, 200, [b](const core_answer&) {
+                       auto out = json{{"project", (*b)["project"]}, {"build", (*b)["build"]},
+                                       {"pinned", true}};
+                       if (!b->value("name", std::string{}).empty())
+                         out["promoted_as"] = (*b)["name"];
+                       return out;
+                     }));
+}
+
+void unpin_build(const call_ptr& c) {
+  if (auto b = build_body(c))
+    c->gw.core.command("unpin_build", *b, c->as_caller(), render(c, 200, [b](const core_answer&) {
+                         return json{{"project", (*b)["project"]}, {"build", (*b)["build"]},
+                                     {"pinned", false}};
+                       }));
+}
+
 void rerun_build(const call_ptr& c) {
   auto b = build_body(c);
   if (!b)
@@ -553,6 +582,8 @@ void get_artifact(const call_ptr& c) {
     for (auto& art : a->result().value("artifacts", json::array())) {
       if (art.value("path", std::string{}) != p)
         continue;
+      if (art.value("expired", false))
+        return c->fail(410, "expired", "artifact '" + p + "' was deleted by the project's retention policy");
       if (!c->gw.artifacts)
         return c->fail(404, "not_found", "this node keeps no artifacts");
       auto key = artifact_of(*r, p);
@@ -1076,6 +1107,8 @@ std::vector<route> route_table() {
     {"GET", "/v1/projects/{project}/builds/{build}", a::read, get_build},
     {"POST", "/v1/projects/{project}/builds/{build}/cancel", a::trigger, cancel_build},
     {"POST", "/v1/projects/{project}/builds/{build}/rerun", a::trigger, rerun_build},
+    {"POST", "/v1/projects/{project}/builds/{build}/pin", a::trigger, pin_build},
+    {"DELETE", "/v1/projects/{project}/builds/{build}/pin", a::trigger, unpin_build},
     {"GET", "/v1/projects/{project}/builds/{build}/runs/{run}", a::read, get_run},
     {"GET", "/v1/projects/{project}/builds/{build}/runs/{run}/console", a::read, get_console},
     {"GET", "/v1/projects/{project}/builds/{build}/runs/{run}/rundef", a::read, get_rundef},

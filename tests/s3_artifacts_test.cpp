@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
+#include <set>
 
 using namespace kiln;
 using namespace kiln::test;
@@ -18,23 +19,20 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const char* artifacts_project = R"(timeout: 5
-triggers:
-  - name: ci
-    type: simple
-    runs:
-      - name: make
-        host-tag: "*"
-        script: make
-scripts:
-  make: |
-    #!/bin/sh -e
-    : > "$ARCHIVE/empty.txt"
+// A project whose one run, "make", runs `script` (shell lines, indented 4).
+std::string make_project(const std::string& top, const std::string& script) {
+  return "timeout: 5\n" + top
+         + "triggers:\n  - name: ci\n    type: simple\n    runs:\n      - name: make\n"
+           "        host-tag: \"*\"\n        script: make\nscripts:\n  make: |\n    #!/bin/sh -e\n"
+         + script;
+}
+
+const std::string artifacts_project = make_project("", R"(    : > "$ARCHIVE/empty.txt"
     head -c 1024 /dev/urandom > "$ARCHIVE/one kib+=.bin"
     mkdir -p "$ARCHIVE/out"
     head -c 7340032 /dev/urandom > "$ARCHIVE/out/seven é.bin"
     head -c 20971520 /dev/urandom > "$ARCHIVE/out/twenty.bin"
-)";
+)");
 
 std::string fetch(storage::s3_client& s3, const std::string& key) {
   std::string got;
@@ -58,15 +56,23 @@ json run_detail(kiln_up& up) {
 
 std::string encoded(const std::string& path) { return storage::uri_encode(path, true); }
 
+// A fresh bucket, and the credentials `kiln up` finds in its environment.
+struct kiln_bucket {
+  std::string name = fresh_bucket_name();
+  storage::s3_config config = s3_test_config(name);
+  storage::s3_client s3{config};
+  kiln_bucket() {
+    REQUIRE(s3.create_bucket());
+    ::setenv("AWS_ACCESS_KEY_ID", s3_access_key, 1);
+    ::setenv("AWS_SECRET_ACCESS_KEY", s3_secret_key, 1);
+  }
+};
+
 } // namespace
 
 TEST_CASE("a run's artifacts go to S3 and come back through the gateway", "[s3][e2e]") {
-  auto bucket = fresh_bucket_name();
-  auto config = s3_test_config(bucket);
-  storage::s3_client s3{config};
-  REQUIRE(s3.create_bucket());
-  ::setenv("AWS_ACCESS_KEY_ID", s3_access_key, 1);
-  ::setenv("AWS_SECRET_ACCESS_KEY", s3_secret_key, 1);
+  kiln_bucket kb;
+  auto& [bucket, config, s3] = kb;
 
   std::vector<std::string> s3_args{"--workers", "1", "--executor", "host", "--artifacts",
                                    "s3://" + bucket + "/ci", "--s3-endpoint", config.endpoint};
@@ -168,4 +174,51 @@ TEST_CASE("kiln up refuses to start with an S3 store it cannot use", "[s3][e2e]"
   INFO(out2);
   CHECK(code2 == 1);
   CHECK_THAT(out2, Catch::Contains("NoSuchBucket"));
+}
+
+TEST_CASE("retention deletes the artifacts it should from S3 and nothing else", "[s3][e2e]") {
+  kiln_bucket kb;
+  auto& [bucket, config, s3] = kb;
+  kiln_up up{{"--workers", "1", "--executor", "host", "--artifacts", "s3://" + bucket,
+              "--s3-endpoint", config.endpoint, "--retention-interval", "1"}};
+  auto yaml = make_project("retention:\n  keep-builds: 1\n",
+                           "    echo \"build $H_BUILD\" > \"$ARCHIVE/report.txt\"\n");
+  REQUIRE(up.api("PUT", "/v1/projects/app", yaml, {{"Content-Type", "application/yaml"}}).status / 100 == 2);
+  auto build = [&](int n) {
+    REQUIRE(up.api("POST", "/v1/projects/app/builds", R"({"trigger":"ci"})").status == 201);
+    auto target = "/v1/projects/app/builds/" + std::to_string(n);
+    REQUIRE(wait_until([&] { return json::parse(up.api("GET", target).body)["status"] == "PASSED"; }, 120s));
+  };
+  auto run_of = [&](int n) {
+    return json::parse(up.api("GET", "/v1/projects/app/builds/" + std::to_string(n) + "/runs/make").body);
+  };
+  build(1);
+  auto pinned = up.api("POST", "/v1/projects/app/builds/1/pin", R"({"name":"v1.0","reason":"release"})");
+  INFO(pinned.body);
+  REQUIRE(pinned.status == 200);
+  build(2);
+  build(3);
+  // Build 2 is neither the newest nor pinned: its artifacts go.
+  REQUIRE(wait_until([&] { return run_of(2)["artifacts_expired"] == true; }, 60s));
+  auto listing = run_of(2)["artifacts"];
+  REQUIRE(listing.size() == 1);
+  CHECK(listing[0]["expired"] == true);
+  auto gone = up.api("GET", "/v1/projects/app/builds/2/runs/make/artifacts/report.txt");
+  CHECK(gone.status == 410);
+  CHECK_THAT(gone.body, Catch::Contains("retention"));
+  CHECK(json::parse(up.api("GET", "/v1/projects/app/builds/2").body)["status"] == "PASSED");
+
+  // In the bucket: builds 1 (pinned) and 3 (newest), and nothing of build 2.
+  auto listed = s3.list("");
+  REQUIRE(listed);
+  std::set<std::string> keys;
+  for (auto& o : *listed)
+    keys.insert(o.key);
+  CHECK(keys == std::set<std::string>{"app/1/make/report.txt", "app/3/make/report.txt"});
+  CHECK(fetch(s3, "app/1/make/report.txt") == "build 1\n");
+  CHECK(run_of(1)["artifacts_expired"] == false);
+  CHECK(run_of(3)["artifacts_expired"] == false);
+  auto b1 = json::parse(up.api("GET", "/v1/projects/app/builds/1").body);
+  CHECK(b1["pinned"] == true);
+  CHECK(b1["promoted_as"] == "v1.0");
 }
