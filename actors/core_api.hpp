@@ -2,6 +2,7 @@
 // What the core answers: the use cases the gateway (and tools, tests,
 // benchmarks) ask for. Plain values, no actor types: in `kiln up` they
 // travel in process; in a cluster the bus carries them (issue 6).
+#include "actors/console_archive.hpp"
 #include "actors/credentials.hpp"
 #include "actors/notifications.hpp"
 #include "actors/retention.hpp"
@@ -161,6 +162,13 @@ struct expire_artifacts {
   domain::run_key run;
   std::string reason;
 };
+// The console archiver stored a finished run's console as one object.
+struct archive_console {
+  domain::run_key run;
+  std::string object;
+  std::uint64_t size = 0;
+  std::string sha256;
+};
 // The core's notifier claims a notification's next attempt (refused with
 // "not_due" when it is settled, under way or waiting to be retried) and
 // then says how it went (notifications.hpp). Not on the bus or HTTP.
@@ -185,7 +193,7 @@ using request = std::variant<put_project, delete_project, set_secret, remove_sec
                              store_artifact, report_tests, issue_token, revoke_token,
                              append_console, record_git_refs, receive_webhook,
                              start_notification, finish_notification, pin_build, unpin_build,
-                             expire_artifacts>;
+                             expire_artifacts, archive_console>;
 
 // Who asks, and the idempotency key: a request repeated with the same id
 // gets the first reply and changes nothing.
@@ -289,10 +297,14 @@ struct open_secret {
 struct list_due_notifications {};
 // The finished runs whose artifacts the retention policies expire now.
 struct list_expired_artifacts {};
+// Finished runs whose console is not archived yet (at most `limit`).
+struct list_unarchived_consoles {
+  std::size_t limit = 50;
+};
 using query = std::variant<list_projects, get_project, list_builds, get_build, get_run,
                            list_workers, get_queue, authenticate, list_tokens, read_console,
                            get_stats, list_git_pollers, open_secret, list_due_notifications,
-                           list_expired_artifacts>;
+                           list_expired_artifacts, list_unarchived_consoles>;
 
 // A project without its builds (list them with list_builds).
 struct project_info {
@@ -352,6 +364,7 @@ using query_result =
                std::vector<domain::worker_summary>, std::vector<domain::waiting_run>,
                domain::grant, std::vector<domain::token_summary>, console_text, core_metrics,
                std::vector<git_poller_info>, secret_value,
-               std::vector<domain::due_notification>, std::vector<domain::expiring_run>>;
+               std::vector<domain::due_notification>, std::vector<domain::expiring_run>,
+               std::vector<domain::run_key>>;
 
 } // namespace kiln::core

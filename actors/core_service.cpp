@@ -275,6 +275,8 @@ json render(const query_result& q) {
       auto out = run_json(x.summary, x.state.project, x.state.build);
       out["message"] = x.state.message;
       out["rundef"] = parsed_or_text(x.state.rundef);  // holds no secret (build_plan)
+      if (!x.state.console_object.empty())
+        out["console_object"] = x.state.console_object;
       auto artifacts = json::array();
       for (auto& a : x.state.artifacts)
         artifacts.push_back({{"path", a.path}, {"size", a.size}, {"sha256", a.sha256},
@@ -339,6 +341,12 @@ json render(const query_result& q) {
       return out;
     }
     json operator()(const secret_value&) { return nullptr; }  // never leaves the core
+    json operator()(const std::vector<domain::run_key>& x) {
+      auto out = json::array();
+      for (auto& k : x)
+        out.push_back(k.path());
+      return out;
+    }
     json operator()(const std::vector<domain::expiring_run>& x) {
       auto out = json::array();
       for (auto& e : x)

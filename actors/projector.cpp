@@ -681,6 +681,8 @@ void handle(projector_actor* self, request& req, const request_context& ctx, rep
         simple(self, streams::build(x.project, x.build),
                domain::build::unpin_build{x.reason.empty() ? "unpinned by " + ctx.principal : x.reason},
                ctx, cb);
+      } else if constexpr (std::is_same_v<T, archive_console>) {
+        simple(self, x.run.id(), domain::run::archive_console{x.object, x.size, x.sha256}, ctx, cb);
       } else if constexpr (std::is_same_v<T, expire_artifacts>) {
         simple(self, x.run.id(), domain::run::expire_artifacts{x.reason}, ctx, cb);
       } else if constexpr (std::is_same_v<T, finish_notification>) {
@@ -877,6 +879,8 @@ void answer(projector_actor* self, const query& q, query_callback cb) {
           }
         }
         cb(query_result{std::move(out)});
+      } else if constexpr (std::is_same_v<T, list_unarchived_consoles>) {
+        cb(query_result{domain::consoles_to_archive(m, x.limit)});
       } else if constexpr (std::is_same_v<T, list_expired_artifacts>) {
         cb(query_result{domain::expired_artifacts(m, now_ns())});
       } else if constexpr (std::is_same_v<T, list_due_notifications>) {

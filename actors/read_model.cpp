@@ -340,6 +340,8 @@ void read_model::apply_run(const stream_id& s, const commit& c, const event& e, 
     ++r->artifacts;
   } else if (std::get_if<run_artifacts_expired>(&e)) {
     r->artifacts_expired = true;
+  } else if (std::get_if<run_console_archived>(&e)) {
+    r->console_archived = true;
   } else if (auto x = std::get_if<run_requeued>(&e)) {
     release();
     r->worker.clear();

@@ -47,6 +47,7 @@ struct run_summary {
   std::int64_t finished_ns = 0;
   std::uint32_t artifacts = 0;      // stored
   bool artifacts_expired = false;   // deleted by the retention policy
+  bool console_archived = false;    // stored as one object (S3 stores)
 
   bool finished() const;
   bool assigned() const { return !worker.empty() && status == kiln::status::queued; }

@@ -12,8 +12,9 @@ namespace kiln::domain {
 
 namespace {
 
-// 3: cron slots and git refs; 4: builds' notifications; 5: pins, artifact counts.
-constexpr std::string_view magic = "KRM5";
+// 3: cron slots and git refs; 4: builds' notifications; 5: pins, artifact counts;
+// 6: archived consoles.
+constexpr std::string_view magic = "KRM6";
 
 class writer {
  public:
@@ -109,6 +110,7 @@ void put_run(writer& w, const run_summary& r) {
   w.i64(r.finished_ns);
   w.u64(r.artifacts);
   w.u64(r.artifacts_expired);
+  w.u64(r.console_archived);
 }
 
 run_summary get_run(reader& r) {
@@ -127,6 +129,7 @@ run_summary get_run(reader& r) {
   x.finished_ns = r.i64();
   x.artifacts = r.u32();
   x.artifacts_expired = r.u64() != 0;
+  x.console_archived = r.u64() != 0;
   return x;
 }
 

@@ -140,6 +140,16 @@ result<events> decide_one(const state& s, const expire_artifacts& c) {
   return events{run_artifacts_expired{c.reason}};
 }
 
+result<events> decide_one(const state& s, const archive_console& c) {
+  if (!s.exists)
+    return refuse(errc::not_found, "no such run");
+  if (!s.finished())
+    return refuse(errc::illegal_transition, "a run's console is archived once it has ended");
+  if (!s.console_object.empty())
+    return events{};
+  return events{run_console_archived{c.object, c.size, c.sha256}};
+}
+
 result<events> decide_one(const state& s, const report_tests& c) {
   if (auto e = must_be_live(s))
     return *e;
@@ -183,6 +193,8 @@ void apply(state& s, const event& e) {
     s.artifacts.push_back(*x);
   } else if (std::get_if<run_artifacts_expired>(&e)) {
     s.artifacts_expired = true;
+  } else if (auto x = std::get_if<run_console_archived>(&e)) {
+    s.console_object = x->object;
   } else if (auto x = std::get_if<run_tests_reported>(&e)) {
     s.tests.push_back(*x);
   }

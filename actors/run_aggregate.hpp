@@ -52,6 +52,7 @@ struct state {
   std::vector<run_artifact_stored> artifacts;
   std::vector<run_tests_reported> tests;
   bool artifacts_expired = false;  // deleted by the retention policy
+  std::string console_object;      // archived to the store under this name
 
   bool finished() const;
 };
@@ -105,9 +106,16 @@ struct expire_artifacts {
   std::string reason;
 };
 
+// The finished run's console is stored as one object.
+struct archive_console {
+  std::string object;
+  std::uint64_t size = 0;
+  std::string sha256;
+};
+
 using command = std::variant<queue_run, assign_run, start_run, complete_run, cancel_run,
                              time_out_run, lose_run, store_artifact, report_tests,
-                             expire_artifacts>;
+                             expire_artifacts, archive_console>;
 
 // The events the command makes (none: it changes nothing, e.g. a repeat),
 // or why it is refused. All validation lives here.

@@ -17,7 +17,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(state, exists, created, runs, cancelled, comp
 namespace run {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(state, exists, project, build, name, host_tag, rundef,
                                    timeout_s, status, worker, attempt, cancel_requested,
-                                   exit_code, message, artifacts, tests, artifacts_expired)
+                                   exit_code, message, artifacts, tests, artifacts_expired,
+                                   console_object)
 }
 namespace worker {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(state, exists, deleted, name, tags, concurrency, host_json,
@@ -32,8 +33,8 @@ namespace {
 // The layout version: bump it when a state's fields change, so that old
 // snapshots are ignored rather than misread.
 // 2: projects keep cron slots and git refs; 3: builds their notifications;
-// 4: pins and expired artifacts.
-constexpr int layout = 4;
+// 4: pins and expired artifacts; 5: archived consoles.
+constexpr int layout = 5;
 
 template <class State>
 std::string encode(std::string_view kind, const State& s) {

@@ -8,6 +8,7 @@
 #include "cli/version.hpp"
 #include "actors/core.hpp"
 #include "actors/git_poller.hpp"
+#include "actors/console_archiver.hpp"
 #include "actors/notifier.hpp"
 #include "actors/retention_sweeper.hpp"
 #include "gateway/http_server.hpp"
@@ -189,6 +190,16 @@ int cmd_up(int argc, char** argv) {
   if (notify.settings.public_url.empty())
     notify.settings.public_url = url;
   auto notifier = std::make_unique<core::notifier>(domain, notify);
+  // Object stores also keep each finished run's console as one object.
+  std::unique_ptr<core::console_archiver> archiver;
+  if (gopts.store->keeps_consoles())
+    archiver = std::make_unique<core::console_archiver>(
+      domain,
+      [store = gopts.store](const domain::run_key& run, const std::filesystem::path& file,
+                            const std::string& sha) {
+        return store->put_console({run.project, run.build, run.name, ""}, file, sha);
+      },
+      std::filesystem::path{data} / "console-spool", std::chrono::seconds{2});
   // Retention deletes from the store the gateway writes to.
   auto sweeper = std::make_unique<core::retention_sweeper>(
     domain,
@@ -219,6 +230,7 @@ int cmd_up(int argc, char** argv) {
   (*server)->stop(std::chrono::seconds{10});
   poller.reset();
   sweeper.reset();
+  archiver.reset();
   notifier.reset();
   service.reset();
   domain.stop();

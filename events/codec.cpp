@@ -124,6 +124,10 @@ body_ref encode(fb::FlatBufferBuilder& b, const run_artifacts_expired& e) {
   return {s::EventBody::RunArtifactsExpired,
           s::CreateRunArtifactsExpired(b, str(b, e.reason)).Union()};
 }
+body_ref encode(fb::FlatBufferBuilder& b, const run_console_archived& e) {
+  return {s::EventBody::RunConsoleArchived,
+          s::CreateRunConsoleArchived(b, str(b, e.object), e.size, str(b, e.sha256)).Union()};
+}
 body_ref encode(fb::FlatBufferBuilder& b, const notification_planned& e) {
   return {s::EventBody::NotificationPlanned,
           s::CreateNotificationPlanned(b, str(b, e.id), str(b, e.kind), str(b, e.spec)).Union()};
@@ -323,6 +327,10 @@ result<event> decode_event(const s::Event& ev) {
       return event{build_unpinned{str(ev.body_as_BuildUnpinned()->reason())}};
     case B::RunArtifactsExpired:
       return event{run_artifacts_expired{str(ev.body_as_RunArtifactsExpired()->reason())}};
+    case B::RunConsoleArchived: {
+      auto t = ev.body_as_RunConsoleArchived();
+      return event{run_console_archived{str(t->object()), t->size(), str(t->sha256())}};
+    }
     case B::NotificationPlanned: {
       auto t = ev.body_as_NotificationPlanned();
       return event{notification_planned{str(t->id()), str(t->kind()), str(t->spec())}};

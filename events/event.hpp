@@ -225,6 +225,16 @@ struct run_artifacts_expired {
   bool operator==(const run_artifacts_expired&) const = default;
 };
 
+// A finished run's console, stored as one object next to its artifacts
+// (S3 stores); the live console path is unchanged.
+struct run_console_archived {
+  static constexpr std::string_view type_name = "RunConsoleArchived";
+  std::string object;  // the store's name for it
+  std::uint64_t size = 0;
+  std::string sha256;
+  bool operator==(const run_console_archived&) const = default;
+};
+
 struct test_result {
   std::string name;
   kiln::status status = status::passed;
@@ -297,6 +307,7 @@ using event = std::variant<
   notification_planned, notification_started, notification_finished, build_pinned, build_unpinned,
   run_queued, run_assigned, run_started, run_completed, run_cancel_requested,
   run_requeued, run_artifact_stored, run_tests_reported, run_artifacts_expired,
+  run_console_archived,
   worker_registered, worker_enlisted, worker_delisted, worker_deleted,
   worker_offline, worker_online, token_issued, token_revoked>;
 

@@ -32,6 +32,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(notification_planned, id, kind, spec)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_pinned, name, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(build_unpinned, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_artifacts_expired, reason)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_console_archived, object, size, sha256)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(notification_started, id, attempt, lease_until_ms)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(notification_finished, id, attempt, delivered, detail,
                                    retry_at_ms)

@@ -75,6 +75,11 @@ void artifact_store::read(const artifact_key& key, std::optional<byte_range>,
   done(error{"not_implemented", "this store serves artifact '" + key.path + "' as a file"});
 }
 
+result<std::string> artifact_store::put_console(const artifact_key& run, const fs::path&,
+                                                const std::string&) {
+  return error{"not_implemented", "this store keeps no console of " + run.run};
+}
+
 std::unique_ptr<artifact_store> make_local_artifact_store(fs::path root) {
   return std::make_unique<local_artifact_store>(std::move(root));
 }

@@ -64,6 +64,12 @@ class artifact_store {
   virtual void read(const artifact_key& key, std::optional<byte_range> range,
                     std::function<bool(std::string_view)> out,
                     std::function<void(status_result)> done);
+  // Object stores keep each finished run's console as one object next to
+  // its artifacts (`key.path` unused); the object's name. The local store
+  // does not (the log keeps consoles): error not_implemented.
+  virtual bool keeps_consoles() const { return false; }
+  virtual result<std::string> put_console(const artifact_key& run, const std::filesystem::path& file,
+                                          const std::string& sha256);
 };
 
 std::unique_ptr<artifact_store> make_local_artifact_store(std::filesystem::path root);

@@ -286,6 +286,17 @@ class s3_artifact_store final : public artifact_store {
 
   status_result remove(const artifact_key& key) override { return s3_->remove(object_of(key)); }
 
+  bool keeps_consoles() const override { return true; }
+
+  // Beside the run's folder of artifacts, so that no artifact name can clash.
+  result<std::string> put_console(const artifact_key& k, const fs::path& file,
+                                  const std::string& sha256) override {
+    auto name = o_.prefix + k.project + "/" + std::to_string(k.build) + "/" + k.run + ".console.log";
+    if (auto put = s3_->put_file(name, file, "text/plain; charset=utf-8", sha256); !put)
+      return put.error();
+    return name;
+  }
+
   result<artifact_source> locate(const artifact_key& key) override {
     if (o_.proxy_downloads)
       return artifact_source{{}, {}, true};

@@ -41,6 +41,7 @@ std::vector<event> one_of_each() {
     run_artifact_stored{"out/app.tar.gz", 123456789012ull, "cafe"},
     run_tests_reported{"unit", {{"t1", status::passed, 12, ""}, {"t2", status::failed, 3, "boom"}}},
     run_artifacts_expired{"older than 30 days"},
+    run_console_archived{"app/12/unit-test.console.log", 4096, "beef"},
     worker_registered{"lab-3", {"amd64", "gpu"}, 4, "{\"cpus\":8}", "f00d"},
     worker_enlisted{},
     worker_delisted{"maintenance"},

@@ -100,10 +100,18 @@ TEST_CASE("a run's artifacts go to S3 and come back through the gateway", "[s3][
   CHECK(bytes.at("out/twenty.bin").size() == 20971520);  // streamed in 8 MiB parts
   CHECK_THAT(s3.head("ci/app/1/make/out/twenty.bin")->etag, Catch::EndsWith("-3\""));
   // Nothing half-written: only the four objects, no multipart upload left open.
-  auto listed = s3.list("");
+  auto listed = s3.list("ci/app/1/make/");
   REQUIRE(listed);
   CHECK(listed->size() == 4);
   CHECK(s3.list_uploads("")->empty());
+
+  // The finished run's console, as one object beside its artifacts.
+  REQUIRE(wait_until([&] { return run_detail(up).contains("console_object"); }, 60s));
+  CHECK(run_detail(up)["console_object"] == "ci/app/1/make.console.log");
+  auto console = up.api("GET", "/v1/projects/app/builds/1/runs/make/console");
+  REQUIRE(console.status == 200);
+  CHECK(fetch(s3, "ci/app/1/make.console.log") == console.body);
+  CHECK(console.body.size() > 0);
 
   // An upload its sender may not make stores nothing, and leaves no parts.
   std::string intruder(20u << 20, 'x');
@@ -111,7 +119,7 @@ TEST_CASE("a run's artifacts go to S3 and come back through the gateway", "[s3][
                         {{"Content-Type", "application/octet-stream"}}, "not-a-token");
   CHECK(refused.status == 401);
   CHECK(wait_until([&] { return s3.list_uploads("")->empty(); }, 30s));
-  CHECK(s3.list("")->size() == 4);
+  CHECK(s3.list("ci/app/1/make/")->size() == 4);
 
   // Redirect mode: a presigned URL that serves the object, Range too.
   std::string base = "/v1/projects/app/builds/1/runs/make/artifacts/";
@@ -213,7 +221,8 @@ TEST_CASE("retention deletes the artifacts it should from S3 and nothing else", 
   REQUIRE(listed);
   std::set<std::string> keys;
   for (auto& o : *listed)
-    keys.insert(o.key);
+    if (!o.key.ends_with(".console.log"))  // consoles are history, not artifacts
+      keys.insert(o.key);
   CHECK(keys == std::set<std::string>{"app/1/make/report.txt", "app/3/make/report.txt"});
   CHECK(fetch(s3, "app/1/make/report.txt") == "build 1\n");
   CHECK(run_of(1)["artifacts_expired"] == false);

@@ -1,0 +1,14 @@
+#pragma once
+// Console archives (issue 8), pure: the finished runs whose console is not
+// yet stored as one object next to their artifacts, oldest build first.
+// The archiver (console_archiver.hpp) stores and records them.
+#include "actors/read_model.hpp"
+
+#include <cstddef>
+#include <vector>
+
+namespace kiln::domain {
+
+std::vector<run_key> consoles_to_archive(const read_model& model, std::size_t limit);
+
+} // namespace kiln::domain
