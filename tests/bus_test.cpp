@@ -1,5 +1,8 @@
-// The in-process bus: NATS core semantics in one process.
+// The bus's conformance suite: every case runs against the in-process bus
+// and against the NATS one on a real nats-server.
 #include "events/in_process_bus.hpp"
+#include "events/nats_bus.hpp"
+#include "support/nats_server.hpp"
 #include "support/process.hpp"
 
 #include <catch2/catch.hpp>
@@ -12,6 +15,28 @@
 using namespace kiln;
 using namespace kiln::test;
 using namespace std::chrono_literals;
+
+namespace {
+
+// One implementation of the bus, by name (a Catch2 generator picks each).
+struct bus_under_test {
+  std::unique_ptr<nats_server> server;
+  std::unique_ptr<bus::bus> b;
+  explicit bus_under_test(const std::string& kind) {
+    if (kind == "in-process") {
+      b = std::make_unique<bus::in_process_bus>();
+      return;
+    }
+    server = std::make_unique<nats_server>();
+    auto connected = bus::nats_bus::connect({{server->url()}});
+    INFO((connected ? "" : connected.error().message));
+    REQUIRE(connected);
+    b = std::move(*connected);
+  }
+  bus::bus& operator*() { return *b; }
+};
+
+} // namespace
 
 TEST_CASE("bus: subjects match NATS wildcards") {
   using bus::subject_matches;
@@ -30,7 +55,10 @@ TEST_CASE("bus: subjects match NATS wildcards") {
 }
 
 TEST_CASE("bus: subscribers get what matches, in publish order, until they unsubscribe") {
-  bus::in_process_bus b;
+  auto kind = GENERATE(as<std::string>{}, "in-process", "nats");
+  INFO(kind);
+  bus_under_test under{kind};
+  auto& b = *under;
   std::mutex mu;
   std::vector<std::string> got;
   auto s = b.subscribe("kiln.evt.>", [&](const bus::message& m) {
@@ -60,7 +88,10 @@ TEST_CASE("bus: subscribers get what matches, in publish order, until they unsub
 }
 
 TEST_CASE("bus: a queue group hands each message to one member") {
-  bus::in_process_bus b;
+  auto kind = GENERATE(as<std::string>{}, "in-process", "nats");
+  INFO(kind);
+  bus_under_test under{kind};
+  auto& b = *under;
   std::atomic<int> first{0}, second{0}, plain{0};
   auto s1 = b.subscribe("kiln.cmd.>", [&](const bus::message&) { ++first; }, "cores");
   auto s2 = b.subscribe("kiln.cmd.>", [&](const bus::message&) { ++second; }, "cores");
@@ -73,7 +104,10 @@ TEST_CASE("bus: a queue group hands each message to one member") {
 }
 
 TEST_CASE("bus: request and reply, no responders, and timeouts") {
-  bus::in_process_bus b;
+  auto kind = GENERATE(as<std::string>{}, "in-process", "nats");
+  INFO(kind);
+  bus_under_test under{kind};
+  auto& b = *under;
   auto responder = b.subscribe("kiln.qry.echo", [&](const bus::message& m) {
     b.publish(m.reply_to, "echo:" + m.data);
   }, "cores");

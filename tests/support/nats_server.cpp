@@ -1,0 +1,34 @@
+#include "support/nats_server.hpp"
+
+#include <csignal>
+#include <fstream>
+#include <regex>
+#include <stdexcept>
+
+namespace kiln::test {
+
+nats_server::nats_server() {
+  proc_ = std::make_unique<child_process>(process_options{
+    {"/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", (dir_ / "js").string(),
+     "--ports_file_dir", dir_.path().string()},
+    true});
+  // The server writes its ports to <name>_<pid>.ports once it listens.
+  auto ports = dir_ / ("nats-server_" + std::to_string(proc_->pid()) + ".ports");
+  std::string text;
+  bool found = wait_until([&] {
+    std::ifstream in{ports};
+    text.assign(std::istreambuf_iterator<char>{in}, {});
+    return text.find("nats://") != std::string::npos;
+  });
+  std::smatch m;
+  if (!found || !std::regex_search(text, m, std::regex{R"(nats://[0-9.]+:(\d+))"}))
+    throw std::runtime_error("nats-server did not start: " + proc_->transcript());
+  port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
+}
+
+nats_server::~nats_server() {
+  proc_->signal(SIGTERM);
+  proc_->wait();
+}
+
+} // namespace kiln::test
