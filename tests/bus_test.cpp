@@ -129,3 +129,26 @@ TEST_CASE("bus: request and reply, no responders, and timeouts") {
   REQUIRE_FALSE(late);
   CHECK(late.error().code == "timeout");
 }
+
+TEST_CASE("nats bus: reconnects when its server comes back, and a dead one is an error at connect") {
+  nats_server server;
+  auto connected = bus::nats_bus::connect({{server.url()}, "test", 2000ms, 100ms});
+  REQUIRE(connected);
+  auto& b = **connected;
+  std::atomic<int> got{0};
+  auto s = b.subscribe("kiln.evt.>", [&](const bus::message&) { ++got; });
+  REQUIRE(b.publish("kiln.evt.a", "1"));
+  REQUIRE(wait_until([&] { return got == 1; }));
+
+  server.kill();
+  server.start_again();
+  // Resubscribed after the reconnect: a publish gets through again.
+  REQUIRE(wait_until([&] {
+    b.publish("kiln.evt.b", "2");
+    return got >= 2;
+  }, 30s));
+
+  auto none = bus::nats_bus::connect({{"nats://127.0.0.1:9"}, "test", 500ms});
+  REQUIRE_FALSE(none);
+  CHECK(none.error().code == "unavailable");
+}

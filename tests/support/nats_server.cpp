@@ -7,9 +7,18 @@
 
 namespace kiln::test {
 
-nats_server::nats_server() {
+nats_server::nats_server() { start("-1"); }
+
+void nats_server::kill() {
+  proc_->signal(SIGKILL);
+  proc_->wait();
+}
+
+void nats_server::start_again() { start(std::to_string(port_)); }
+
+void nats_server::start(const std::string& port) {
   proc_ = std::make_unique<child_process>(process_options{
-    {"/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", (dir_ / "js").string(),
+    {"/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", port, "-js", "-sd", (dir_ / "js").string(),
      "--ports_file_dir", dir_.path().string()},
     true});
   // The server writes its ports to <name>_<pid>.ports once it listens.
