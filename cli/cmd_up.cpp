@@ -18,6 +18,7 @@
 #include "cli/admin_token.hpp"
 #include "cli/local_workers.hpp"
 #include "events/in_process_bus.hpp"
+#include "events/nats_bus.hpp"
 #include "storage/rocksdb_event_log.hpp"
 #include "storage/secret_box.hpp"
 
@@ -97,7 +98,7 @@ int cmd_up(int argc, char** argv) {
   auto known = artifact_options;
   known.insert({"data", "listen", "workers", "executor", "public-read", "config", "max-streams",
                 "worker-timeout", "public-url", "smtp", "smtp-from", "smtp-user", "github-api",
-                "gitlab-api", "notify-retry", "retention-interval"});
+                "gitlab-api", "notify-retry", "retention-interval", "nats"});
   a.allow_only(known);
   auto data = a.get_or("data", "./kiln-data");
   auto listen = parse_listen(a.get_or("listen", "127.0.0.1:8080"));
@@ -135,9 +136,22 @@ int cmd_up(int argc, char** argv) {
     std::fprintf(stderr, "kiln up: %s\n", box.error().message.c_str());
     return 1;
   }
+  // The in-process bus, or NATS (--nats URL[,URL…]): then the gateway
+  // reaches the core over NATS, and outside subscribers get every event.
   // Declared first, destroyed last: the core service and the gateway hold
   // subscriptions on it.
-  bus::in_process_bus bus;
+  std::unique_ptr<bus::bus> bus_owner;
+  if (auto nats = a.get_list("nats"); !nats.empty()) {
+    auto connected = bus::nats_bus::connect({nats, "kiln-up"});
+    if (!connected) {
+      std::fprintf(stderr, "kiln up: --nats: %s\n", connected.error().message.c_str());
+      return 1;
+    }
+    bus_owner = std::move(*connected);
+  } else {
+    bus_owner = std::make_unique<bus::in_process_bus>();
+  }
+  auto& bus = *bus_owner;
   core::core_config config;
   config.console = log->get();
   // One CAF thread per core: CAF's default (at least 4) oversubscribes a

@@ -1,0 +1,70 @@
+// `kiln up --nats URL`: the gateway reaches the core over a real
+// nats-server, and a program outside kiln follows a project's events as
+// JSON on kiln.evt.<project>.<build>.<run>.<Type>.
+#include "events/nats_bus.hpp"
+#include "kiln_up_fixture.hpp"
+#include "support/nats_server.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <mutex>
+
+using namespace kiln;
+using namespace kiln::test;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+TEST_CASE("kiln up --nats serves the API over NATS and publishes every event to outsiders",
+          "[nats][e2e]") {
+  nats_server server;
+  auto outsider = bus::nats_bus::connect({{server.url()}, "outsider"});
+  REQUIRE(outsider);
+  std::mutex mu;
+  std::vector<std::string> subjects;
+  std::vector<json> lines;
+  auto sub = (*outsider)->subscribe("kiln.evt.app.>", [&](const bus::message& m) {
+    std::lock_guard lock{mu};
+    subjects.push_back(m.subject);
+    lines.push_back(json::parse(m.data));
+  });
+
+  kiln_up up{{"--nats", server.url()}};
+  REQUIRE(up.api("PUT", "/v1/projects/app", R"(timeout: 5
+triggers:
+  - name: ci
+    type: simple
+    runs:
+      - name: unit
+        host-tag: linux
+        script: s
+scripts:
+  s: echo
+)", {{"Content-Type", "application/yaml"}}).status / 100 == 2);
+  auto made = up.api("POST", "/v1/projects/app/builds", R"({"trigger":"ci"})");
+  INFO(made.body);
+  REQUIRE(made.status == 201);
+  REQUIRE(up.api("GET", "/v1/projects/app/builds/1").status == 200);
+
+  REQUIRE(wait_until([&] {
+    std::lock_guard lock{mu};
+    for (auto& s : subjects)
+      if (s == "kiln.evt.app.1.unit.RunQueued")
+        return true;
+    return false;
+  }, 20s));
+  std::lock_guard lock{mu};
+  auto has = [&](const std::string& s) {
+    return std::find(subjects.begin(), subjects.end(), s) != subjects.end();
+  };
+  CHECK(has("kiln.evt.app.-.-.ProjectCreated"));
+  CHECK(has("kiln.evt.app.-.-.BuildNumberAllocated"));
+  CHECK(has("kiln.evt.app.1.-.BuildCreated"));
+  for (auto& l : lines) {
+    CHECK(l.contains("seq"));
+    CHECK(l.contains("stream"));
+    CHECK(l["events"].is_array());
+  }
+  // Nothing of other projects.
+  for (auto& s : subjects)
+    CHECK(s.rfind("kiln.evt.app.", 0) == 0);
+}
