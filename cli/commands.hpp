@@ -2,6 +2,8 @@
 // One function per `kiln` subcommand; each returns the process exit code.
 namespace kiln::cli {
 int cmd_up(int argc, char** argv);
+int cmd_core(int argc, char** argv);
+int cmd_gateway(int argc, char** argv);
 int cmd_audit(int argc, char** argv);
 int cmd_events(int argc, char** argv);
 int cmd_bench(int argc, char** argv);

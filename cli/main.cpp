@@ -16,6 +16,8 @@ void usage(std::FILE* out) {
   std::fputs(
     "usage: kiln <command> [options]\n"
     "  up [--data DIR] [--listen HOST:PORT]   single node (core + gateway)\n"
+    "  core --nats URL[,URL] --data DIR       a core alone, answering gateways over NATS\n"
+    "  gateway --nats URL[,URL] --listen HOST:PORT   a gateway alone (stateless)\n"
     "  audit verify --data DIR                verify the event log's hash chain\n"
     "  events --data DIR [--after SEQ] [--follow]  print events as JSON lines\n"
     "  replay --data DIR [--at RFC3339|SEQ] [--project P]  state as of a moment, as JSON\n"
@@ -25,18 +27,10 @@ void usage(std::FILE* out) {
     "  worker --server URL[,URL] --name N [--tags a,b] [--concurrency N]\n"
     "         [--workdir DIR] [--executor bwrap|host|podman]   a worker\n"
     "  simulate RUNDEF.json [-w DIR]          one run locally, as a worker would\n"
-    "  bench log|core|gateway [--json]        benchmarks (docs/performance.md)\n"
+    "  bench log|core|gateway|e2e|objectstore [--json]   benchmarks (docs/performance.md)\n"
     "  --version\n"
-    "not built yet: core, gateway (the cluster; see README.md)\n",
+    "not built yet: several cores over a replicated log (the cluster; see README.md)\n",
     out);
-}
-
-// Subcommands of API.md whose issues have not landed: say so, never pretend.
-int not_built(std::string_view cmd, std::string_view issue) {
-  std::fprintf(stderr, "kiln %.*s: not built yet; it arrives with %.*s\n",
-               static_cast<int>(cmd.size()), cmd.data(), static_cast<int>(issue.size()),
-               issue.data());
-  return 2;
 }
 
 } // namespace
@@ -75,9 +69,9 @@ int main(int argc, char** argv) {
     if (cmd == "token")
       return kiln::cli::cmd_token(argc, argv);
     if (cmd == "core")
-      return not_built(cmd, "the cluster (issue 6)");
+      return kiln::cli::cmd_core(argc, argv);
     if (cmd == "gateway")
-      return not_built(cmd, "the cluster (issue 6)");
+      return kiln::cli::cmd_gateway(argc, argv);
     if (cmd == "worker")
       return kiln::cli::cmd_worker(argc, argv);
     if (cmd == "simulate")

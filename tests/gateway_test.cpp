@@ -2,6 +2,7 @@
 // path and its errors, tokens, live console and events with resume, slow
 // readers, and a drain on SIGTERM.
 #include "kiln_up_fixture.hpp"
+#include "sample_projects.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -13,19 +14,7 @@ using json = nlohmann::json;
 
 namespace {
 
-const char* project_yaml = R"(timeout: 5
-triggers:
-  - name: ci
-    type: simple
-    runs:
-      - name: unit
-        host-tag: linux
-        script: test
-scripts:
-  test: |
-    #!/bin/sh
-    echo ok
-)";
+const char* project_yaml = one_run_project;
 
 json body(const http_reply& r) {
   auto j = json::parse(r.body, nullptr, false);

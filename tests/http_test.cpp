@@ -62,10 +62,18 @@ TEST_CASE("kiln up refuses an address it cannot bind, and bad options", "[http][
   CHECK(uout.find("unknown option --bogus") != std::string::npos);
 }
 
-TEST_CASE("commands that are not built yet say so", "[cli]") {
-  auto [status, out] = run({KILN_BINARY, "core"});
+TEST_CASE("kiln core and kiln gateway need NATS and say so", "[cli]") {
+  temp_dir dir;
+  auto [status, out] = run({KILN_BINARY, "core", "--data", (dir / "d").string()});
   CHECK(status == 2);
-  CHECK(out.find("not built yet") != std::string::npos);
+  CHECK(out.find("--nats nats://HOST:PORT") != std::string::npos);
+  auto [gstatus, gout] = run({KILN_BINARY, "gateway", "--data", (dir / "g").string()});
+  CHECK(gstatus == 2);
+  CHECK(gout.find("--nats nats://HOST:PORT") != std::string::npos);
+  auto [nstatus, nout] = run({KILN_BINARY, "gateway", "--data", (dir / "g").string(), "--nats",
+                              "nats://127.0.0.1:9"});
+  CHECK(nstatus == 1);
+  CHECK(nout.find("no NATS server answers") != std::string::npos);
   auto [vstatus, vout] = run({KILN_BINARY, "--version"});
   CHECK(vstatus == 0);
   CHECK(vout.find("kiln 0.") != std::string::npos);

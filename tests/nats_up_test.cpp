@@ -3,6 +3,7 @@
 // JSON on kiln.evt.<project>.<build>.<run>.<Type>.
 #include "events/nats_bus.hpp"
 #include "kiln_up_fixture.hpp"
+#include "sample_projects.hpp"
 #include "support/nats_server.hpp"
 
 #include <nlohmann/json.hpp>
@@ -29,17 +30,7 @@ TEST_CASE("kiln up --nats serves the API over NATS and publishes every event to 
   });
 
   kiln_up up{{"--nats", server.url()}};
-  REQUIRE(up.api("PUT", "/v1/projects/app", R"(timeout: 5
-triggers:
-  - name: ci
-    type: simple
-    runs:
-      - name: unit
-        host-tag: linux
-        script: s
-scripts:
-  s: echo
-)", {{"Content-Type", "application/yaml"}}).status / 100 == 2);
+  REQUIRE(up.api("PUT", "/v1/projects/app", one_run_project, {{"Content-Type", "application/yaml"}}).status / 100 == 2);
   auto made = up.api("POST", "/v1/projects/app/builds", R"({"trigger":"ci"})");
   INFO(made.body);
   REQUIRE(made.status == 201);

@@ -3,6 +3,21 @@
 
 namespace kiln::test {
 
+// One run, "unit", on tag "linux", of trigger "ci".
+inline constexpr const char* one_run_project = R"(timeout: 5
+triggers:
+  - name: ci
+    type: simple
+    runs:
+      - name: unit
+        host-tag: linux
+        script: test
+scripts:
+  test: |
+    #!/bin/sh
+    echo ok
+)";
+
 // Two runs on tag "linux": unit-test, and lint which chains smoke-lint.
 inline constexpr const char* chained_project = R"(timeout: 5
 triggers:

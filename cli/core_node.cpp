@@ -1,0 +1,126 @@
+#include "cli/core_node.hpp"
+
+#include "actors/console_archiver.hpp"
+#include "actors/core.hpp"
+#include "actors/core_service.hpp"
+#include "actors/git_poller.hpp"
+#include "actors/retention_sweeper.hpp"
+#include "cli/admin_token.hpp"
+#include "cli/args.hpp"
+#include "cli/data_dir.hpp"
+#include "cli/node_args.hpp"
+#include "gateway/artifact_store.hpp"
+#include "storage/rocksdb_event_log.hpp"
+#include "storage/secret_box.hpp"
+
+#include <algorithm>
+#include <thread>
+
+namespace kiln::cli {
+
+core_node_options core_node_options_from(const args& a, const std::filesystem::path& data,
+                                         std::shared_ptr<gateway::artifact_store> store) {
+  core_node_options o;
+  o.data = data;
+  o.worker_timeout = std::chrono::seconds{a.get_u64("worker-timeout", 90)};
+  if (o.worker_timeout < std::chrono::seconds{2})
+    throw usage_error("--worker-timeout is at least 2 seconds");
+  o.retention_every = std::chrono::seconds{a.get_u64("retention-interval", 600)};
+  if (o.retention_every.count() < 1)
+    throw usage_error("--retention-interval is at least 1 second");
+  o.notify = notifier_options(a);
+  o.store = std::move(store);
+  return o;
+}
+
+struct core_node::impl {
+  core_node_options o;
+  std::unique_ptr<storage::rocksdb_event_log> log;
+  std::unique_ptr<storage::secret_box> box;
+  std::unique_ptr<core::core> domain;
+  std::unique_ptr<core::core_service> service;
+  std::unique_ptr<core::git_poller> poller;
+  std::unique_ptr<core::notifier> notifier;
+  std::unique_ptr<core::console_archiver> archiver;
+  std::unique_ptr<core::retention_sweeper> sweeper;
+};
+
+result<std::unique_ptr<core_node>> core_node::start(bus::bus& b, core_node_options o) {
+  auto i = std::make_unique<impl>();
+  i->o = std::move(o);
+  auto& data = i->o.data;
+  auto log = storage::rocksdb_event_log::open({.dir = log_dir(data.string())});
+  if (!log)
+    return error{log.error().code, "cannot open the event log: " + log.error().message};
+  i->log = std::move(*log);
+  // Project secrets are sealed with this key; it never leaves the data dir.
+  auto box = storage::secret_box::load_or_create(data / "secret.key");
+  if (!box)
+    return box.error();
+  i->box = std::make_unique<storage::secret_box>(std::move(*box));
+  core::core_config config;
+  config.console = i->log.get();
+  // One CAF thread per core: CAF's default (at least 4) oversubscribes a
+  // small machine that also runs the HTTP threads and the log's writer
+  // (GET of a build at 64 connections: ~18k -> ~22k req/s on 2 cores).
+  config.threads = std::max(2u, std::thread::hardware_concurrency());
+  // A worker silent for this long is offline and its runs are requeued.
+  config.watchdog.worker_timeout = i->o.worker_timeout;
+  config.watchdog_interval = std::min<std::chrono::milliseconds>(
+    config.watchdog_interval,
+    std::chrono::duration_cast<std::chrono::milliseconds>(config.watchdog.worker_timeout) / 3);
+  i->domain = std::make_unique<core::core>(*i->log, *i->box, config);
+  if (auto started = i->domain->start(); !started)
+    return error{started.error().code, "the core did not start: " + started.error().message};
+  if (auto t = install_admin_token(*i->domain, data / "admin.token"); !t)
+    return error{t.error().code, "admin token: " + t.error().message};
+  i->service = std::make_unique<core::core_service>(b, *i->domain, *i->log);
+  i->poller = std::make_unique<core::git_poller>(*i->domain,
+                                                 core::git_poller_options{data / "git-cache"});
+  return std::unique_ptr<core_node>{new core_node{std::move(i)}};
+}
+
+core_node::core_node(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
+
+void core_node::start_helpers(const std::string& public_url) {
+  auto& i = *impl_;
+  auto notify = i.o.notify;
+  if (notify.settings.public_url.empty())
+    notify.settings.public_url = public_url;
+  i.notifier = std::make_unique<core::notifier>(*i.domain, notify);
+  auto store = i.o.store;
+  if (!store)
+    return;
+  // Object stores also keep each finished run's console as one object.
+  if (store->keeps_consoles())
+    i.archiver = std::make_unique<core::console_archiver>(
+      *i.domain,
+      [store](const domain::run_key& run, const std::filesystem::path& file, const std::string& sha) {
+        return store->put_console({run.project, run.build, run.name, ""}, file, sha);
+      },
+      i.o.data / "console-spool", std::chrono::seconds{2});
+  // Retention deletes from the store the gateways write to.
+  i.sweeper = std::make_unique<core::retention_sweeper>(
+    *i.domain,
+    [store](const domain::run_key& run, const std::string& path) {
+      return store->remove({run.project, run.build, run.name, path});
+    },
+    i.o.retention_every);
+}
+
+core_node::~core_node() {
+  auto& i = *impl_;
+  i.poller.reset();
+  i.sweeper.reset();
+  i.archiver.reset();
+  i.notifier.reset();
+  i.service.reset();
+  i.domain->stop();
+  i.log->close();
+}
+
+core::core& core_node::domain() { return *impl_->domain; }
+std::filesystem::path core_node::admin_token_file() const { return impl_->o.data / "admin.token"; }
+std::uint64_t core_node::last_seq() const { return impl_->log->last_seq().value; }
+
+} // namespace kiln::cli
