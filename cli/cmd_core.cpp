@@ -20,7 +20,7 @@ int cmd_core(int argc, char** argv) {
   args a{argc, argv, 2};
   auto known = artifact_options;
   known.insert({"data", "nats", "worker-timeout", "public-url", "smtp", "smtp-from", "smtp-user",
-                "github-api", "gitlab-api", "notify-retry", "retention-interval"});
+                "github-api", "gitlab-api", "notify-retry", "retention-interval", "event-retention-hours"});
   a.allow_only(known);
   auto data = a.get_or("data", "./kiln-data");
   auto fail = [](const std::string& what) {

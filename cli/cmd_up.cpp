@@ -21,7 +21,7 @@ int cmd_up(int argc, char** argv) {
   auto known = artifact_options;
   known.insert({"data", "listen", "workers", "executor", "public-read", "config", "max-streams",
                 "worker-timeout", "public-url", "smtp", "smtp-from", "smtp-user", "github-api",
-                "gitlab-api", "notify-retry", "retention-interval", "nats"});
+                "gitlab-api", "notify-retry", "retention-interval", "event-retention-hours", "nats"});
   a.allow_only(known);
   auto data = a.get_or("data", "./kiln-data");
   auto listen = parse_listen(a.get_or("listen", "127.0.0.1:8080"));

@@ -9,9 +9,12 @@
 #include "cli/args.hpp"
 #include "cli/data_dir.hpp"
 #include "cli/node_args.hpp"
+#include "events/nats_bus.hpp"
 #include "gateway/artifact_store.hpp"
 #include "storage/rocksdb_event_log.hpp"
 #include "storage/secret_box.hpp"
+
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <thread>
@@ -29,6 +32,9 @@ core_node_options core_node_options_from(const args& a, const std::filesystem::p
   if (o.retention_every.count() < 1)
     throw usage_error("--retention-interval is at least 1 second");
   o.notify = notifier_options(a);
+  o.event_retention = std::chrono::hours{a.get_u64("event-retention-hours", 168)};
+  if (o.event_retention.count() < 1)
+    throw usage_error("--event-retention-hours is at least 1");
   o.store = std::move(store);
   return o;
 }
@@ -75,6 +81,15 @@ result<std::unique_ptr<core_node>> core_node::start(bus::bus& b, core_node_optio
   if (auto t = install_admin_token(*i->domain, data / "admin.token"); !t)
     return error{t.error().code, "admin token: " + t.error().message};
   i->service = std::make_unique<core::core_service>(b, *i->domain, *i->log);
+  // On NATS the events also go into a JetStream stream, so that consumers
+  // outside kiln can resume from where they were (docs/events.md).
+  if (auto nats = dynamic_cast<bus::nats_bus*>(&b)) {
+    if (auto kept = nats->keep_stream("KILN_EVENTS", "kiln.evt.>", i->o.event_retention); !kept)
+      spdlog::warn("core events=no_stream message=\"{}\"", kept.error().message);
+    else
+      spdlog::info("core events=stream name=KILN_EVENTS subjects=kiln.evt.> max_age_h={}",
+                   i->o.event_retention.count());
+  }
   i->poller = std::make_unique<core::git_poller>(*i->domain,
                                                  core::git_poller_options{data / "git-cache"});
   return std::unique_ptr<core_node>{new core_node{std::move(i)}};

@@ -26,6 +26,8 @@ struct core_node_options {
   std::filesystem::path data;
   std::chrono::seconds worker_timeout{90};
   std::chrono::seconds retention_every{600};
+  // On NATS: how long the KILN_EVENTS JetStream stream keeps events.
+  std::chrono::hours event_retention{168};
   core::notifier_options notify;
   std::shared_ptr<gateway::artifact_store> store;  // what retention and console archives use
 };

@@ -204,6 +204,36 @@ status_result nats_bus::publish(std::string subject, std::string data, std::stri
   return ok;
 }
 
+status_result nats_bus::keep_stream(const std::string& name, const std::string& subjects,
+                                    std::chrono::seconds max_age, int replicas) {
+  jsCtx* js = nullptr;
+  if (auto s = natsConnection_JetStream(&js, impl_->conn, nullptr); s != NATS_OK)
+    return error{"unavailable", "JetStream: " + status_text(s)};
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  const char* subject_list[] = {subjects.c_str()};
+  cfg.Name = name.c_str();
+  cfg.Subjects = subject_list;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  cfg.Retention = js_LimitsPolicy;
+  cfg.MaxAge = std::chrono::duration_cast<std::chrono::nanoseconds>(max_age).count();
+  cfg.Replicas = replicas;
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  auto s = js_AddStream(&info, js, &cfg, nullptr, &code);
+  if (s != NATS_OK) {
+    // It exists (from an earlier start): bring its limits up to date.
+    s = js_UpdateStream(&info, js, &cfg, nullptr, &code);
+  }
+  jsStreamInfo_Destroy(info);
+  jsCtx_Destroy(js);
+  if (s != NATS_OK)
+    return error{"unavailable", "JetStream stream " + name + ": " + status_text(s)
+                                  + (code ? " (" + std::to_string(code) + ")" : "")};
+  return ok;
+}
+
 std::unique_ptr<subscription> nats_bus::subscribe(std::string pattern, handler h,
                                                   std::string queue_group) {
   auto d = std::make_unique<delivery>();

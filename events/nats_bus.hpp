@@ -34,6 +34,13 @@ class nats_bus final : public bus {
   void request(std::string subject, std::string data, std::chrono::milliseconds timeout,
                std::function<void(result<std::string>)> done) override;
 
+  // A JetStream stream `name` keeping what is published on `subjects` (file
+  // storage, `replicas` copies, kept for `max_age`), made or updated: what
+  // durable consumers outside kiln resume from. Error "unavailable" when the
+  // servers have no JetStream.
+  status_result keep_stream(const std::string& name, const std::string& subjects,
+                            std::chrono::seconds max_age, int replicas = 1);
+
   struct impl;
 
  private:
