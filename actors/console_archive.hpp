@@ -1,6 +1,7 @@
 #pragma once
 // Console archives (issue 8), pure: the finished runs whose console is not
-// yet stored as one object next to their artifacts, oldest build first.
+// yet stored as one object next to their artifacts, in key order (project,
+// build, run): the read model keeps them as an index, so asking costs no scan.
 // The archiver (console_archiver.hpp) stores and records them.
 #include "actors/read_model.hpp"
 

@@ -2,9 +2,8 @@
 
 #include "actors/core.hpp"
 #include "actors/periodic.hpp"
-#include "events/commit.hpp"
+#include "events/sha256.hpp"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <fstream>
@@ -30,8 +29,7 @@ struct console_archiver::impl {
     std::filesystem::create_directories(spool, ec);
     auto file = spool / "console.part";
     std::uint64_t size = 0;
-    auto ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+    sha256 digest;
     bool whole = false;
     {
       std::ofstream out{file, std::ios::binary | std::ios::trunc};
@@ -41,7 +39,7 @@ struct console_archiver::impl {
           break;
         auto& text = std::get<console_text>(*got);
         out.write(text.data.data(), static_cast<std::streamsize>(text.data.size()));
-        EVP_DigestUpdate(ctx, text.data.data(), text.data.size());
+        digest.update(text.data);
         size += text.data.size();
         if (text.data.empty() || size >= text.size) {
           whole = text.finished;
@@ -49,13 +47,9 @@ struct console_archiver::impl {
         }
       }
     }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx, md, &len);
-    EVP_MD_CTX_free(ctx);
     if (!whole)
       return;  // tried again next time
-    auto sha = to_hex(std::string_view{reinterpret_cast<const char*>(md), len});
+    auto sha = digest.hex();
     auto stored = put(run, file, sha);
     std::filesystem::remove(file, ec);
     if (!stored) {
@@ -72,7 +66,7 @@ struct console_archiver::impl {
 console_archiver::console_archiver(core& c, console_putter put, std::filesystem::path spool,
                                    std::chrono::milliseconds interval)
     : impl_(std::make_unique<impl>(impl{c, std::move(put), std::move(spool), nullptr})) {
-  impl_->thread = std::make_unique<periodic>(interval, [p = impl_.get()] { p->tick(); });
+  impl_->thread = std::make_unique<periodic>(interval, [p = impl_.get()](const periodic&) { p->tick(); });
 }
 
 console_archiver::~console_archiver() = default;

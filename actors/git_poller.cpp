@@ -1,10 +1,11 @@
 #include "actors/git_poller.hpp"
 
 #include "actors/core.hpp"
+#include "actors/periodic.hpp"
 #include "events/base64.hpp"
 #include "events/commit.hpp"
+#include "events/sha256.hpp"
 
-#include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -137,28 +138,20 @@ bool skip_requested(const std::string& message) {
          || message.find("[ci skip]") != std::string::npos;
 }
 
-std::string hex_sha256(const std::string& s) {
-  unsigned char d[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
-  return to_hex(std::string_view{reinterpret_cast<const char*>(d), sizeof d});
-}
 
 } // namespace
 
 struct git_poller::impl {
   core& c;
   git_poller_options o;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool stopping = false;
   std::map<std::string, clock_type::time_point> due;  // project/trigger/url -> next poll
   std::map<std::string, std::string> last_problem;    // logged once until it changes
   std::mt19937 random{std::random_device{}()};
-  std::thread thread;
+  std::unique_ptr<periodic> thread;
 
   impl(core& c, git_poller_options o) : c(c), o(std::move(o)) {}
 
-  void loop();
+  void tick(const periodic& p);
   void poll(const git_poller_info& t, const std::string& url);
   result<param_map> heads(const git_poller_info& t, const std::string& url,
                           const std::string& token);
@@ -168,32 +161,22 @@ struct git_poller::impl {
   void problem(const std::string& key, const std::string& message);
 };
 
-void git_poller::impl::loop() {
-  for (;;) {
-    {
-      std::unique_lock lock{mu};
-      if (stopping)
+void git_poller::impl::tick(const periodic& p) {
+  auto listed = c.read(list_git_pollers{});
+  if (!listed)
+    return;
+  for (auto& t : std::get<std::vector<git_poller_info>>(*listed))
+    for (auto& url : t.urls) {
+      auto key = t.project + "/" + t.trigger + "/" + url;
+      auto now = clock_type::now();
+      if (auto it = due.find(key); it != due.end() && it->second > now)
+        continue;
+      std::uniform_int_distribution<int> jitter{0, std::max(1, t.interval_s * 100)};
+      due[key] = now + std::chrono::seconds{t.interval_s} + std::chrono::milliseconds{jitter(random)};
+      poll(t, url);
+      if (p.stopping())
         return;
     }
-    auto listed = c.read(list_git_pollers{});
-    if (listed) {
-      for (auto& t : std::get<std::vector<git_poller_info>>(*listed))
-        for (auto& url : t.urls) {
-          auto key = t.project + "/" + t.trigger + "/" + url;
-          auto now = clock_type::now();
-          if (auto it = due.find(key); it != due.end() && it->second > now)
-            continue;
-          std::uniform_int_distribution<int> jitter{0, std::max(1, t.interval_s * 100)};
-          due[key] = now + std::chrono::seconds{t.interval_s} + std::chrono::milliseconds{jitter(random)};
-          poll(t, url);
-          std::lock_guard lock{mu};
-          if (stopping)
-            return;
-        }
-    }
-    std::unique_lock lock{mu};
-    cv.wait_for(lock, o.tick, [this] { return stopping; });
-  }
 }
 
 void git_poller::impl::problem(const std::string& key, const std::string& message) {
@@ -240,7 +223,7 @@ result<param_map> git_poller::impl::heads(const git_poller_info& t, const std::s
 result<std::pair<std::string, std::string>> git_poller::impl::head_commit(const std::string& url,
                                                                          const std::string& ref,
                                                                          const std::string& token) {
-  auto repo = o.cache / hex_sha256(url).substr(0, 24);
+  auto repo = o.cache / sha256_hex(url).substr(0, 24);
   if (!fs::exists(repo / "HEAD"))
     if (auto made = run_git({"init", "--bare", "-q", repo.string()}, o.git_timeout); !made)
       return made.error();
@@ -306,16 +289,11 @@ git_poller::git_poller(core& c, git_poller_options options)
   : impl_(std::make_unique<impl>(c, std::move(options))) {
   std::error_code ec;
   fs::create_directories(impl_->o.cache, ec);
-  impl_->thread = std::thread{[p = impl_.get()] { p->loop(); }};
+  impl_->thread = std::make_unique<periodic>(
+    impl_->o.tick, [p = impl_.get()](const periodic& self) { p->tick(self); });
 }
 
-git_poller::~git_poller() {
-  {
-    std::lock_guard lock{impl_->mu};
-    impl_->stopping = true;
-  }
-  impl_->cv.notify_all();
-  impl_->thread.join();
-}
+// Waits for a git command under way to end.
+git_poller::~git_poller() = default;
 
 } // namespace kiln::core

@@ -1,6 +1,7 @@
 #include "actors/notifications.hpp"
 
 #include "actors/webhooks.hpp"
+#include "events/utc_time.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -39,16 +40,6 @@ std::string build_url(const notify_settings& s, const build_summary& b) {
 
 std::string run_url(const notify_settings& s, const build_summary& b, const std::string& run) {
   return build_url(s, b) + "/runs/" + run;
-}
-
-// "Sun, 22 Nov 2026 15:04:05 +0000"
-std::string mail_date(std::int64_t unix_s) {
-  std::time_t t = unix_s;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return buf;
 }
 
 std::string seconds_taken(std::int64_t from_ns, std::int64_t to_ns) {
@@ -275,7 +266,7 @@ result<outgoing_mail> mail_delivery(const due_notification& n, const build_summa
   line("From: kiln <" + s.mail_from + ">");
   line("To: " + to);
   line("Subject: [kiln] " + title + change);
-  line("Date: " + mail_date(now_unix_s));
+  line("Date: " + utc_text(now_unix_s, "%a, %d %b %Y %H:%M:%S +0000"));
   line("Message-ID: <" + b.project + "." + std::to_string(b.number) + "." + n.id + "@kiln>");
   line("MIME-Version: 1.0");
   line("Content-Type: text/plain; charset=utf-8");

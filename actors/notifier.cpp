@@ -213,7 +213,7 @@ outcome notifier::impl::deliver(const domain::due_notification& n) {
 
 notifier::notifier(core& c, notifier_options options)
   : impl_(std::make_unique<impl>(c, std::move(options))) {
-  impl_->thread = std::make_unique<periodic>(impl_->o.tick, [p = impl_.get()] { p->tick(); });
+  impl_->thread = std::make_unique<periodic>(impl_->o.tick, [p = impl_.get()](const periodic&) { p->tick(); });
 }
 
 notifier::~notifier() = default;

@@ -1,11 +1,8 @@
 #include "actors/project_aggregate.hpp"
 
 #include "actors/aggregate.hpp"
-#include "events/commit.hpp"
-
-#include <openssl/evp.h>
-
-#include <ctime>
+#include "events/sha256.hpp"
+#include "events/utc_time.hpp"
 
 namespace kiln::domain::project {
 
@@ -20,12 +17,7 @@ std::string_view to_string(errc e) {
   return "unknown";
 }
 
-std::string content_hash(std::string_view yaml) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(yaml.data(), yaml.size(), md, &len, EVP_sha256(), nullptr);
-  return to_hex(std::string_view{reinterpret_cast<const char*>(md), len});
-}
+std::string content_hash(std::string_view yaml) { return sha256_hex(yaml); }
 
 namespace {
 
@@ -87,15 +79,6 @@ result<events> decide_one(const state& s, const allocate_build& c) {
                                        c.sha, c.reason, c.priority, c.rerun_of, c.only_runs}};
 }
 
-std::string unix_time_text(std::int64_t unix_s) {
-  std::time_t t = unix_s;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 const trigger_spec* trigger_of(const state& s, const std::string& name, trigger_type type) {
   auto t = s.definition ? s.definition->find_trigger(name) : nullptr;
   return t && t->type == type ? t : nullptr;
@@ -111,7 +94,7 @@ result<events> decide_one(const state& s, const record_cron_slot& c) {
   events out{cron_slot_reached{c.trigger, c.slot_unix_s, c.fire}};
   if (c.fire)
     out.push_back(build_number_allocated{s.last_build + 1, c.trigger, s.definition_version, {}, "", "",
-                                         "cron: the slot of " + unix_time_text(c.slot_unix_s)});
+                                         "cron: the slot of " + utc_text(c.slot_unix_s, "%Y-%m-%dT%H:%M:%SZ")});
   return out;
 }
 

@@ -333,6 +333,8 @@ void read_model::apply_run(const stream_id& s, const commit& c, const event& e, 
     r->status = x->status;
     r->exit_code = x->exit_code;
     r->finished_ns = now;
+    if (!r->console_archived)
+      unarchived_.insert(*key);
     add_status(b, *r, x->status);
   } else if (std::get_if<run_cancel_requested>(&e)) {
     r->cancel_requested = true;
@@ -342,6 +344,7 @@ void read_model::apply_run(const stream_id& s, const commit& c, const event& e, 
     r->artifacts_expired = true;
   } else if (std::get_if<run_console_archived>(&e)) {
     r->console_archived = true;
+    unarchived_.erase(*key);
   } else if (auto x = std::get_if<run_requeued>(&e)) {
     release();
     r->worker.clear();

@@ -162,6 +162,9 @@ class read_model {
   // Builds with a notification not yet delivered or given up.
   const std::set<std::pair<std::string, std::uint32_t>>& notifying() const { return notifying_; }
 
+  // Finished runs whose console is not archived yet (console_archive.hpp).
+  const std::set<run_key>& unarchived_consoles() const { return unarchived_; }
+
   // The model as bytes, and back (a start-up cache: a snapshot that does not
   // decode is ignored and the log is folded from the start).
   std::string encode() const;
@@ -182,6 +185,7 @@ class read_model {
   std::map<global_seq, run_key> queue_;
   std::set<std::pair<std::string, std::uint32_t>> open_;
   std::set<std::pair<std::string, std::uint32_t>> notifying_;
+  std::set<run_key> unarchived_;
   global_seq seq_;
 };
 

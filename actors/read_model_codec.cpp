@@ -1,8 +1,8 @@
 // read_model::encode / decode: a compact binary form of the projections, so
 // that a core starts from it plus the log's tail instead of the whole log.
 // Only what cannot be derived is written: the queue, the workers' holds, the
-// open builds and those with notifications pending are rebuilt from the runs
-// and builds.
+// open builds, those with notifications pending and the consoles to archive
+// are rebuilt from the runs and builds.
 #include "actors/read_model.hpp"
 
 #include <cstring>
@@ -350,6 +350,9 @@ std::optional<read_model> read_model::decode(std::string_view bytes) {
         auto number = b.number;
         if (!b.completed)
           m.open_.emplace(name, number);
+        for (auto& r : b.runs)
+          if (r.finished() && !r.console_archived)
+            m.unarchived_.insert({name, number, r.name});
         m.track_notifications(p.builds.emplace(number, std::move(b)).first->second);
       }
       for (auto k = r.u64(); k > 0; --k) {

@@ -43,7 +43,7 @@ struct retention_sweeper::impl {
 retention_sweeper::retention_sweeper(core& c, artifact_remover remove,
                                      std::chrono::milliseconds interval)
     : impl_(std::make_unique<impl>(impl{c, std::move(remove), nullptr})) {
-  impl_->thread = std::make_unique<periodic>(interval, [p = impl_.get()] { p->tick(); });
+  impl_->thread = std::make_unique<periodic>(interval, [p = impl_.get()](const periodic&) { p->tick(); });
 }
 
 retention_sweeper::~retention_sweeper() = default;

@@ -3,9 +3,9 @@
 #include "events/commit.hpp"
 
 #include <nlohmann/json.hpp>
+#include "events/sha256.hpp"
+
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <cstdlib>
 
@@ -228,11 +228,7 @@ result<webhook_outcome> generic(const std::vector<const trigger_spec*>& triggers
 } // namespace
 
 std::string webhook_signature(const std::string& key, const std::string& text) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(text.data()), text.size(), mac, &len);
-  return "sha256=" + to_hex(std::string_view{reinterpret_cast<const char*>(mac), len});
+  return "sha256=" + to_hex(hmac_sha256(key, text));
 }
 
 result<webhook_outcome> decide_webhook(const project_definition& def,

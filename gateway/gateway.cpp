@@ -11,8 +11,8 @@
 #include "gateway/metrics.hpp"
 #include "gateway/url.hpp"
 #include "events/commit.hpp"
+#include "events/sha256.hpp"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <fstream>
@@ -946,24 +946,6 @@ void post_tests(const call_ptr& c) {
   c->gw.core.command("report_tests", *body, c->as_caller(), render(c));
 }
 
-std::string sha256_file(const std::filesystem::path& p, std::uint64_t& size) {
-  std::ifstream in{p, std::ios::binary};
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 16);
-  size = 0;
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    auto n = static_cast<std::size_t>(in.gcount());
-    size += n;
-    EVP_DigestUpdate(ctx, buf.data(), n);
-  }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  return to_hex(std::string_view{reinterpret_cast<const char*>(md), len});
-}
 
 // A stored artifact recorded by the core; if it refuses, the stored bytes go.
 void record_artifact(const call_ptr& c, const json& r, const artifact_key& key, std::uint64_t size,
@@ -1031,7 +1013,7 @@ void put_artifact(const call_ptr& c) {
     std::ofstream{incoming};
   }
   std::uint64_t size = 0;
-  auto sha = sha256_file(incoming, size);
+  auto sha = sha256_file_hex(incoming, &size);
   r["path"] = *path;
   r["size"] = size;
   r["sha256"] = sha;

@@ -2,9 +2,8 @@
 
 #include "storage/s3_client.hpp"
 
-#include "events/commit.hpp"
+#include "events/sha256.hpp"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -32,13 +31,9 @@ class s3_upload final : public artifact_upload, public std::enable_shared_from_t
  public:
   s3_upload(storage::s3_client& s3, job_queue submit, std::string key, std::string type)
       : s3_(s3), submit_(std::move(submit)), key_(std::move(key)), type_(std::move(type)),
-        part_size_(s3.config().part_size), parallel_(std::max(1u, s3.config().parallel_parts)) {
-    sha_ = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr);
-  }
+        part_size_(s3.config().part_size), parallel_(std::max(1u, s3.config().parallel_parts)) {}
 
   ~s3_upload() override {
-    EVP_MD_CTX_free(sha_);
     if (!upload_id_.empty() && !completed_) {
       auto& s3 = s3_;
       submit_([&s3, key = key_, id = upload_id_] { s3.abort_multipart(key, id); });
@@ -58,7 +53,7 @@ class s3_upload final : public artifact_upload, public std::enable_shared_from_t
   }
 
   void write(std::string_view bytes) override {
-    EVP_DigestUpdate(sha_, bytes.data(), bytes.size());
+    sha_.update(bytes);
     buffer_.append(bytes);
     while (buffer_.size() >= part_size_) {
       std::string part = buffer_.substr(0, part_size_);
@@ -87,15 +82,7 @@ class s3_upload final : public artifact_upload, public std::enable_shared_from_t
       failed_ = error{"io", "the upload was cut short"};
   }
 
-  std::string sha256() override {
-    if (digest_.empty()) {
-      unsigned char md[EVP_MAX_MD_SIZE];
-      unsigned int len = 0;
-      EVP_DigestFinal_ex(sha_, md, &len);
-      digest_ = to_hex(std::string_view{reinterpret_cast<const char*>(md), len});
-    }
-    return digest_;
-  }
+  std::string sha256() override { return sha_.hex(); }
 
   void finish(std::function<void(status_result)> done) override {
     sha256();
@@ -221,8 +208,7 @@ class s3_upload final : public artifact_upload, public std::enable_shared_from_t
   std::string key_, type_;
   std::uint64_t part_size_;
   unsigned parallel_;
-  EVP_MD_CTX* sha_ = nullptr;
-  std::string digest_;
+  kiln::sha256 sha_;
   std::string buffer_;  // written and not yet in a part
 
   std::mutex mu_;

@@ -1,7 +1,8 @@
 #include "storage/s3_client.hpp"
 
+#include "events/sha256.hpp"
+
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -40,34 +41,6 @@ std::string xml_text(std::string_view xml, const std::string& tag, std::size_t f
     std::string f = from_s;
     for (auto at = out.find(f); at != std::string::npos; at = out.find(f, at + 1))
       out.replace(at, f.size(), to_s);
-  }
-  return out;
-}
-
-std::string file_sha256(const std::filesystem::path& file, std::uint64_t offset = 0,
-                        std::uint64_t length = UINT64_MAX) {
-  std::ifstream in{file, std::ios::binary};
-  in.seekg(static_cast<std::streamoff>(offset));
-  auto ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 16);
-  while (length > 0 && in) {
-    in.read(buf.data(), static_cast<std::streamsize>(std::min<std::uint64_t>(buf.size(), length)));
-    auto n = static_cast<std::size_t>(in.gcount());
-    if (n == 0)
-      break;
-    EVP_DigestUpdate(ctx, buf.data(), n);
-    length -= n;
-  }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out.push_back(hex[md[i] >> 4]);
-    out.push_back(hex[md[i] & 0xf]);
   }
   return out;
 }
@@ -466,7 +439,7 @@ status_result s3_client::put_file(const std::string& key, const std::filesystem:
   if (size >= impl_->c.multipart_threshold)
     return put_multipart(key, file, size, content_type);
   if (sha256.empty())
-    sha256 = file_sha256(file);
+    sha256 = sha256_file_hex(file);
   return impl_->put_single(key, file, size, content_type, sha256);
 }
 

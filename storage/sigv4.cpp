@@ -1,10 +1,8 @@
 #include "storage/sigv4.hpp"
 
 #include "events/commit.hpp"
-
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
+#include "events/sha256.hpp"
+#include "events/utc_time.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -13,14 +11,6 @@
 namespace kiln::storage {
 
 namespace {
-
-std::string hmac(std::string_view key, std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
-  return {reinterpret_cast<const char*>(out), len};
-}
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -79,19 +69,13 @@ canonical canonicalize(const sigv4_request& r, const header_list& query, const h
 
 std::string signing_key(const s3_credentials& c, const std::string& day, const std::string& region,
                         const std::string& service) {
-  auto k = hmac("AWS4" + c.secret_key, day);
-  k = hmac(k, region);
-  k = hmac(k, service);
-  return hmac(k, "aws4_request");
+  auto k = hmac_sha256("AWS4" + c.secret_key, day);
+  k = hmac_sha256(k, region);
+  k = hmac_sha256(k, service);
+  return hmac_sha256(k, "aws4_request");
 }
 
 } // namespace
-
-std::string sha256_hex(std::string_view data) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
-  return to_hex(std::string_view{reinterpret_cast<const char*>(md), sizeof md});
-}
 
 std::string uri_encode(std::string_view s, bool keep_slash) {
   static constexpr char hex[] = "0123456789ABCDEF";
@@ -108,14 +92,7 @@ std::string uri_encode(std::string_view s, bool keep_slash) {
   return out;
 }
 
-std::string amz_date(long long unix_s) {
-  std::time_t t = static_cast<std::time_t>(unix_s);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
+std::string amz_date(long long unix_s) { return utc_text(unix_s, "%Y%m%dT%H%M%SZ"); }
 
 sigv4_signature sign(const sigv4_request& r, const s3_credentials& c, const std::string& region,
                      const std::string& date, const std::string& service) {
@@ -132,7 +109,7 @@ sigv4_signature sign(const sigv4_request& r, const s3_credentials& c, const std:
   out.canonical_request = canon.request;
   out.string_to_sign =
     "AWS4-HMAC-SHA256\n" + date + "\n" + scope + "\n" + sha256_hex(out.canonical_request);
-  out.signature = to_hex(hmac(signing_key(c, day, region, service), out.string_to_sign));
+  out.signature = to_hex(hmac_sha256(signing_key(c, day, region, service), out.string_to_sign));
   out.headers = {{"x-amz-date", date}, {"x-amz-content-sha256", r.payload_sha256}};
   if (!c.session_token.empty())
     out.headers.emplace_back("x-amz-security-token", c.session_token);
@@ -169,7 +146,7 @@ std::string presign(const sigv4_request& r, const s3_credentials& c, const std::
   unsigned_payload.payload_sha256 = "UNSIGNED-PAYLOAD";
   auto canon = canonicalize(unsigned_payload, query, headers);
   auto to_sign = "AWS4-HMAC-SHA256\n" + date + "\n" + scope + "\n" + sha256_hex(canon.request);
-  auto signature = to_hex(hmac(signing_key(c, day, region, service), to_sign));
+  auto signature = to_hex(hmac_sha256(signing_key(c, day, region, service), to_sign));
   query.emplace_back("X-Amz-Signature", signature);
   return uri_encode(r.path.empty() ? "/" : r.path, true) + "?" + canonical_query(query);
 }

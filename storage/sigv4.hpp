@@ -53,6 +53,4 @@ std::string uri_encode(std::string_view s, bool keep_slash);
 // "YYYYMMDDTHHMMSSZ" for a Unix time.
 std::string amz_date(long long unix_s);
 
-std::string sha256_hex(std::string_view data);
-
 } // namespace kiln::storage

@@ -71,4 +71,10 @@ scripts:
   s: echo
 )";
 
+// simple_yaml with more top-level keys (`top`, whole lines) after its first line.
+inline std::string simple_yaml_with(const std::string& top) {
+  std::string base = simple_yaml;
+  return base.substr(0, base.find('\n') + 1) + top + base.substr(base.find('\n') + 1);
+}
+
 } // namespace kiln::test

@@ -120,34 +120,16 @@ TEST_CASE("notifications: a build's outcome plans the trigger's own, else the pr
 }
 
 TEST_CASE("notifications: a bad address or webhook URL is refused with its line and column") {
-  auto bad_mail = parse_project_definition(R"(timeout: 5
-email:
+  auto bad_mail = parse_project_definition(simple_yaml_with(R"(email:
   users: "dev@example.com, nobody"
-triggers:
-  - name: ci
-    type: simple
-    runs:
-      - name: a
-        script: s
-scripts:
-  s: echo
-)");
+)"));
   REQUIRE_FALSE(bad_mail);
   CHECK_THAT(bad_mail.error().message, Catch::StartsWith("line 3, column 10: ")
                                          && Catch::Contains("'nobody'"));
-  auto bad_url = parse_project_definition(R"(timeout: 5
-webhooks:
+  auto bad_url = parse_project_definition(simple_yaml_with(R"(webhooks:
   - url: ftp://example.com/x
     secret_name: k
-triggers:
-  - name: ci
-    type: simple
-    runs:
-      - name: a
-        script: s
-scripts:
-  s: echo
-)");
+)"));
   REQUIRE_FALSE(bad_url);
   CHECK_THAT(bad_url.error().message, Catch::StartsWith("line 3, column 10: ")
                                         && Catch::Contains("http:// or https://"));

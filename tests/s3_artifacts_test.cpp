@@ -5,6 +5,7 @@
 // URL or proxy the bytes, Range either way; bad credentials stop the start.
 #include "kiln_up_fixture.hpp"
 #include "s3_fixture.hpp"
+#include "events/sha256.hpp"
 #include "storage/sigv4.hpp"
 
 #include <nlohmann/json.hpp>
@@ -91,7 +92,7 @@ TEST_CASE("a run's artifacts go to S3 and come back through the gateway", "[s3][
     auto data = fetch(s3, "ci/app/1/make/" + path);
     INFO(path);
     CHECK(data.size() == a["size"].get<std::size_t>());
-    CHECK(storage::sha256_hex(data) == a["sha256"]);
+    CHECK(kiln::sha256_hex(data) == a["sha256"]);
     bytes[path] = data;
   }
   CHECK(bytes.at("empty.txt").empty());

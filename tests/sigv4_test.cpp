@@ -3,11 +3,13 @@
 // Authentication"): header auth for GET with a range, PUT with a body and
 // a '$' in the key, a valueless query parameter, list with parameters to
 // sort, and a presigned GET.
+#include "events/sha256.hpp"
 #include "storage/sigv4.hpp"
 
 #include <catch2/catch.hpp>
 
 using namespace kiln::storage;
+using kiln::sha256_hex;
 
 namespace {
 

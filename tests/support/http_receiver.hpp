@@ -2,13 +2,14 @@
 // A loopback HTTP server that records what it is sent (webhook deliveries,
 // commit statuses, a git client's credentials) and answers every request
 // with the status it is told.
+#include "support/loopback_server.hpp"
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace kiln::test {
@@ -25,20 +26,17 @@ class http_receiver {
   explicit http_receiver(int status = 200);
   ~http_receiver();
 
-  std::uint16_t port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::uint16_t port() const { return server_.port(); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port()); }
   void answer_with(int status) { status_ = status; }
   std::vector<received_request> requests() const;
 
  private:
-  void serve();
-  int listen_fd_ = -1;
-  std::uint16_t port_ = 0;
+  void session(int fd);
   std::atomic<int> status_;
-  std::atomic<bool> stopping_{false};
   mutable std::mutex mu_;
   std::vector<received_request> requests_;
-  std::thread thread_;
+  loopback_server server_{[this](int fd) { session(fd); }};  // last: serves once the rest is ready
 };
 
 } // namespace kiln::test
