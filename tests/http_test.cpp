@@ -62,6 +62,29 @@ TEST_CASE("kiln up refuses an address it cannot bind, and bad options", "[http][
   CHECK(uout.find("unknown option --bogus") != std::string::npos);
 }
 
+TEST_CASE("kiln up refuses bad store, notification and retention options", "[http][up]") {
+  temp_dir dir;
+  auto data = (dir / "d").string();
+  auto refused = [&](std::vector<std::string> extra, const std::string& says) {
+    std::vector<std::string> argv{KILN_BINARY, "up", "--data", data, "--workers", "0"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto [status, out] = run(argv);
+    INFO(out);
+    CHECK(status == 2);
+    CHECK(out.find(says) != std::string::npos);
+  };
+  refused({"--artifacts", "s3://"}, "names no bucket");
+  refused({"--artifacts", "s3://b", "--s3-addressing", "sideways"}, "path or virtual");
+  refused({"--artifacts", "s3://b", "--s3-downloads", "teleport"}, "redirect or proxy");
+  refused({"--artifacts", "s3://b", "--s3-presign-expiry", "0"}, "1 to 604800");
+  refused({"--artifacts", "s3://b", "--s3-part-size-mb", "4"}, "at least 5 MiB");
+  refused({"--s3-endpoint", "http://x"}, "needs --artifacts s3://");
+  refused({"--smtp", "mail.example.com"}, "smtp://HOST:PORT");
+  refused({"--notify-retry", "soon"}, "--notify-retry wants seconds");
+  refused({"--retention-interval", "0"}, "at least 1 second");
+  refused({"--event-retention-hours", "0"}, "at least 1");
+}
+
 TEST_CASE("kiln core and kiln gateway need NATS and say so", "[cli]") {
   temp_dir dir;
   auto [status, out] = run({KILN_BINARY, "core", "--data", (dir / "d").string()});

@@ -323,3 +323,16 @@ TEST_CASE("a webhook still failing when kiln stops is delivered after it starts 
   for (auto& r : hook.requests())
     CHECK(r.headers.at("x-kiln-delivery") == "app/" + std::to_string(n) + "/webhook/0");
 }
+
+TEST_CASE("an e-mail with no SMTP server configured is given up, saying so", "[e2e][notify]") {
+  kiln_up up{{"--workers", "1", "--executor", "host", "--notify-retry", "0.2"}};
+  std::string rest = mail_project;
+  put(up, "/v1/projects/app",
+      "timeout: 5\nemail:\n  users: dev@example.com\n" + rest.substr(rest.find("triggers:")),
+      "application/yaml");
+  auto n = trigger(up, "app", {{"RESULT", "fail"}});
+  auto mail = notification(settled_build(up, "app", n), "email");
+  CHECK(mail["state"] == "given_up");
+  CHECK(mail["attempts"] == 1);
+  CHECK_THAT(mail["detail"].get<std::string>(), Catch::Contains("no SMTP server is configured"));
+}
