@@ -64,6 +64,15 @@ std::vector<std::string> args::get_list(const std::string& key, std::string fall
   return out;
 }
 
+bool args::flag(const std::string& key) const {
+  auto v = get(key);
+  if (!v || *v == "false")
+    return false;
+  if (*v != "true")
+    throw usage_error("--" + key + " is true or false, not '" + *v + "'");
+  return true;
+}
+
 void args::allow_only(const std::set<std::string>& known) const {
   for (auto& [k, v] : options_)
     if (!known.count(k))

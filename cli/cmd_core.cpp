@@ -3,6 +3,7 @@
 // (One core per log for now: several cores over a replicated log are the
 // rest of issue 6.)
 #include "cli/args.hpp"
+#include "cli/config_file.hpp"
 #include "cli/artifact_args.hpp"
 #include "cli/commands.hpp"
 #include "cli/core_node.hpp"
@@ -20,8 +21,9 @@ int cmd_core(int argc, char** argv) {
   args a{argc, argv, 2};
   auto known = artifact_options;
   known.insert({"data", "nats", "worker-timeout", "public-url", "smtp", "smtp-from", "smtp-user",
-                "github-api", "gitlab-api", "notify-retry", "retention-interval", "event-retention-hours"});
+                "github-api", "gitlab-api", "notify-retry", "retention-interval", "event-retention-hours", "config"});
   a.allow_only(known);
+  load_config_file(a, known);
   auto data = a.get_or("data", "./kiln-data");
   auto fail = [](const std::string& what) {
     std::fprintf(stderr, "kiln core: %s\n", what.c_str());

@@ -2,6 +2,7 @@
 // alone: the HTTP API, reaching the cores over NATS. It keeps no state, so
 // gateways can be rolled one at a time (SIGTERM drains it).
 #include "cli/args.hpp"
+#include "cli/config_file.hpp"
 #include "cli/artifact_args.hpp"
 #include "cli/commands.hpp"
 #include "cli/gateway_node.hpp"
@@ -17,8 +18,9 @@ namespace kiln::cli {
 int cmd_gateway(int argc, char** argv) {
   args a{argc, argv, 2, {"public-read"}};
   auto known = artifact_options;
-  known.insert({"data", "nats", "listen", "public-read", "max-streams"});
+  known.insert({"data", "nats", "listen", "public-read", "max-streams", "config"});
   a.allow_only(known);
+  load_config_file(a, known, {"public-read"});
   // Only spooled uploads (a local store) and S3's spool live here.
   auto data = a.get_or("data", "./kiln-gateway");
   auto listen = parse_listen(a.get_or("listen", "127.0.0.1:8080"));

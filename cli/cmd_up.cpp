@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "cli/core_node.hpp"
 #include "cli/gateway_node.hpp"
+#include "cli/config_file.hpp"
 #include "cli/local_workers.hpp"
 #include "cli/node_args.hpp"
 #include "cli/version.hpp"
@@ -21,14 +22,16 @@ int cmd_up(int argc, char** argv) {
   auto known = artifact_options;
   known.insert({"data", "listen", "workers", "executor", "public-read", "config", "max-streams",
                 "worker-timeout", "public-url", "smtp", "smtp-from", "smtp-user", "github-api",
-                "gitlab-api", "notify-retry", "retention-interval", "event-retention-hours", "nats"});
+                "gitlab-api", "notify-retry", "retention-interval", "event-retention-hours", "nats",
+                "artifact-retry-for"});
   a.allow_only(known);
+  load_config_file(a, known, {"public-read"});
   auto data = a.get_or("data", "./kiln-data");
   auto listen = parse_listen(a.get_or("listen", "127.0.0.1:8080"));
-  if (a.has("config"))
-    throw usage_error("--config is not built yet; use the options (kiln up --help lists them)");
   auto worker_count = a.get_u64("workers", 1);
   auto executor = a.get_or("executor", "");
+  auto artifact_retry_for =
+    a.has("artifact-retry-for") ? std::to_string(a.get_u64("artifact-retry-for", 0)) : "";
   if (!executor.empty() && executor != "bwrap" && executor != "host" && executor != "podman")
     throw usage_error("--executor is bwrap, host or podman, not '" + executor + "'");
   auto fail = [](const std::string& what) {
@@ -64,7 +67,8 @@ int cmd_up(int argc, char** argv) {
   std::unique_ptr<local_workers> workers;
   if (worker_count > 0) {
     auto w = local_workers::start((*node)->domain(),
-                                  {static_cast<unsigned>(worker_count), url, data, executor});
+                                  {static_cast<unsigned>(worker_count), url, data, executor,
+                                   artifact_retry_for});
     if (!w)
       spdlog::error("up workers=failed message=\"{}\"", w.error().message);
     else

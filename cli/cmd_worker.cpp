@@ -2,6 +2,7 @@
 // running ones finish and are reported); a second SIGTERM kills the runs
 // and reports them; a third exits at once.
 #include "cli/args.hpp"
+#include "cli/config_file.hpp"
 #include "cli/commands.hpp"
 #include "cli/self_path.hpp"
 #include "cli/version.hpp"
@@ -20,8 +21,11 @@ namespace kiln::cli {
 
 int cmd_worker(int argc, char** argv) {
   args a{argc, argv, 2};
-  a.allow_only({"server", "name", "tags", "concurrency", "workdir", "executor", "ca-file",
-                "min-free-disk-mb", "poll-wait", "shared-volumes"});
+  std::set<std::string> known{"server", "name", "tags", "concurrency", "workdir", "executor",
+                              "ca-file", "min-free-disk-mb", "poll-wait", "shared-volumes",
+                              "artifact-retry-for", "config"};
+  a.allow_only(known);
+  load_config_file(a, known);
   worker::worker_options o;
   o.servers = a.get_list("server", "http://127.0.0.1:8080");
   o.name = a.get_or("name", worker::host_name());
@@ -32,6 +36,7 @@ int cmd_worker(int argc, char** argv) {
   o.ca_file = a.get_or("ca-file", "");
   o.min_free_disk_mb = a.get_u64("min-free-disk-mb", o.min_free_disk_mb);
   o.poll_wait_s = static_cast<unsigned>(a.get_u64("poll-wait", o.poll_wait_s));
+  o.artifact_retry_s = static_cast<unsigned>(a.get_u64("artifact-retry-for", o.artifact_retry_s));
   o.shim_program = shim_path();
   for (auto& item : a.get_list("shared-volumes")) {
     auto eq = item.find('=');

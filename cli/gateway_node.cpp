@@ -18,7 +18,7 @@ result<gateway::gateway_options> gateway_options_from(const args& a,
   gateway::gateway_options o;
   if (auto store = configure_artifacts(a, data, o); !store)
     return store.error();
-  o.public_read = a.has("public-read");
+  o.public_read = a.flag("public-read");
   o.max_streams = a.get_u64("max-streams", o.max_streams);
   return o;
 }

@@ -64,6 +64,8 @@ result<std::unique_ptr<local_workers>> local_workers::start(core::core& domain,
                                   "--name", name, "--workdir", workdir.string()};
     if (!o.executor.empty())
       argv.insert(argv.end(), {"--executor", o.executor});
+    if (!o.artifact_retry_for.empty())
+      argv.insert(argv.end(), {"--artifact-retry-for", o.artifact_retry_for});
     try {
       p->procs.push_back(std::make_unique<subprocess>(argv, fs::path{}, true));
     } catch (const std::exception& e) {

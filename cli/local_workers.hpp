@@ -20,6 +20,7 @@ struct local_worker_options {
   std::string url;  // the gateway's
   std::filesystem::path data;
   std::string executor;  // empty: the worker's default
+  std::string artifact_retry_for;  // seconds; empty: the worker's default
 };
 
 class local_workers {

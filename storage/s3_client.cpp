@@ -430,6 +430,15 @@ status_result s3_client::create_bucket() {
   return ok;
 }
 
+status_result s3_client::delete_bucket() {
+  auto r = impl_->perform("DELETE", impl_->path_of(""), {}, {}, nullptr, sha256_hex(""));
+  if (!r)
+    return r.error();
+  if (r->status / 100 != 2)
+    return s3_error(*r, "deleting bucket " + impl_->c.bucket);
+  return ok;
+}
+
 status_result s3_client::put_file(const std::string& key, const std::filesystem::path& file,
                                   const std::string& content_type, std::string sha256) {
   std::error_code ec;

@@ -54,6 +54,8 @@ class s3_client {
   // The bucket answers to these credentials (HEAD bucket).
   status_result check_bucket();
   status_result create_bucket();
+  // The bucket must be empty (S3's rule).
+  status_result delete_bucket();
 
   // `sha256` is the file's hex digest when known (else it is computed).
   status_result put_file(const std::string& key, const std::filesystem::path& file,

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <fstream>
 #include <regex>
 
 using namespace kiln::test;
@@ -83,6 +84,42 @@ TEST_CASE("kiln up refuses bad store, notification and retention options", "[htt
   refused({"--notify-retry", "soon"}, "--notify-retry wants seconds");
   refused({"--retention-interval", "0"}, "at least 1 second");
   refused({"--event-retention-hours", "0"}, "at least 1");
+}
+
+TEST_CASE("kiln up takes options from --config, the command line winning", "[http][up]") {
+  temp_dir dir;
+  auto config = dir / "kiln.yaml";
+  std::ofstream{config} << "# kiln up --config\npublic-read: true\nlisten: 127.0.0.1:1\n"
+                           "max-streams: 5\n";
+  kiln_up up{{"--config", config.string()}};  // the fixture's --listen wins
+  CHECK(up.get("/v1/projects").status == 200);  // public-read, from the file
+
+  kiln_up closed{{"--config", config.string(), "--public-read=false"}};
+  CHECK(closed.get("/v1/projects").status == 401);
+
+  kiln_up sample{{"--config", SAMPLE_CONFIG}};  // deploy/kiln.sample.yml is usable as it is
+  CHECK(sample.get("/readyz").status == 200);
+}
+
+TEST_CASE("a bad --config file is refused with its line and column", "[http][up]") {
+  temp_dir dir;
+  auto refused = [&](const std::string& yaml, const std::string& says) {
+    auto file = dir / "bad.yaml";
+    std::ofstream{file} << yaml;
+    auto [status, out] = run({KILN_BINARY, "up", "--data", (dir / "d").string(), "--workers", "0",
+                              "--config", file.string()});
+    INFO(out);
+    CHECK(status == 2);
+    CHECK(out.find(file.string() + says) != std::string::npos);
+  };
+  refused("listen: 127.0.0.1:0\n\nbogus: 1\n", ":3:1: no option --bogus here");
+  refused("listen: [127.0.0.1:0\n", ":2:1: ");
+  refused("workers: 0\npublic-read: maybe\n", ":2:14: public-read is true or false, not 'maybe'");
+  refused("artifacts:\n  dir: x\n", ":1:1: artifacts wants a value or a list");
+  refused("- listen\n", ":1:1: wants a mapping");
+  auto [status, out] = run({KILN_BINARY, "up", "--config", (dir / "none.yaml").string()});
+  CHECK(status == 2);
+  CHECK(out.find("cannot read") != std::string::npos);
 }
 
 TEST_CASE("kiln core and kiln gateway need NATS and say so", "[cli]") {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
+#include <fstream>
 #include <set>
 
 using namespace kiln;
@@ -153,6 +154,76 @@ TEST_CASE("a run's artifacts go to S3 and come back through the gateway", "[s3][
   CHECK((ranged.body == bytes.at("out/seven \xc3\xa9.bin").substr(7340000)));
   CHECK(up.api("GET", base + encoded("empty.txt")).body.empty());
   CHECK(up.api("GET", base + "nope.bin").status == 404);
+}
+
+TEST_CASE("a run waits for S3 to store its artifacts and fails with the storage error when it "
+          "cannot", "[s3][e2e]") {
+  kiln_bucket kb;
+  auto& [bucket, config, s3] = kb;
+  // The store's settings from a config file, as an operator keeps them.
+  temp_dir dir{"kiln-s3-config"};
+  std::ofstream{dir / "kiln.yaml"} << "executor: host\nartifacts: s3://" << bucket
+                                    << "/ci\ns3-endpoint: " << config.endpoint
+                                    << "\nartifact-retry-for: 15\n";
+  kiln_up up{{"--workers", "1", "--config", (dir / "kiln.yaml").string()}};
+  REQUIRE(up.api("PUT", "/v1/projects/app",
+                 make_project("", "    echo built\n    head -c 1024 /dev/urandom > \"$ARCHIVE/lib.a\"\n"),
+                 {{"Content-Type", "application/yaml"}})
+            .status / 100 == 2);
+  auto status_of = [&](int build) {
+    auto r = up.api("GET", "/v1/projects/app/builds/" + std::to_string(build) + "/runs/make");
+    return json::parse(r.body);
+  };
+
+  // S3 loses the bucket after kiln checked it: the upload fails, the worker
+  // retries, and the run is not reported while it does.
+  REQUIRE(s3.delete_bucket());
+  REQUIRE(up.api("POST", "/v1/projects/app/builds", R"({"trigger":"ci"})").status == 201);
+  REQUIRE(wait_until([&] {
+    return up.get("/metrics").body.find(
+             R"(route="/v1/runs/{project}/{build}/{run}/artifacts/{path*}",status="502")")
+           != std::string::npos;
+  }, 60s));
+  CHECK(status_of(1)["status"] == "RUNNING");
+  // S3 comes back within the retry window: the run passes, its artifact stored.
+  REQUIRE(s3.create_bucket());
+  json run;
+  REQUIRE(wait_until([&] {
+    run = status_of(1);
+    return run["status"] != "RUNNING";
+  }, 60s));
+  INFO(run.dump(2));
+  CHECK(run["status"] == "PASSED");
+  REQUIRE(run["artifacts"].size() == 1);
+  CHECK(fetch(s3, "ci/app/1/make/lib.a").size() == 1024);
+
+  // S3 stays away longer than --artifact-retry-for: the run FAILS, and its
+  // console says which artifact and why.
+  REQUIRE(wait_until([&] { return status_of(1).contains("console_object"); }, 60s));
+  auto left = s3.list("");
+  REQUIRE(left);
+  for (auto& object : *left)
+    REQUIRE(s3.remove(object.key));
+  REQUIRE(s3.delete_bucket());
+  REQUIRE(up.api("POST", "/v1/projects/app/builds", R"({"trigger":"ci"})").status == 201);
+  REQUIRE(wait_until([&] {
+    run = status_of(2);
+    return run.contains("status") && run["status"] != "QUEUED" && run["status"] != "RUNNING";
+  }, 120s));
+  INFO(run.dump(2));
+  CHECK(run["status"] == "FAILED");
+  CHECK_THAT(run["message"].get<std::string>(),
+             Catch::Contains("artifact lib.a was not stored after 15 s") && Catch::Contains("NoSuchBucket"));
+  auto console = up.api("GET", "/v1/projects/app/builds/2/runs/make/console").body;
+  CHECK_THAT(console, Catch::Contains("\nbuilt\n")
+                        && Catch::EndsWith("== kiln: FAILED (exit code 0): artifact lib.a was not stored after 15 s of "
+                                           "retries: HTTP 502 storage_unavailable: artifact 'lib.a' "
+                                           "could not be stored: PUT ci/app/2/make/lib.a: HTTP 404 "
+                                           "NoSuchBucket\n")
+                        && !Catch::Contains("PASSED")
+                        && Catch::Contains("NoSuchBucket"));
+  CHECK(run["artifacts"].empty());
+  REQUIRE(s3.create_bucket());  // so the bucket can be cleaned like the others
 }
 
 TEST_CASE("kiln up refuses to start with an S3 store it cannot use", "[s3][e2e]") {

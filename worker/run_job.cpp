@@ -395,6 +395,11 @@ run_outcome execute_run(const run_definition& def, const run_settings& s, consol
   out.status = code == 0 && !tests_failed ? "PASSED" : "FAILED";
   if (code == 0 && tests_failed)
     out.message = "tests failed";
+  if (s.store_artifacts)
+    if (auto failure = s.store_artifacts(out.artifacts); !failure.empty()) {
+      out.status = "FAILED";
+      out.message = failure;
+    }
   console.note(status_line(out));
   return out;
 }

@@ -41,6 +41,10 @@ struct run_settings {
   // starts: false, and the run ends there with no status (it is no longer
   // this worker's). Unset: always start.
   std::function<bool()> may_start;
+  // Stores a finished script's artifacts before its status line is
+  // written: a reason stores them not (the run then FAILS with it), or "".
+  // Unset: they stay in $ARCHIVE (kiln simulate).
+  std::function<std::string(const std::vector<struct artifact_file>&)> store_artifacts;
 };
 
 struct artifact_file {

@@ -126,6 +126,8 @@ struct worker::impl {
   int loop();
   void start_run(const std::string& id, run_definition def);
   void execute(const std::shared_ptr<active_run>& run);
+  std::string store_artifacts(server_link& l, const std::string& target, const std::string& id,
+                              const std::vector<artifact_file>& artifacts);
 };
 
 status_result worker::impl::register_self() {
@@ -298,6 +300,49 @@ void worker::impl::start_run(const std::string& id, run_definition def) {
   }};
 }
 
+// Uploads each artifact, retrying while the server cannot store it for up
+// to --artifact-retry-for. Returns why one was not stored, or "" (also
+// when the run is no longer this worker's: nothing is left to report).
+std::string worker::impl::store_artifacts(server_link& l, const std::string& target,
+                                          const std::string& id,
+                                          const std::vector<artifact_file>& artifacts) {
+  for (auto& a : artifacts) {
+    auto path = target + "/artifacts/" + percent_encode(a.path, true);
+    auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds{o.artifact_retry_s};
+    auto wait = std::chrono::milliseconds{500};
+    for (;;) {
+      auto r = l.upload(path, a.file.string());
+      if (r && r->status < 300)
+        break;
+      std::string why;
+      if (r) {
+        auto e = client::api_error(*r);
+        if (r->status < 500 && run_gone(e))
+          return {};
+        why = "HTTP " + std::to_string(r->status) + " " + e.code + ": " + e.message;
+        if (r->status < 500) {
+          spdlog::warn("worker artifact=refused id={} path={} error={} message=\"{}\"", id, a.path,
+                       e.code, e.message);
+          return "artifact " + a.path + " was refused: " + why;
+        }
+      } else {
+        why = r.error().message;
+      }
+      if (killing)
+        return "artifact " + a.path + " was not stored: the worker was stopped";
+      if (std::chrono::steady_clock::now() + wait > give_up_at) {
+        spdlog::error("worker artifact=failed id={} path={} detail=\"{}\"", id, a.path, why);
+        return "artifact " + a.path + " was not stored after "
+               + std::to_string(o.artifact_retry_s) + " s of retries: " + why;
+      }
+      spdlog::warn("worker artifact=retry id={} path={} detail=\"{}\"", id, a.path, why);
+      pause(wait);
+      wait = std::min(wait * 2, std::chrono::milliseconds{5000});
+    }
+  }
+  return {};
+}
+
 void worker::impl::execute(const std::shared_ptr<active_run>& run) {
   auto& def = run->def;
   auto id = def.run_id();
@@ -371,6 +416,11 @@ void worker::impl::execute(const std::shared_ptr<active_run>& run) {
   s.stop = &run->stop;
   s.volumes = o.workdir / "volumes";
   s.shared_volumes = o.shared_volumes;
+  // A run is reported only once its artifacts are stored: it never PASSES
+  // without them.
+  s.store_artifacts = [&](const std::vector<artifact_file>& artifacts) {
+    return store_artifacts(l, target, id, artifacts);
+  };
   auto out = execute_run(def, s, spool);
   if (!still_ours())
     return;  // nothing ran; the spool is dropped with what it holds
@@ -382,23 +432,6 @@ void worker::impl::execute(const std::shared_ptr<active_run>& run) {
   // per run, and the core writes them before the run ends.
   auto tail = spool.finish(max_console_tail);
 
-  for (auto& a : out.artifacts) {
-    auto path = target + "/artifacts/" + percent_encode(a.path, true);
-    for (;;) {
-      auto r = l.upload(path, a.file.string());
-      if (r && r->status < 300)
-        break;
-      if (r && r->status < 500) {
-        auto e = client::api_error(*r);
-        spdlog::warn("worker artifact=refused id={} path={} error={} message=\"{}\"", id, a.path,
-                     e.code, e.message);
-        break;
-      }
-      if (killing)
-        break;
-      pause(std::chrono::seconds{1});
-    }
-  }
   for (auto& suite : out.tests) {
     json results = json::array();
     for (auto& t : suite.results)

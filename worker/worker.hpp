@@ -27,6 +27,9 @@ struct worker_options {
   std::string version;
   std::uint64_t min_free_disk_mb = 256;  // below this, no new runs
   unsigned poll_wait_s = 20;
+  // How long an artifact upload the server cannot store (5xx, no answer)
+  // is retried before the run FAILS with the storage error in its console.
+  unsigned artifact_retry_s = 300;
   std::map<std::string, std::filesystem::path> shared_volumes;  // offered to runs, read-only
 };
 
