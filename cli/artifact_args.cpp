@@ -13,7 +13,7 @@ status_result configure_artifacts(const args& a, const std::filesystem::path& da
   auto where = a.get_or("artifacts", (data / "artifacts").string());
   if (!where.starts_with("s3://")) {
     for (auto& k : {"s3-endpoint", "s3-region", "s3-addressing", "s3-downloads", "s3-presign-expiry",
-                    "s3-part-size-mb", "s3-parallel-parts"})
+                    "s3-part-size-mb", "s3-parallel-parts", "s3-single-put-max-mb"})
       if (a.has(k))
         throw usage_error(std::string{"--"} + k + " needs --artifacts s3://BUCKET[/PREFIX]");
     g.store = gateway::make_local_artifact_store(where);
@@ -37,6 +37,9 @@ status_result configure_artifacts(const args& a, const std::filesystem::path& da
   s3.parallel_parts = static_cast<unsigned>(a.get_u64("s3-parallel-parts", 3));
   if (s3.parallel_parts < 1 || s3.parallel_parts > 64)
     throw usage_error("--s3-parallel-parts is 1 to 64");
+  s3.stream_put_max = a.get_u64("s3-single-put-max-mb", 1024) << 20;
+  if (s3.stream_put_max > (5ull << 30))
+    throw usage_error("--s3-single-put-max-mb is at most 5120 (S3's largest single PUT)");
   gateway::s3_store_options o;
   o.prefix = url->second;
   auto downloads = a.get_or("s3-downloads", "redirect");

@@ -18,7 +18,7 @@ class args;
 inline const std::set<std::string> artifact_options{"artifacts", "s3-endpoint", "s3-region",
                                                     "s3-addressing", "s3-downloads",
                                                     "s3-presign-expiry", "s3-part-size-mb",
-                                                    "s3-parallel-parts"};
+                                                    "s3-parallel-parts", "s3-single-put-max-mb"};
 
 // Sets `g.artifacts` or `g.store`. Throws usage_error for a bad command
 // line; an S3 store that does not answer (or refuses the credentials) is

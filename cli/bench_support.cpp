@@ -42,6 +42,7 @@ double binned_percentile(std::vector<double>& v, double p) {
 }
 
 kiln_server::kiln_server(const std::filesystem::path& dir, std::vector<std::string> extra) {
+  std::filesystem::create_directories(dir);
   std::vector<std::string> argv{"/proc/self/exe", "up", "--data", (dir / "data").string(),
                                 "--listen", "127.0.0.1:0"};
   argv.insert(argv.end(), extra.begin(), extra.end());

@@ -543,21 +543,22 @@ void proxy_artifact(const call_ptr& c, const artifact_key& key, http_response he
   if (!stream)
     return;
   auto limit = c->gw.opts.stream_buffer_bytes;
-  // S3's bytes come in small pieces; the socket gets them in 256 KiB chunks.
+  // The socket gets S3's bytes in 1 MiB chunks.
+  constexpr std::size_t chunk_bytes = 1 << 20;
   auto pending = std::make_shared<std::string>();
+  pending->reserve(chunk_bytes);
   auto flush = [stream, limit, pending] {
     // A store thread may wait for a slow client; the socket is not held up.
-    while (stream->pending() > limit && !stream->closed())
-      std::this_thread::sleep_for(std::chrono::milliseconds{2});
-    bool ok = stream->write(std::move(*pending));
-    pending->clear();
+    stream->wait_below(limit);
+    bool ok = stream->write(std::exchange(*pending, {}));
+    pending->reserve(chunk_bytes);
     return ok;
   };
   c->gw.artifacts->read(
     key, span,
     [pending, flush](std::string_view bytes) {
       pending->append(bytes);
-      return pending->size() < 256 * 1024 || flush();
+      return pending->size() < chunk_bytes || flush();
     },
     [stream, key, pending, flush](status_result done) {
       if (!done)

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <deque>
 #include <limits>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -136,6 +137,10 @@ class chunk_stream final : public body_stream {
   explicit chunk_stream(std::weak_ptr<session> s) : session_(std::move(s)) {}
   bool write(std::string bytes) override;
   std::size_t pending() const override { return pending_; }
+  void wait_below(std::size_t bytes) override {
+    std::unique_lock lock{mu_};
+    drained_.wait(lock, [&] { return pending_ <= bytes || closed_; });
+  }
   void finish() override;
   bool closed() const override { return closed_; }
   void on_close(std::function<void()> f) override {
@@ -145,7 +150,13 @@ class chunk_stream final : public body_stream {
   }
 
   // From the session.
-  void taken(std::size_t n) { pending_ -= n; }
+  void taken(std::size_t n) {
+    {
+      std::lock_guard lock{mu_};
+      pending_ -= n;
+    }
+    drained_.notify_all();
+  }
   void mark_closed() {
     std::function<void()> f;
     {
@@ -154,6 +165,7 @@ class chunk_stream final : public body_stream {
         return;
       f = std::move(on_close_);
     }
+    drained_.notify_all();
     if (f)
       f();
   }
@@ -163,6 +175,7 @@ class chunk_stream final : public body_stream {
   std::atomic<std::size_t> pending_{0};
   std::atomic<bool> closed_{false};
   std::mutex mu_;
+  std::condition_variable drained_;
   std::function<void()> on_close_;
 };
 

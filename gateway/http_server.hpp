@@ -64,6 +64,9 @@ class body_stream {
   virtual bool write(std::string bytes) = 0;
   // Bytes queued and not yet taken by the socket.
   virtual std::size_t pending() const = 0;
+  // Blocks until at most `bytes` are pending or the stream is closed; for
+  // producers on their own threads (never a server thread).
+  virtual void wait_below(std::size_t bytes) = 0;
   // Ends the body (and the connection).
   virtual void finish() = 0;
   virtual bool closed() const = 0;

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -22,6 +23,139 @@ namespace {
 
 using job_queue = std::function<void(std::function<void()>)>;
 
+// One PUT whose body is an upload's bytes as they arrive, handed through a
+// bounded pipe to a store thread. The last byte is held back until
+// finish(), which comes only once the request is authorised: an upload that
+// is refused or cut is aborted before S3 has all of it, so S3 keeps
+// nothing. One stream to S3 is as fast as S3 takes a single client's PUT;
+// parts in parallel add round trips and a final assembly.
+class streamed_put final : public std::enable_shared_from_this<streamed_put> {
+ public:
+  streamed_put(storage::s3_client& s3, std::string key, std::string type, std::uint64_t size,
+               std::size_t capacity)
+      : s3_(s3), key_(std::move(key)), type_(std::move(type)), size_(size), capacity_(capacity) {}
+
+  // On a store thread: blocks while the bytes flow.
+  void send() {
+    storage::s3_client::source pull = [this](char* buf, std::size_t max) { return read(buf, max); };
+    auto r = s3_.put_stream(key_, size_, type_, pull);
+    std::function<void(status_result)> done;
+    std::function<void()> resume;
+    {
+      std::lock_guard lock{mu_};
+      result_ = r;
+      held_ = 0;
+      chunks_.clear();  // S3 answered: whatever is still to come is dropped
+      if (finishing_)
+        done = std::move(done_);
+      resume = std::move(resume_);
+    }
+    cv_.notify_all();
+    if (resume)
+      resume();
+    if (done)
+      done(r);
+  }
+
+  void write(std::string_view bytes) {
+    {
+      std::lock_guard lock{mu_};
+      if (result_)
+        return;
+      chunks_.emplace_back(bytes);
+      held_ += bytes.size();
+    }
+    cv_.notify_all();
+  }
+
+  bool saturated() {
+    std::lock_guard lock{mu_};
+    return held_ >= capacity_;
+  }
+
+  void when_ready(std::function<void()> resume) {
+    std::unique_lock lock{mu_};
+    if (held_ < capacity_) {
+      lock.unlock();
+      return resume();
+    }
+    resume_ = std::move(resume);
+  }
+
+  void abandon() {
+    {
+      std::lock_guard lock{mu_};
+      abandoned_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  void finish(std::function<void(status_result)> done) {
+    std::unique_lock lock{mu_};
+    finishing_ = true;
+    if (result_) {
+      auto r = *result_;
+      lock.unlock();
+      return done(r);
+    }
+    done_ = std::move(done);
+    lock.unlock();
+    cv_.notify_all();
+  }
+
+  bool stored() {
+    std::lock_guard lock{mu_};
+    return result_ && *result_;
+  }
+
+ private:
+  std::size_t read(char* buf, std::size_t max) {
+    std::function<void()> resume;
+    std::size_t n = 0;
+    {
+      std::unique_lock lock{mu_};
+      // Everything but the last byte may go before finish().
+      auto allowed = [&] { return finishing_ ? size_ - sent_ : size_ - 1 - sent_; };
+      cv_.wait(lock, [&] { return abandoned_ || (held_ > 0 && allowed() > 0); });
+      if (abandoned_)
+        return storage::s3_client::abort_transfer;
+      auto want = std::min<std::uint64_t>({max, allowed(), held_});
+      while (n < want) {
+        auto& front = chunks_.front();
+        auto take = std::min<std::size_t>(want - n, front.size() - front_used_);
+        std::memcpy(buf + n, front.data() + front_used_, take);
+        n += take;
+        front_used_ += take;
+        if (front_used_ == front.size()) {
+          chunks_.pop_front();
+          front_used_ = 0;
+        }
+      }
+      sent_ += n;
+      held_ -= n;
+      if (held_ < capacity_)
+        resume = std::move(resume_);
+    }
+    if (resume)
+      resume();
+    return n;
+  }
+
+  storage::s3_client& s3_;
+  std::string key_, type_;
+  std::uint64_t size_;
+  std::size_t capacity_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> chunks_;
+  std::size_t front_used_ = 0;
+  std::uint64_t held_ = 0, sent_ = 0;
+  bool finishing_ = false, abandoned_ = false;
+  std::optional<status_result> result_;
+  std::function<void()> resume_;
+  std::function<void(status_result)> done_;
+};
+
 // An artifact written to S3 as its bytes arrive: they are hashed and cut
 // into parts; the first full part starts a multipart upload and each part
 // goes out on the store's threads, at most `parallel` held at once (the
@@ -31,9 +165,12 @@ class s3_upload final : public artifact_upload, public std::enable_shared_from_t
  public:
   s3_upload(storage::s3_client& s3, job_queue submit, std::string key, std::string type)
       : s3_(s3), submit_(std::move(submit)), key_(std::move(key)), type_(std::move(type)),
-        part_size_(s3.config().part_size), parallel_(std::max(1u, s3.config().parallel_parts)) {}
+        part_size_(s3.config().part_size), parallel_(std::max(1u, s3.config().parallel_parts)),
+        stream_max_(s3.config().stream_put_max) {}
 
   ~s3_upload() override {
+    if (stream_ && !stream_->stored())
+      stream_->abandon();
     if (!upload_id_.empty() && !completed_) {
       auto& s3 = s3_;
       submit_([&s3, key = key_, id = upload_id_] { s3.abort_multipart(key, id); });
@@ -45,6 +182,11 @@ class s3_upload final : public artifact_upload, public std::enable_shared_from_t
   void begin(std::optional<std::uint64_t> length) override {
     if (!length || *length < part_size_)
       return;
+    if (*length <= stream_max_) {
+      stream_ = std::make_shared<streamed_put>(s3_, key_, type_, *length, part_size_);
+      submit_([stream = stream_] { stream->send(); });
+      return;
+    }
     {
       std::lock_guard lock{mu_};
       started_ = true;
@@ -52,22 +194,33 @@ class s3_upload final : public artifact_upload, public std::enable_shared_from_t
     submit_([self = shared_from_this()] { self->start(); });
   }
 
+  // Bytes go straight into the part being filled (reserved whole, so it
+  // is never copied to grow); a full part is handed on as it is.
   void write(std::string_view bytes) override {
     sha_.update(bytes);
-    buffer_.append(bytes);
-    while (buffer_.size() >= part_size_) {
-      std::string part = buffer_.substr(0, part_size_);
-      buffer_.erase(0, part_size_);
-      send_part(std::move(part));
+    if (stream_)
+      return stream_->write(bytes);
+    while (!bytes.empty()) {
+      if (buffer_.capacity() < part_size_ && started_)
+        buffer_.reserve(part_size_);
+      auto n = std::min<std::size_t>(bytes.size(), part_size_ - buffer_.size());
+      buffer_.append(bytes.substr(0, n));
+      bytes.remove_prefix(n);
+      if (buffer_.size() == part_size_)
+        send_part(std::exchange(buffer_, {}));
     }
   }
 
   bool saturated() override {
+    if (stream_)
+      return stream_->saturated();
     std::lock_guard lock{mu_};
     return held_ >= parallel_;
   }
 
   void when_ready(std::function<void()> resume) override {
+    if (stream_)
+      return stream_->when_ready(std::move(resume));
     std::unique_lock lock{mu_};
     if (held_ < parallel_) {
       lock.unlock();
@@ -77,6 +230,8 @@ class s3_upload final : public artifact_upload, public std::enable_shared_from_t
   }
 
   void abandon() override {
+    if (stream_)
+      stream_->abandon();
     std::lock_guard lock{mu_};
     if (!failed_)
       failed_ = error{"io", "the upload was cut short"};
@@ -86,6 +241,8 @@ class s3_upload final : public artifact_upload, public std::enable_shared_from_t
 
   void finish(std::function<void(status_result)> done) override {
     sha256();
+    if (stream_)
+      return stream_->finish(std::move(done));
     std::unique_lock lock{mu_};
     done_ = std::move(done);
     finishing_ = true;
@@ -208,6 +365,8 @@ class s3_upload final : public artifact_upload, public std::enable_shared_from_t
   std::string key_, type_;
   std::uint64_t part_size_;
   unsigned parallel_;
+  std::uint64_t stream_max_;
+  std::shared_ptr<streamed_put> stream_;  // set when the upload is one streamed PUT
   kiln::sha256 sha_;
   std::string buffer_;  // written and not yet in a part
 
@@ -239,8 +398,18 @@ class s3_artifact_store final : public artifact_store {
       stopping_ = true;
     }
     cv_.notify_all();
-    for (auto& t : pool_)
-      t.join();
+    // A job still running may have started a thread meanwhile.
+    for (;;) {
+      std::vector<std::thread> threads;
+      {
+        std::lock_guard lock{mu_};
+        threads.swap(pool_);
+      }
+      if (threads.empty())
+        break;
+      for (auto& t : threads)
+        t.join();
+    }
   }
 
   fs::path receive_path() override { return local_->receive_path(); }
@@ -304,28 +473,38 @@ class s3_artifact_store final : public artifact_store {
     return o_.prefix + k.project + "/" + std::to_string(k.build) + "/" + k.run + "/" + k.path;
   }
 
+  // A streamed PUT holds its thread while its upload arrives: when no
+  // thread is idle, another is started (up to max_threads), so that a slow
+  // uploader never holds up the others.
   void submit(std::function<void()> job) {
     {
       std::lock_guard lock{mu_};
       jobs_.push_back(std::move(job));
+      if (!stopping_ && idle_ < jobs_.size() && pool_.size() < max_threads)
+        pool_.emplace_back([this] { work(); });
     }
     cv_.notify_one();
   }
 
   void work() {
+    std::unique_lock lock{mu_};
     for (;;) {
-      std::function<void()> job;
+      ++idle_;
+      cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      --idle_;
+      if (jobs_.empty())
+        return;
       {
-        std::unique_lock lock{mu_};
-        cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-        if (jobs_.empty())
-          return;
-        job = std::move(jobs_.front());
+        auto job = std::move(jobs_.front());
         jobs_.pop_front();
-      }
-      job();
+        lock.unlock();
+        job();
+      }  // gone before relocking: what it held may submit more on its way out
+      lock.lock();
     }
   }
+
+  static constexpr std::size_t max_threads = 64;
 
   std::unique_ptr<storage::s3_client> s3_;
   s3_store_options o_;
@@ -334,6 +513,7 @@ class s3_artifact_store final : public artifact_store {
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
   bool stopping_ = false;
+  std::size_t idle_ = 0;
   std::vector<std::thread> pool_;
 };
 

@@ -25,6 +25,9 @@ struct s3_config {
   std::uint64_t multipart_threshold = 16ull << 20;  // at or above: multipart
   std::uint64_t part_size = 8ull << 20;             // at least 5 MiB (S3's minimum)
   unsigned parallel_parts = 3;
+  // A streamed upload of known length up to this is one PUT (S3 allows
+  // 5 GiB); above it, or of unknown length, a multipart upload.
+  std::uint64_t stream_put_max = 1ull << 30;
   long timeout_ms = 120'000;  // one request
 };
 
@@ -63,6 +66,14 @@ class s3_client {
                          std::string sha256 = {});
   status_result put_bytes(const std::string& key, std::string_view data,
                           const std::string& content_type = "application/octet-stream");
+
+  // One PUT of `size` bytes that `read(buf, max)` hands over as they come:
+  // it blocks until it has some, and returns how many it copied (never 0
+  // before `size`), or abort_transfer to stop: S3 then keeps nothing.
+  using source = std::function<std::size_t(char* buf, std::size_t max)>;
+  static constexpr std::size_t abort_transfer = static_cast<std::size_t>(-1);
+  status_result put_stream(const std::string& key, std::uint64_t size,
+                           const std::string& content_type, const source& read);
 
   // A multipart upload step by step (for bytes that arrive over time): parts
   // numbered from 1, each at least 5 MiB but the last; an upload that is not

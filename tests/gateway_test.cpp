@@ -230,8 +230,8 @@ TEST_CASE("a run from check-in to PASSED: console, artifacts, tests, status", "[
 
   auto results = up.api("GET", "/v1/projects/app/builds/1/runs/unit/tests");
   CHECK(body(results).size() == 2);
-  auto build = up.api("GET", "/v1/projects/app/builds/1");
-  CHECK(body(build)["status"] == "PASSED");
+  // The build completes once its process manager has seen the run end.
+  CHECK(wait_until([&] { return body(up.api("GET", "/v1/projects/app/builds/1"))["status"] == "PASSED"; }));
 }
 
 TEST_CASE("a final status carries the console's last bytes, written before the run ends", "[gateway]") {

@@ -32,6 +32,7 @@ std::string make_project(const std::string& top, const std::string& script) {
 const std::string artifacts_project = make_project("", R"(    : > "$ARCHIVE/empty.txt"
     head -c 1024 /dev/urandom > "$ARCHIVE/one kib+=.bin"
     mkdir -p "$ARCHIVE/out"
+    head -c 6291456 /dev/urandom > "$ARCHIVE/out/six.bin"
     head -c 7340032 /dev/urandom > "$ARCHIVE/out/seven é.bin"
     head -c 20971520 /dev/urandom > "$ARCHIVE/out/twenty.bin"
 )");
@@ -76,8 +77,10 @@ TEST_CASE("a run's artifacts go to S3 and come back through the gateway", "[s3][
   kiln_bucket kb;
   auto& [bucket, config, s3] = kb;
 
+  // 5 MiB parts; one streamed PUT up to 6 MiB: each way an upload can go.
   std::vector<std::string> s3_args{"--workers", "1", "--executor", "host", "--artifacts",
-                                   "s3://" + bucket + "/ci", "--s3-endpoint", config.endpoint};
+                                   "s3://" + bucket + "/ci", "--s3-endpoint", config.endpoint,
+                                   "--s3-part-size-mb", "5", "--s3-single-put-max-mb", "6"};
   kiln_up up{s3_args};
   REQUIRE(up.api("PUT", "/v1/projects/app", artifacts_project, {{"Content-Type", "application/yaml"}})
             .status / 100 == 2);
@@ -86,7 +89,7 @@ TEST_CASE("a run's artifacts go to S3 and come back through the gateway", "[s3][
 
   // In the bucket, byte for byte what the log says.
   auto artifacts = run["artifacts"];
-  REQUIRE(artifacts.size() == 4);
+  REQUIRE(artifacts.size() == 5);
   std::map<std::string, std::string> bytes;
   for (auto& a : artifacts) {
     auto path = a["path"].get<std::string>();
@@ -98,13 +101,16 @@ TEST_CASE("a run's artifacts go to S3 and come back through the gateway", "[s3][
   }
   CHECK(bytes.at("empty.txt").empty());
   CHECK(bytes.at("one kib+=.bin").size() == 1024);
-  CHECK(bytes.at("out/seven \xc3\xa9.bin").size() == 7340032);
-  CHECK(bytes.at("out/twenty.bin").size() == 20971520);  // streamed in 8 MiB parts
-  CHECK_THAT(s3.head("ci/app/1/make/out/twenty.bin")->etag, Catch::EndsWith("-3\""));
-  // Nothing half-written: only the four objects, no multipart upload left open.
+  CHECK(bytes.at("out/six.bin").size() == 6291456);  // one PUT, streamed
+  CHECK_THAT(s3.head("ci/app/1/make/out/six.bin")->etag, !Catch::Contains("-"));
+  CHECK(bytes.at("out/seven \xc3\xa9.bin").size() == 7340032);  // 5 MiB parts
+  CHECK_THAT(s3.head("ci/app/1/make/out/seven \xc3\xa9.bin")->etag, Catch::EndsWith("-2\""));
+  CHECK(bytes.at("out/twenty.bin").size() == 20971520);
+  CHECK_THAT(s3.head("ci/app/1/make/out/twenty.bin")->etag, Catch::EndsWith("-4\""));
+  // Nothing half-written: only the five objects, no multipart upload left open.
   auto listed = s3.list("ci/app/1/make/");
   REQUIRE(listed);
-  CHECK(listed->size() == 4);
+  CHECK(listed->size() == 5);
   CHECK(s3.list_uploads("")->empty());
 
   // The finished run's console, as one object beside its artifacts.
@@ -115,13 +121,16 @@ TEST_CASE("a run's artifacts go to S3 and come back through the gateway", "[s3][
   CHECK(fetch(s3, "ci/app/1/make.console.log") == console.body);
   CHECK(console.body.size() > 0);
 
-  // An upload its sender may not make stores nothing, and leaves no parts.
-  std::string intruder(20u << 20, 'x');
-  auto refused = up.api("PUT", "/v1/runs/app/1/make/artifacts/intruder.bin", intruder,
-                        {{"Content-Type", "application/octet-stream"}}, "not-a-token");
-  CHECK(refused.status == 401);
+  // An upload its sender may not make stores nothing, and leaves no parts,
+  // whether it went as parts or as one streamed PUT.
+  for (std::size_t size : {20u << 20, 6u << 20}) {
+    std::string intruder(size, 'x');
+    auto refused = up.api("PUT", "/v1/runs/app/1/make/artifacts/intruder.bin", intruder,
+                          {{"Content-Type", "application/octet-stream"}}, "not-a-token");
+    CHECK(refused.status == 401);
+  }
   CHECK(wait_until([&] { return s3.list_uploads("")->empty(); }, 30s));
-  CHECK(s3.list("ci/app/1/make/")->size() == 4);
+  CHECK(s3.list("ci/app/1/make/")->size() == 5);
 
   // Redirect mode: a presigned URL that serves the object, Range too.
   std::string base = "/v1/projects/app/builds/1/runs/make/artifacts/";
