@@ -2,7 +2,6 @@
 
 #include "events/streams.hpp"
 
-#include <cctype>
 #include <vector>
 
 namespace kiln::subjects {
@@ -63,6 +62,33 @@ std::pair<std::string_view, std::string_view> unframe(std::string_view message) 
   if (nl == std::string_view::npos)
     return {message, {}};
   return {message.substr(0, nl), message.substr(nl + 1)};
+}
+
+std::string log_subject(const stream_id& stream) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out = "kiln.es.";
+  std::string_view rest = stream.value;
+  for (bool first = true;; first = false) {
+    auto slash = rest.find('/');
+    auto part = rest.substr(0, slash);
+    if (!first)
+      out += '.';
+    if (part.empty())
+      out += '~';
+    for (unsigned char c : part) {
+      if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
+          || c == '_') {
+        out += static_cast<char>(c);
+      } else {
+        out += '~';
+        out += hex[c >> 4];
+        out += hex[c & 15];
+      }
+    }
+    if (slash == std::string_view::npos)
+      return out;
+    rest.remove_prefix(slash + 1);
+  }
 }
 
 } // namespace kiln::subjects

@@ -27,6 +27,13 @@ std::string event_subject(const stream_id& stream, std::string_view type);
 // kiln.log.<project>.<build>.<run>: a run's live console chunks.
 std::string console_subject(std::string_view project, std::uint32_t build, std::string_view run);
 
+// kiln.es.<part>.<part>…: the subject of `stream`'s commits in the
+// cluster's log, one token per '/'-separated part of its name. Lossless
+// (unlike token()): bytes a token cannot hold become ~XX, and an empty part
+// "~", so that two streams never share a subject (and its sequence check).
+std::string log_subject(const stream_id& stream);
+inline constexpr std::string_view log_subjects = "kiln.es.>";
+
 // One message: a JSON header (never holding a raw newline), '\n', bytes.
 std::string frame(std::string_view header, std::string_view bytes);
 std::pair<std::string_view, std::string_view> unframe(std::string_view message);

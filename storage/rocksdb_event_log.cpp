@@ -147,6 +147,9 @@ struct pending_append {
   std::uint64_t event_count = 0;
   std::string commit_bytes;
   append_callback done;
+  // A replicated commit (replicate_async): it lands at exactly this
+  // sequence, in the order the cluster's log has it; not de-duplicated.
+  std::uint64_t at_seq = 0;
 };
 
 } // namespace
@@ -312,7 +315,7 @@ struct rocksdb_event_log::impl {
   // so that they share one sync instead of straggling over two.
   void write_loop() {
     rocksdb::WriteOptions wo;
-    wo.sync = true;
+    wo.sync = opts.sync;
     std::size_t last_batch = 1;
     auto sync_cost = std::chrono::microseconds(400);  // running average
     std::vector<pending_append> batch;
@@ -345,7 +348,13 @@ struct rocksdb_event_log::impl {
       auto hash = last_hash;
       for (std::size_t i = 0; i < batch.size(); ++i) {
         auto& p = batch[i];
-        if (!p.command_id.empty()) {
+        if (p.at_seq != 0 && p.at_seq != seq) {
+          outcomes[i] = make_error(errc::invalid_argument,
+                                   "replicated commit " + std::to_string(p.at_seq)
+                                     + " does not follow this log's " + std::to_string(seq - 1));
+          continue;
+        }
+        if (!p.command_id.empty() && p.at_seq == 0) {
           if (auto first = seen_command(p, batch_commands)) {
             outcomes[i] = std::move(*first);
             continue;
@@ -373,7 +382,7 @@ struct rocksdb_event_log::impl {
         put_be64(index_value, seq);
         put_be64(index_value, last);
         wb.Put(streams, stream_key(p.stream, p.expected + 1), index_value);
-        if (!p.command_id.empty())
+        if (!p.command_id.empty() && !batch_commands.count(p.command_id))
           batch_commands[p.command_id] = {p.stream, seq, last};
         batch_versions[p.stream] = last;
         outcomes[i] = append_receipt{global_seq{seq}, stream_version{last}};
@@ -663,6 +672,29 @@ void rocksdb_event_log::append_async(append_request req, append_callback done) {
     auto n = impl_->queue.size();
     if (n != 1 && n < impl_->wake_at)
       return;  // the writer is busy, or lingering for more: no need to wake it
+  }
+  impl_->queue_cv.notify_one();
+}
+
+void rocksdb_event_log::replicate_async(global_seq seq, std::string commit_bytes,
+                                        append_callback done) {
+  auto c = codec::decode_commit(commit_bytes);
+  if (!c)
+    return done(make_error(errc::corrupt, "replicated commit " + std::to_string(seq.value)
+                                            + " does not decode: " + c.error().message));
+  if (c->events.empty() || c->first_version.value == 0)
+    return done(make_error(errc::invalid_argument,
+                           "replicated commit " + std::to_string(seq.value) + " holds no events"));
+  pending_append p{c->meta.command_id, c->meta.time_unix_ns, std::move(c->stream.value),
+                   c->first_version.value - 1, c->events.size(), std::move(commit_bytes),
+                   std::move(done), seq.value};
+  {
+    std::lock_guard lock{impl_->queue_mu};
+    if (impl_->stopping) {
+      auto cb = std::move(p.done);
+      return cb(make_error(errc::closed, "the log is closing"));
+    }
+    impl_->queue.push_back(std::move(p));
   }
   impl_->queue_cv.notify_one();
 }

@@ -17,6 +17,10 @@ struct rocksdb_log_options {
   // reads see the primary's commits after refresh(); appends fail.
   bool read_only = false;
   std::size_t max_batch = 1024;  // commits per synced write
+  // false: writes are not synced. For a core's copy of the cluster's log,
+  // which JetStream keeps durable: a copy that lost its last commits in a
+  // crash takes them from the stream again.
+  bool sync = true;
 };
 
 class rocksdb_event_log final : public event_log, public console_store {
@@ -27,6 +31,11 @@ class rocksdb_event_log final : public event_log, public console_store {
   ~rocksdb_event_log() override;
 
   void append_async(append_request req, append_callback done) override;
+  // A commit another log decided, by its encoded bytes, at exactly `seq`
+  // (this log's next): versions are checked, command ids are recorded but
+  // never de-duplicate it, the hash chain goes on. How a core copies the
+  // cluster's log in its order.
+  void replicate_async(global_seq seq, std::string commit_bytes, append_callback done);
   result<std::vector<logged_commit>>
   read_stream(const stream_id& stream, stream_version from, std::size_t max) override;
   result<std::vector<logged_commit>> read_all(global_seq after, std::size_t max) override;
