@@ -31,11 +31,22 @@ status_result write_private(const std::filesystem::path& file, const std::string
 
 } // namespace
 
-status_result install_admin_token(core::core& c, const std::filesystem::path& file) {
+status_result install_admin_token(core::core& c, const std::filesystem::path& file, bool shared) {
   std::string token;
   if (std::ifstream in{file}; in)
     std::getline(in, token);
   if (token.rfind("kt.admin.", 0) != 0) {
+    if (shared) {
+      auto tokens = c.read(core::list_tokens{});
+      if (!tokens)
+        return tokens.error();
+      if (auto* list = std::get_if<std::vector<domain::token_summary>>(&*tokens))
+        for (auto& t : *list)
+          if (t.id == "admin")
+            return error{"conflict", "the cluster has an admin token and " + file.string()
+                                       + " is missing: copy admin.token from another core's "
+                                         "data dir"};
+    }
     token = domain::make_api_token("admin", domain::random_secret());
     if (auto w = write_private(file, token + "\n"); !w)
       return w;

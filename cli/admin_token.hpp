@@ -12,6 +12,11 @@ class core;
 
 namespace kiln::cli {
 
-status_result install_admin_token(core::core& c, const std::filesystem::path& file);
+// Registers the token in `file`, made first if there is none. In a cluster
+// (`shared`) every core registers the same one: a core without the file
+// refuses to make a new token (that would revoke the others'); its
+// operator copies admin.token from a core that has it.
+status_result install_admin_token(core::core& c, const std::filesystem::path& file,
+                                  bool shared = false);
 
 } // namespace kiln::cli

@@ -21,7 +21,8 @@ int cmd_core(int argc, char** argv) {
   args a{argc, argv, 2};
   auto known = artifact_options;
   known.insert({"data", "nats", "worker-timeout", "public-url", "smtp", "smtp-from", "smtp-user",
-                "github-api", "gitlab-api", "notify-retry", "retention-interval", "event-retention-hours", "config"});
+                "github-api", "gitlab-api", "notify-retry", "retention-interval", "event-retention-hours", "config",
+                "log-replicas", "console-retention-hours"});
   a.allow_only(known);
   load_config_file(a, known);
   auto data = a.get_or("data", "./kiln-data");
@@ -34,6 +35,7 @@ int cmd_core(int argc, char** argv) {
   if (auto ok = configure_artifacts(a, data, store); !ok)
     return fail(ok.error().message);
   auto copts = core_node_options_from(a, data, store.store);
+  cluster_options_from(a, copts);
   auto stop_signals = block_stop_signals();
   auto bus = bus_from(a, "kiln-core", true);
   if (!bus)

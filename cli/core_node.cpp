@@ -11,6 +11,8 @@
 #include "cli/node_args.hpp"
 #include "events/nats_bus.hpp"
 #include "gateway/artifact_store.hpp"
+#include "storage/jetstream_console_store.hpp"
+#include "storage/jetstream_event_log.hpp"
 #include "storage/rocksdb_event_log.hpp"
 #include "storage/secret_box.hpp"
 
@@ -39,9 +41,24 @@ core_node_options core_node_options_from(const args& a, const std::filesystem::p
   return o;
 }
 
+void cluster_options_from(const args& a, core_node_options& o) {
+  o.cluster = a.get_list("nats");
+  o.log_replicas = static_cast<int>(a.get_u64("log-replicas", 1));
+  if (o.log_replicas < 1 || o.log_replicas > 5)
+    throw usage_error("--log-replicas is 1 to 5 (JetStream's limit)");
+  o.console_retention = std::chrono::hours{a.get_u64("console-retention-hours", 24)};
+  if (o.console_retention.count() < 1)
+    throw usage_error("--console-retention-hours is at least 1");
+}
+
 struct core_node::impl {
   core_node_options o;
-  std::unique_ptr<storage::rocksdb_event_log> log;
+  std::unique_ptr<storage::rocksdb_event_log> local;
+  // In a cluster: the JetStream log and consoles over `local`.
+  std::unique_ptr<storage::jetstream_event_log> cluster_log;
+  std::unique_ptr<storage::jetstream_console_store> cluster_console;
+  storage::event_log* log = nullptr;
+  storage::console_store* console = nullptr;
   std::unique_ptr<storage::secret_box> box;
   std::unique_ptr<core::core> domain;
   std::unique_ptr<core::core_service> service;
@@ -55,17 +72,42 @@ result<std::unique_ptr<core_node>> core_node::start(bus::bus& b, core_node_optio
   auto i = std::make_unique<impl>();
   i->o = std::move(o);
   auto& data = i->o.data;
-  auto log = storage::rocksdb_event_log::open({.dir = log_dir(data.string())});
+  bool cluster = !i->o.cluster.empty();
+  // A core's copy of the cluster's log is not synced: JetStream keeps the
+  // commits, and a copy that lost its last ones takes them again.
+  auto log = storage::rocksdb_event_log::open({.dir = log_dir(data.string()), .sync = !cluster});
   if (!log)
     return error{log.error().code, "cannot open the event log: " + log.error().message};
-  i->log = std::move(*log);
+  i->local = std::move(*log);
+  i->log = i->local.get();
+  i->console = i->local.get();
+  if (cluster) {
+    auto shared = storage::jetstream_event_log::open(
+      *i->local, {.servers = i->o.cluster, .name = "kiln-core-log", .replicas = i->o.log_replicas});
+    if (!shared)
+      return error{shared.error().code, "the cluster's log: " + shared.error().message};
+    i->cluster_log = std::move(*shared);
+    // What the stream holds before the core rebuilds its state from the copy.
+    if (auto caught = i->cluster_log->catch_up(std::chrono::minutes{10}); !caught)
+      return error{caught.error().code, "the cluster's log: " + caught.error().message};
+    i->log = i->cluster_log.get();
+    auto consoles = storage::jetstream_console_store::open(
+      *i->local, {.servers = i->o.cluster,
+                  .replicas = i->o.log_replicas,
+                  .max_age = i->o.console_retention,
+                  .position_file = data / "console.copied"});
+    if (!consoles)
+      return error{consoles.error().code, "the cluster's consoles: " + consoles.error().message};
+    i->cluster_console = std::move(*consoles);
+    i->console = i->cluster_console.get();
+  }
   // Project secrets are sealed with this key; it never leaves the data dir.
   auto box = storage::secret_box::load_or_create(data / "secret.key");
   if (!box)
     return box.error();
   i->box = std::make_unique<storage::secret_box>(std::move(*box));
   core::core_config config;
-  config.console = i->log.get();
+  config.console = i->console;
   // One CAF thread per core: CAF's default (at least 4) oversubscribes a
   // small machine that also runs the HTTP threads and the log's writer
   // (GET of a build at 64 connections: ~18k -> ~22k req/s on 2 cores).
@@ -78,7 +120,7 @@ result<std::unique_ptr<core_node>> core_node::start(bus::bus& b, core_node_optio
   i->domain = std::make_unique<core::core>(*i->log, *i->box, config);
   if (auto started = i->domain->start(); !started)
     return error{started.error().code, "the core did not start: " + started.error().message};
-  if (auto t = install_admin_token(*i->domain, data / "admin.token"); !t)
+  if (auto t = install_admin_token(*i->domain, data / "admin.token", cluster); !t)
     return error{t.error().code, "admin token: " + t.error().message};
   i->service = std::make_unique<core::core_service>(b, *i->domain, *i->log);
   // On NATS the events also go into a JetStream stream, so that consumers
@@ -131,7 +173,9 @@ core_node::~core_node() {
   i.notifier.reset();
   i.service.reset();
   i.domain->stop();
-  i.log->close();
+  i.cluster_console.reset();
+  i.cluster_log.reset();
+  i.local->close();
 }
 
 core::core& core_node::domain() { return *impl_->domain; }

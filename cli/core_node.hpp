@@ -10,6 +10,8 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace kiln::gateway {
 class artifact_store;
@@ -30,11 +32,19 @@ struct core_node_options {
   std::chrono::hours event_retention{168};
   core::notifier_options notify;
   std::shared_ptr<gateway::artifact_store> store;  // what retention and console archives use
+  // `kiln core`: the cluster's log and consoles are JetStream streams on
+  // these servers, copied into the data dir. Empty: the data dir's own log.
+  std::vector<std::string> cluster;
+  int log_replicas = 1;
+  std::chrono::hours console_retention{24};
 };
 
 // The options of a core node from the command line (throws usage_error).
 core_node_options core_node_options_from(const args& a, const std::filesystem::path& data,
                                          std::shared_ptr<gateway::artifact_store> store);
+
+// `kiln core`'s cluster options: --nats, --log-replicas, --console-retention-hours.
+void cluster_options_from(const args& a, core_node_options& o);
 
 class core_node {
  public:

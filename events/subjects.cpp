@@ -64,10 +64,13 @@ std::pair<std::string_view, std::string_view> unframe(std::string_view message) 
   return {message.substr(0, nl), message.substr(nl + 1)};
 }
 
-std::string log_subject(const stream_id& stream) {
+namespace {
+
+// `prefix` then each '/'-separated part of `path` as a token, losslessly.
+std::string escaped_tokens(std::string_view prefix, std::string_view path) {
   static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out = "kiln.es.";
-  std::string_view rest = stream.value;
+  std::string out{prefix};
+  std::string_view rest = path;
   for (bool first = true;; first = false) {
     auto slash = rest.find('/');
     auto part = rest.substr(0, slash);
@@ -90,5 +93,11 @@ std::string log_subject(const stream_id& stream) {
     rest.remove_prefix(slash + 1);
   }
 }
+
+} // namespace
+
+std::string log_subject(const stream_id& stream) { return escaped_tokens("kiln.es.", stream.value); }
+
+std::string console_copy_subject(std::string_view run) { return escaped_tokens("kiln.con.", run); }
 
 } // namespace kiln::subjects

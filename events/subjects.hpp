@@ -34,6 +34,11 @@ std::string console_subject(std::string_view project, std::uint32_t build, std::
 std::string log_subject(const stream_id& stream);
 inline constexpr std::string_view log_subjects = "kiln.es.>";
 
+// kiln.con.<project>.<build>.<run>, encoded likewise: a run's console
+// chunks in the cluster's console stream (`run` is "project/build/run").
+std::string console_copy_subject(std::string_view run);
+inline constexpr std::string_view console_copy_subjects = "kiln.con.>";
+
 // One message: a JSON header (never holding a raw newline), '\n', bytes.
 std::string frame(std::string_view header, std::string_view bytes);
 std::pair<std::string_view, std::string_view> unframe(std::string_view message);

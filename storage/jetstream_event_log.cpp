@@ -2,9 +2,9 @@
 
 #include "events/codec.hpp"
 #include "events/subjects.hpp"
+#include "storage/jetstream_link.hpp"
 #include "storage/rocksdb_event_log.hpp"
 
-#include <nats/nats.h>
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
@@ -19,14 +19,7 @@ namespace kiln::storage {
 
 namespace {
 
-std::string status_text(natsStatus s, jsErrCode code = static_cast<jsErrCode>(0)) {
-  std::string out = natsStatus_GetText(s);
-  if (const char* last = nats_GetLastError(nullptr); last && *last && last != out)
-    out += std::string{": "} + last;
-  if (code)
-    out += " (JetStream error " + std::to_string(code) + ")";
-  return out;
-}
+using jetstream::status_text;
 
 struct publish_job {
   append_request req;
@@ -38,133 +31,44 @@ struct publish_job {
 struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
   rocksdb_event_log& local;
   jetstream_log_options o;
-  natsConnection* conn = nullptr;
-  jsCtx* js = nullptr;
-  natsSubscription* sub = nullptr;
+  std::unique_ptr<jetstream::link> link;
+  std::unique_ptr<jetstream::ordered_copy> follower;
+  jetstream::copy_progress progress;
 
   impl(rocksdb_event_log& l, jetstream_log_options opts) : local(l), o(std::move(opts)) {}
 
-  // ---- the copy: stream -> local log, in order ----
+  // ---- appends: one in flight per aggregate, in order ----
   std::mutex mu;
   std::condition_variable cv;
-  std::uint64_t requested = 0;  // handed to the local log, in order
-  std::uint64_t ingested = 0;   // the local log holds every commit up to here
-  std::optional<error> broken;  // the copy cannot go on (the local log failed)
   bool stopping = false;
-  // Called once the copy holds the key's commit (true), or never will (false).
-  std::multimap<std::uint64_t, std::function<void(bool)>> waiters;
-
-  // The subscription's callback may still be running while it goes away;
-  // `delivering` is cleared under `delivery_mu` first.
-  std::mutex delivery_mu;
-  bool delivering = true;
-
-  // ---- appends: one in flight per aggregate, in order ----
   std::deque<publish_job> jobs;
   std::unordered_set<std::string> in_flight;
   std::unordered_map<std::string, std::deque<publish_job>> waiting_streams;
   std::vector<std::thread> publishers;
 
-  static void on_msg(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
-    auto& self = *static_cast<impl*>(closure);
-    {
-      std::lock_guard lock{self.delivery_mu};
-      if (self.delivering) {
-        jsMsgMetaData* meta = nullptr;
-        if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-          auto seq = meta->Sequence.Stream;
-          jsMsgMetaData_Destroy(meta);
-          self.copy(seq, std::string{natsMsg_GetData(m),
-                                     static_cast<std::size_t>(natsMsg_GetDataLength(m))});
-        }
-      }
-    }
-    natsMsg_Destroy(m);
-  }
-
+  // ---- the copy: stream -> local log, in order ----
   void copy(std::uint64_t seq, std::string bytes) {
-    {
-      std::lock_guard lock{mu};
-      if (broken || stopping || seq <= requested)
-        return;  // an ordered consumer that restarted may send some again
-      if (seq != requested + 1) {
-        broken = make_error(errc::corrupt, "the cluster's log skipped from "
-                                             + std::to_string(requested) + " to "
-                                             + std::to_string(seq));
-        spdlog::error("log copy=stopped reason=\"{}\"", broken->message);
-        return;
-      }
-      requested = seq;
-    }
+    if (!progress.take(seq))
+      return;
     local.replicate_async(global_seq{seq}, std::move(bytes),
                           [self = shared_from_this(), seq](result<append_receipt> r) {
                             if (r)
-                              return self->advance(seq);
+                              return self->progress.done(seq);
                             spdlog::error("log copy=stopped seq={} error=\"{}\"", seq,
                                           r.error().message);
-                            self->fail_waiters(r.error());
+                            self->progress.stop(r.error());
                           });
   }
 
-  void advance(std::uint64_t seq) {
-    std::vector<std::function<void(bool)>> ready;
-    {
-      std::lock_guard lock{mu};
-      ingested = seq;
-      auto end = waiters.upper_bound(seq);
-      for (auto it = waiters.begin(); it != end; ++it)
-        ready.push_back(std::move(it->second));
-      waiters.erase(waiters.begin(), end);
-    }
-    cv.notify_all();
-    for (auto& f : ready)
-      f(true);
-  }
-
-  void fail_waiters(std::optional<error> why) {
-    std::multimap<std::uint64_t, std::function<void(bool)>> gone;
-    {
-      std::lock_guard lock{mu};
-      if (why && !broken)
-        broken = std::move(why);
-      gone.swap(waiters);
-    }
-    cv.notify_all();
-    for (auto& [seq, f] : gone)
-      f(false);
-  }
-
   void when_copied(std::uint64_t seq, std::function<void(bool)> f) {
-    {
-      std::unique_lock lock{mu};
-      if (ingested < seq && !broken && !stopping) {
-        waiters.emplace(seq, std::move(f));
-        return;
-      }
-    }
-    std::unique_lock lock{mu};
-    bool ok = ingested >= seq;
-    lock.unlock();
-    f(ok);
+    progress.when_done(seq, std::move(f));
   }
 
   error copy_error() {
-    std::lock_guard lock{mu};
-    if (broken)
+    if (auto why = progress.broken())
       return make_error(errc::io, "this core's copy of the cluster's log stopped: "
-                                    + broken->message + "; restart the core");
+                                    + why->message + "; restart the core");
     return make_error(errc::closed, "the log is closing");
-  }
-
-  result<std::uint64_t> stream_last_seq() {
-    jsStreamInfo* info = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    auto s = js_GetStreamInfo(&info, js, o.stream.c_str(), nullptr, &code);
-    if (s != NATS_OK)
-      return make_error(errc::io, "JetStream stream " + o.stream + ": " + status_text(s, code));
-    auto last = info->State.LastSeq;
-    jsStreamInfo_Destroy(info);
-    return last;
   }
 
   // ---- appends ----
@@ -225,6 +129,15 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
     done(std::move(r));
   }
 
+  // A retry whose first try won is a duplicate, not a conflict.
+  void conflict_or_duplicate(publish_job& j, const error& conflict) {
+    auto& id = j.req.meta.command_id;
+    if (!id.empty())
+      if (auto first = local.find_command(id))
+        return finish(j, *first);
+    finish(j, conflict);
+  }
+
   void publish(publish_job j) {
     auto& req = j.req;
     // The expected version, as the stream sequence of the aggregate's last
@@ -232,10 +145,19 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
     auto current = local.last_version(req.stream);
     if (!current)
       return finish(j, current.error());
-    if (current->value != req.expected.value)
-      return finish(j, make_error(errc::conflict, "stream " + req.stream.value + " is at version "
-                                                    + std::to_string(current->value) + ", expected "
-                                                    + std::to_string(req.expected.value)));
+    if (current->value != req.expected.value) {
+      auto conflict = make_error(errc::conflict, "stream " + req.stream.value + " is at version "
+                                                   + std::to_string(current->value) + ", expected "
+                                                   + std::to_string(req.expected.value));
+      if (req.meta.command_id.empty())
+        return finish(j, conflict);
+      // The copy may have taken this command's first commit since it was
+      // asked: once every commit handed to the copy is in, look again.
+      auto pending = std::make_shared<publish_job>(std::move(j));
+      return when_copied(progress.taken(), [self = shared_from_this(), pending, conflict](bool) {
+        self->conflict_or_duplicate(*pending, conflict);
+      });
+    }
     std::uint64_t expect_seq = 0;
     if (req.expected.value > 0) {
       auto last = local.read_stream(req.stream, req.expected, 1);
@@ -266,7 +188,7 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
       po.ExpectNoMessage = true;
     jsPubAck* ack = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
-    auto s = js_PublishMsg(&ack, js, msg, &po, &code);
+    auto s = js_PublishMsg(&ack, link->js(), msg, &po, &code);
     natsMsg_Destroy(msg);
     if (s == NATS_OK) {
       auto seq = ack->Sequence;
@@ -295,13 +217,14 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
     if (code == JSStreamWrongLastSequenceErr) {
       // Another core appended to the aggregate first. Once the copy holds
       // its commit, the caller re-reads the stream and decides again.
-      auto last = stream_last_seq();
+      auto last = link->last_seq(o.stream);
       auto pending = std::make_shared<publish_job>(std::move(j));
       auto conflict = make_error(errc::conflict, "stream " + pending->req.stream.value
                                                    + " moved on in the cluster's log");
       when_copied(last ? *last : 0,
                   [self = shared_from_this(), pending, conflict](bool) {
-                    self->finish(*pending, conflict);
+                    // JetStream checks the sequence before the message id.
+                    self->conflict_or_duplicate(*pending, conflict);
                   });
       return;
     }
@@ -309,22 +232,6 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
     // same command id finds out.
     finish(j, make_error(errc::io, "the cluster's log did not acknowledge the commit: "
                                      + status_text(s, code)));
-  }
-
-  result<natsSubscription*> start_copy(std::uint64_t after) {
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = o.stream.c_str();
-    so.Ordered = true;
-    so.Config.DeliverPolicy = js_DeliverByStartSequence;
-    so.Config.OptStartSeq = after + 1;
-    natsSubscription* s = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    auto st = js_Subscribe(&s, js, std::string{subjects::log_subjects}.c_str(), &on_msg, this,
-                           nullptr, &so, &code);
-    if (st != NATS_OK)
-      return make_error(errc::io, "cannot follow the cluster's log: " + status_text(st, code));
-    return s;
   }
 
   // The copy's last commit must be the stream's commit at that sequence.
@@ -340,7 +247,7 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
                             "empty data dir or a copy of another core's)");
     natsMsg* msg = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
-    auto s = js_GetMsg(&msg, js, o.stream.c_str(), mine, nullptr, &code);
+    auto s = js_GetMsg(&msg, link->js(), o.stream.c_str(), mine, nullptr, &code);
     if (s != NATS_OK)
       return make_error(errc::io, "cannot read commit " + std::to_string(mine)
                                     + " of the cluster's log: " + status_text(s, code));
@@ -366,17 +273,9 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
     for (auto& t : publishers)
       t.join();
     publishers.clear();
-    {
-      std::lock_guard lock{delivery_mu};
-      delivering = false;
-    }
-    if (sub) {
-      natsSubscription_Unsubscribe(sub);
-      natsSubscription_Destroy(sub);
-      sub = nullptr;
-    }
+    follower.reset();
     // Appends still waiting for the copy, and those queued behind them.
-    fail_waiters(std::nullopt);
+    progress.stop(std::nullopt);
     std::deque<publish_job> left;
     {
       std::lock_guard lock{mu};
@@ -390,14 +289,7 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
     }
     for (auto& j : left)
       j.done(make_error(errc::closed, "the log is closing"));
-    if (js)
-      jsCtx_Destroy(js);
-    js = nullptr;
-    if (conn) {
-      natsConnection_Close(conn);
-      natsConnection_Destroy(conn);
-    }
-    conn = nullptr;
+    link.reset();
   }
 };
 
@@ -405,70 +297,28 @@ result<std::unique_ptr<jetstream_event_log>> jetstream_event_log::open(rocksdb_e
                                                                        jetstream_log_options o) {
   auto p = std::make_shared<impl>(local, std::move(o));
   auto& opts = p->o;
-  if (opts.servers.empty())
-    return make_error(errc::invalid_argument, "the cluster's log needs NATS servers");
-  natsOptions* no = nullptr;
-  if (natsOptions_Create(&no) != NATS_OK)
-    return make_error(errc::io, "cannot make NATS options");
-  std::vector<const char*> urls;
-  for (auto& s : opts.servers)
-    urls.push_back(s.c_str());
-  natsOptions_SetServers(no, urls.data(), static_cast<int>(urls.size()));
-  natsOptions_SetName(no, opts.name.c_str());
-  natsOptions_SetTimeout(no, 2000);
-  natsOptions_SetReconnectWait(no, 250);
-  natsOptions_SetMaxReconnect(no, -1);
-  auto s = natsConnection_Connect(&p->conn, no);
-  natsOptions_Destroy(no);
-  if (s != NATS_OK)
-    return error{"unavailable", "no NATS server answers (" + status_text(s) + ")"};
-  jsOptions jo;
-  jsOptions_Init(&jo);
-  jo.Wait = opts.ack_timeout.count();
-  if (auto st = natsConnection_JetStream(&p->js, p->conn, &jo); st != NATS_OK) {
-    p->shutdown();
-    return error{"unavailable", "JetStream: " + status_text(st)};
-  }
-
-  jsStreamConfig cfg;
-  jsStreamConfig_Init(&cfg);
-  const char* subjects_list[] = {subjects::log_subjects.data()};
-  std::string all{subjects::log_subjects};
-  subjects_list[0] = all.c_str();
-  cfg.Name = opts.stream.c_str();
-  cfg.Subjects = subjects_list;
-  cfg.SubjectsLen = 1;
-  cfg.Storage = js_FileStorage;
-  cfg.Retention = js_LimitsPolicy;
-  cfg.Replicas = opts.replicas;
-  cfg.DenyDelete = true;
-  cfg.DenyPurge = true;
-  jsStreamInfo* info = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  auto st = js_GetStreamInfo(&info, p->js, opts.stream.c_str(), nullptr, &code);
-  if (st != NATS_OK && code == JSStreamNotFoundErr)
-    st = js_AddStream(&info, p->js, &cfg, nullptr, &code);
-  if (st != NATS_OK) {
-    p->shutdown();
-    return error{"unavailable", "JetStream stream " + opts.stream + ": " + status_text(st, code)};
-  }
-  auto stream_last = info->State.LastSeq;
-  jsStreamInfo_Destroy(info);
-  if (auto checked = p->check_copy(stream_last); !checked) {
-    p->shutdown();
+  auto l = jetstream::link::connect(opts.servers, opts.name, opts.ack_timeout);
+  if (!l)
+    return l.error();
+  p->link = std::move(*l);
+  auto stream_last = p->link->ensure_stream(
+    {opts.stream, std::string{subjects::log_subjects}, opts.replicas, {}, true});
+  if (!stream_last)
+    return stream_last.error();
+  if (auto checked = p->check_copy(*stream_last); !checked)
     return checked.error();
-  }
-  p->requested = p->ingested = local.last_seq().value;
-  auto sub = p->start_copy(p->ingested);
-  if (!sub) {
-    p->shutdown();
-    return sub.error();
-  }
-  p->sub = *sub;
+  auto mine = local.last_seq().value;
+  p->progress.start_at(mine);
+  auto follower = jetstream::ordered_copy::start(
+    *p->link, opts.stream, std::string{subjects::log_subjects}, mine,
+    [raw = p.get()](std::uint64_t seq, std::string data) { raw->copy(seq, std::move(data)); });
+  if (!follower)
+    return follower.error();
+  p->follower = std::move(*follower);
   for (unsigned i = 0; i < std::max(1u, opts.publishers); ++i)
     p->publishers.emplace_back([raw = p.get()] { raw->publish_loop(); });
-  spdlog::info("log cluster=jetstream stream={} replicas={} copied={} stream_last={}",
-               opts.stream, opts.replicas, p->ingested, stream_last);
+  spdlog::info("log cluster=jetstream stream={} replicas={} copy_from={} stream_last={}",
+               opts.stream, opts.replicas, mine, *stream_last);
   return std::unique_ptr<jetstream_event_log>{new jetstream_event_log{std::move(p)}};
 }
 
@@ -477,21 +327,16 @@ jetstream_event_log::jetstream_event_log(std::shared_ptr<impl> p) : impl_(std::m
 jetstream_event_log::~jetstream_event_log() { impl_->shutdown(); }
 
 status_result jetstream_event_log::catch_up(std::chrono::milliseconds timeout) {
-  auto last = impl_->stream_last_seq();
+  auto last = impl_->link->last_seq(impl_->o.stream);
   if (!last)
     return last.error();
-  std::unique_lock lock{impl_->mu};
-  if (!impl_->cv.wait_for(lock, timeout, [&] {
-        return impl_->ingested >= *last || impl_->broken || impl_->stopping;
-      }))
-    return make_error(errc::io, "the copy holds " + std::to_string(impl_->ingested) + " of "
-                                  + std::to_string(*last) + " commits after "
-                                  + std::to_string(timeout.count()) + " ms");
-  if (impl_->ingested < *last) {
-    lock.unlock();
+  if (impl_->progress.wait_for(*last, timeout))
+    return ok;
+  if (impl_->progress.broken())
     return impl_->copy_error();
-  }
-  return ok;
+  return make_error(errc::io, "the copy holds " + std::to_string(impl_->progress.copied()) + " of "
+                                + std::to_string(*last) + " commits after "
+                                + std::to_string(timeout.count()) + " ms");
 }
 
 void jetstream_event_log::append_async(append_request req, append_callback done) {

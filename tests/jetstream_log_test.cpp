@@ -157,6 +157,7 @@ TEST_CASE("a command retried on another core is a duplicate, not a second commit
   REQUIRE(once);
   CHECK_FALSE(once->duplicate);
   auto again = b.log->append(req);  // whether or not B has copied it yet
+  INFO((again ? std::string{} : again.error().code + ": " + again.error().message));
   REQUIRE(again);
   CHECK(again->duplicate);
   CHECK(again->seq == once->seq);

@@ -1,0 +1,158 @@
+#include "storage/jetstream_console_store.hpp"
+
+#include "events/subjects.hpp"
+#include "storage/jetstream_link.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <map>
+
+namespace kiln::storage {
+
+struct jetstream_console_store::impl {
+  console_store& local;
+  jetstream_console_options o;
+  std::unique_ptr<jetstream::link> link;
+  std::unique_ptr<jetstream::ordered_copy> follower;
+  jetstream::copy_progress progress;
+
+  // What the copy made of recent chunks, by stream sequence, for the
+  // appenders waiting for them.
+  std::mutex outcomes_mu;
+  std::map<std::uint64_t, result<console_append>> outcomes;
+  static constexpr std::size_t kept_outcomes = 4096;
+  std::uint64_t saved_position = 0;
+
+  impl(console_store& l, jetstream_console_options opts) : local(l), o(std::move(opts)) {}
+
+  void copy(std::uint64_t seq, const std::string& data) {
+    if (!progress.take(seq))
+      return;
+    auto [head, bytes] = subjects::unframe(data);
+    auto j = nlohmann::json::parse(head, nullptr, false);
+    result<console_append> r = error{"corrupt", "console chunk " + std::to_string(seq) + " has no header"};
+    if (j.is_object() && j.contains("run"))
+      r = local.append_console(j.value("run", std::string{}), j.value("offset", std::uint64_t{0}),
+                               bytes);
+    {
+      std::lock_guard lock{outcomes_mu};
+      outcomes.insert_or_assign(seq, std::move(r));
+      while (outcomes.size() > kept_outcomes)
+        outcomes.erase(outcomes.begin());
+    }
+    progress.done(seq);
+    if (seq >= saved_position + 256)
+      save_position(seq);
+  }
+
+  void save_position(std::uint64_t seq) {
+    if (o.position_file.empty())
+      return;
+    auto tmp = o.position_file;
+    tmp += ".tmp";
+    if (std::ofstream out{tmp, std::ios::trunc}; out << seq << "\n")
+      std::filesystem::rename(tmp, o.position_file);
+    saved_position = seq;
+  }
+
+  std::uint64_t load_position() {
+    std::uint64_t seq = 0;
+    if (std::ifstream in{o.position_file}; in)
+      in >> seq;
+    return seq;
+  }
+};
+
+result<std::unique_ptr<jetstream_console_store>> jetstream_console_store::open(
+  console_store& local, jetstream_console_options o) {
+  auto p = std::make_unique<impl>(local, std::move(o));
+  auto& opts = p->o;
+  auto l = jetstream::link::connect(opts.servers, opts.name, opts.ack_timeout);
+  if (!l)
+    return l.error();
+  p->link = std::move(*l);
+  auto last = p->link->ensure_stream({opts.stream, std::string{subjects::console_copy_subjects},
+                                      opts.replicas,
+                                      std::chrono::duration_cast<std::chrono::seconds>(opts.max_age),
+                                      false});
+  if (!last)
+    return last.error();
+  // From where the copy was; chunks it held already change nothing.
+  auto from = std::min(p->load_position(), *last);
+  p->saved_position = from;
+  p->progress.start_at(from);
+  auto follower = jetstream::ordered_copy::start(
+    *p->link, opts.stream, std::string{subjects::console_copy_subjects}, from,
+    [raw = p.get()](std::uint64_t seq, std::string data) { raw->copy(seq, data); });
+  if (!follower)
+    return follower.error();
+  p->follower = std::move(*follower);
+  if (!p->progress.wait_for(*last, std::chrono::minutes{5}))
+    return error{"io", "the console copy holds " + std::to_string(p->progress.copied()) + " of "
+                         + std::to_string(*last) + " chunks after 5 minutes"};
+  spdlog::info("console cluster=jetstream stream={} replicas={} copied={}", opts.stream,
+               opts.replicas, *last);
+  return std::unique_ptr<jetstream_console_store>{new jetstream_console_store{std::move(p)}};
+}
+
+jetstream_console_store::jetstream_console_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+jetstream_console_store::~jetstream_console_store() {
+  impl_->follower.reset();
+  impl_->progress.stop(std::nullopt);
+  impl_->save_position(impl_->progress.copied());
+}
+
+result<console_append> jetstream_console_store::append_console(const std::string& run,
+                                                               std::uint64_t offset,
+                                                               std::string_view bytes) {
+  auto& p = *impl_;
+  auto data = subjects::frame(nlohmann::json{{"run", run}, {"offset", offset}}.dump(), bytes);
+  auto subject = subjects::console_copy_subject(run);
+  auto id = run + "@" + std::to_string(offset) + "+" + std::to_string(bytes.size());
+  natsMsg* msg = nullptr;
+  if (auto s = natsMsg_Create(&msg, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
+      s != NATS_OK)
+    return error{"io", "cannot make a message: " + jetstream::status_text(s)};
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = p.o.ack_timeout.count();
+  po.MsgId = id.c_str();
+  jsPubAck* ack = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  auto s = js_PublishMsg(&ack, p.link->js(), msg, &po, &code);
+  natsMsg_Destroy(msg);
+  if (s != NATS_OK)
+    return error{"unavailable", "the cluster's console stream did not take the chunk: "
+                                  + jetstream::status_text(s, code)};
+  auto seq = ack->Sequence;
+  bool duplicate = ack->Duplicate;
+  jsPubAck_Destroy(ack);
+  if (!p.progress.wait_for(seq, p.o.ack_timeout))
+    return error{"unavailable", "this core's console copy has not reached chunk " + std::to_string(seq)};
+  if (duplicate) {
+    // Taken before (a resend): the console as it is now.
+    auto size = p.local.console_size(run);
+    if (!size)
+      return size.error();
+    return console_append{*size, *size, 0};
+  }
+  std::lock_guard lock{p.outcomes_mu};
+  auto it = p.outcomes.find(seq);
+  if (it == p.outcomes.end())
+    return error{"unavailable", "chunk " + std::to_string(seq) + " was copied too long ago to tell"};
+  return it->second;
+}
+
+result<std::string> jetstream_console_store::read_console(const std::string& run, std::uint64_t offset,
+                                                          std::size_t max) {
+  return impl_->local.read_console(run, offset, max);
+}
+
+result<std::uint64_t> jetstream_console_store::console_size(const std::string& run) {
+  return impl_->local.console_size(run);
+}
+
+} // namespace kiln::storage

@@ -1,0 +1,216 @@
+#include "storage/jetstream_link.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace kiln::storage::jetstream {
+
+std::string status_text(natsStatus s, jsErrCode code) {
+  std::string out = natsStatus_GetText(s);
+  if (const char* last = nats_GetLastError(nullptr); last && *last && out != last)
+    out += std::string{": "} + last;
+  if (code)
+    out += " (JetStream error " + std::to_string(code) + ")";
+  return out;
+}
+
+result<std::unique_ptr<link>> link::connect(const std::vector<std::string>& servers,
+                                            const std::string& name,
+                                            std::chrono::milliseconds ack_timeout) {
+  if (servers.empty())
+    return error{"invalid_argument", "no NATS servers given"};
+  auto l = std::unique_ptr<link>{new link};
+  natsOptions* no = nullptr;
+  if (natsOptions_Create(&no) != NATS_OK)
+    return error{"io", "cannot make NATS options"};
+  std::vector<const char*> urls;
+  for (auto& s : servers)
+    urls.push_back(s.c_str());
+  natsOptions_SetServers(no, urls.data(), static_cast<int>(urls.size()));
+  natsOptions_SetName(no, name.c_str());
+  natsOptions_SetTimeout(no, 2000);
+  natsOptions_SetReconnectWait(no, 250);
+  natsOptions_SetMaxReconnect(no, -1);
+  auto s = natsConnection_Connect(&l->conn_, no);
+  natsOptions_Destroy(no);
+  if (s != NATS_OK)
+    return error{"unavailable", "no NATS server answers (" + status_text(s) + ")"};
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = ack_timeout.count();
+  if (auto st = natsConnection_JetStream(&l->js_, l->conn_, &jo); st != NATS_OK)
+    return error{"unavailable", "JetStream: " + status_text(st)};
+  return l;
+}
+
+link::~link() {
+  if (js_)
+    jsCtx_Destroy(js_);
+  if (conn_) {
+    natsConnection_Close(conn_);
+    natsConnection_Destroy(conn_);
+  }
+}
+
+result<std::uint64_t> link::ensure_stream(const stream_spec& spec) {
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  const char* subjects[] = {spec.subjects.c_str()};
+  cfg.Name = spec.name.c_str();
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  cfg.Retention = js_LimitsPolicy;
+  cfg.Replicas = spec.replicas;
+  cfg.MaxAge = std::chrono::duration_cast<std::chrono::nanoseconds>(spec.max_age).count();
+  cfg.DenyDelete = spec.deny_delete;
+  cfg.DenyPurge = spec.deny_delete;
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  auto s = js_GetStreamInfo(&info, js_, spec.name.c_str(), nullptr, &code);
+  if (s != NATS_OK && code == JSStreamNotFoundErr)
+    s = js_AddStream(&info, js_, &cfg, nullptr, &code);
+  if (s != NATS_OK)
+    return error{"unavailable", "JetStream stream " + spec.name + ": " + status_text(s, code)};
+  auto last = info->State.LastSeq;
+  jsStreamInfo_Destroy(info);
+  return last;
+}
+
+result<std::uint64_t> link::last_seq(const std::string& stream) {
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  auto s = js_GetStreamInfo(&info, js_, stream.c_str(), nullptr, &code);
+  if (s != NATS_OK)
+    return error{"io", "JetStream stream " + stream + ": " + status_text(s, code)};
+  auto last = info->State.LastSeq;
+  jsStreamInfo_Destroy(info);
+  return last;
+}
+
+struct ordered_copy::box {
+  handler h;
+  std::mutex mu;
+  bool active = true;
+
+  static void on_msg(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
+    auto& b = *static_cast<box*>(closure);
+    {
+      std::lock_guard lock{b.mu};
+      jsMsgMetaData* meta = nullptr;
+      if (b.active && natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+        auto seq = meta->Sequence.Stream;
+        jsMsgMetaData_Destroy(meta);
+        b.h(seq, std::string{natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))});
+      }
+    }
+    natsMsg_Destroy(m);
+  }
+};
+
+result<std::unique_ptr<ordered_copy>> ordered_copy::start(link& l, const std::string& stream,
+                                                          const std::string& subjects,
+                                                          std::uint64_t after, handler on_message) {
+  auto b = std::make_unique<box>();
+  b->h = std::move(on_message);
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Ordered = true;
+  so.Config.DeliverPolicy = js_DeliverByStartSequence;
+  so.Config.OptStartSeq = after + 1;
+  natsSubscription* sub = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  auto s = js_Subscribe(&sub, l.js(), subjects.c_str(), &box::on_msg, b.get(), nullptr, &so, &code);
+  if (s != NATS_OK)
+    return error{"io", "cannot follow JetStream stream " + stream + ": " + status_text(s, code)};
+  return std::unique_ptr<ordered_copy>{new ordered_copy{sub, std::move(b)}};
+}
+
+ordered_copy::ordered_copy(natsSubscription* sub, std::unique_ptr<box> b)
+    : sub_(sub), box_(std::move(b)) {}
+
+ordered_copy::~ordered_copy() {
+  {
+    std::lock_guard lock{box_->mu};
+    box_->active = false;
+  }
+  natsSubscription_Unsubscribe(sub_);
+  natsSubscription_Destroy(sub_);
+}
+
+bool copy_progress::take(std::uint64_t seq) {
+  std::lock_guard lock{mu_};
+  if (broken_ || stopped_ || seq <= requested_)
+    return false;
+  if (seq != requested_ + 1) {
+    broken_ = error{"corrupt", "the stream skipped from " + std::to_string(requested_) + " to "
+                                 + std::to_string(seq)};
+    spdlog::error("jetstream copy=stopped reason=\"{}\"", broken_->message);
+    return false;
+  }
+  requested_ = seq;
+  return true;
+}
+
+void copy_progress::done(std::uint64_t seq) {
+  std::vector<std::function<void(bool)>> ready;
+  {
+    std::lock_guard lock{mu_};
+    done_ = seq;
+    auto end = waiters_.upper_bound(seq);
+    for (auto it = waiters_.begin(); it != end; ++it)
+      ready.push_back(std::move(it->second));
+    waiters_.erase(waiters_.begin(), end);
+  }
+  cv_.notify_all();
+  for (auto& f : ready)
+    f(true);
+}
+
+void copy_progress::stop(std::optional<error> why) {
+  std::multimap<std::uint64_t, std::function<void(bool)>> gone;
+  {
+    std::lock_guard lock{mu_};
+    if (why && !broken_)
+      broken_ = std::move(why);
+    stopped_ = true;
+    gone.swap(waiters_);
+  }
+  cv_.notify_all();
+  for (auto& [seq, f] : gone)
+    f(false);
+}
+
+void copy_progress::when_done(std::uint64_t seq, std::function<void(bool)> f) {
+  std::unique_lock lock{mu_};
+  if (done_ < seq && !broken_ && !stopped_) {
+    waiters_.emplace(seq, std::move(f));
+    return;
+  }
+  bool ok = done_ >= seq;
+  lock.unlock();
+  f(ok);
+}
+
+bool copy_progress::wait_for(std::uint64_t seq, std::chrono::milliseconds timeout) {
+  std::unique_lock lock{mu_};
+  cv_.wait_for(lock, timeout, [&] { return done_ >= seq || broken_ || stopped_; });
+  return done_ >= seq;
+}
+
+std::uint64_t copy_progress::copied() const {
+  std::lock_guard lock{mu_};
+  return done_;
+}
+
+std::uint64_t copy_progress::taken() const {
+  std::lock_guard lock{mu_};
+  return requested_;
+}
+
+std::optional<error> copy_progress::broken() const {
+  std::lock_guard lock{mu_};
+  return broken_;
+}
+
+} // namespace kiln::storage::jetstream

@@ -1,0 +1,103 @@
+#pragma once
+// What the cluster's log and the cluster's consoles share (issue 6): a NATS
+// connection with a JetStream context, a stream made if missing, an ordered
+// copy of a stream into this core, and the waits for that copy. Internal to
+// storage/: it includes nats.h, so only their .cpp files include it.
+#include "events/result.hpp"
+
+#include <nats/nats.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiln::storage::jetstream {
+
+std::string status_text(natsStatus s, jsErrCode code = static_cast<jsErrCode>(0));
+
+// One connection and its JetStream context; closed when destroyed.
+class link {
+ public:
+  // Error "unavailable" when no server answers or JetStream is off.
+  static result<std::unique_ptr<link>> connect(const std::vector<std::string>& servers,
+                                               const std::string& name,
+                                               std::chrono::milliseconds ack_timeout);
+  ~link();
+  jsCtx* js() const { return js_; }
+
+  struct stream_spec {
+    std::string name;
+    std::string subjects;
+    int replicas = 1;
+    std::chrono::seconds max_age{0};  // 0: kept for ever
+    bool deny_delete = false;         // and purge
+  };
+  // Makes the stream if there is none; its last sequence.
+  result<std::uint64_t> ensure_stream(const stream_spec& spec);
+  result<std::uint64_t> last_seq(const std::string& stream);
+
+ private:
+  natsConnection* conn_ = nullptr;
+  jsCtx* js_ = nullptr;
+};
+
+// A stream's messages after a sequence, in order, to `on_message(seq, data)`
+// on NATS's delivery thread (an ordered consumer: it restarts itself after
+// a reconnect, from where it was). Destruction waits for a call in progress
+// and stops later ones.
+class ordered_copy {
+ public:
+  using handler = std::function<void(std::uint64_t seq, std::string data)>;
+  static result<std::unique_ptr<ordered_copy>> start(link& l, const std::string& stream,
+                                                     const std::string& subjects,
+                                                     std::uint64_t after, handler on_message);
+  ~ordered_copy();
+
+  struct box;
+
+ private:
+  ordered_copy(natsSubscription* sub, std::unique_ptr<box> b);
+  natsSubscription* sub_;
+  std::unique_ptr<box> box_;
+};
+
+// How far this core's copy of a stream has come, and who waits for it.
+class copy_progress {
+ public:
+  // Before the copy starts: what the copy already holds.
+  void start_at(std::uint64_t done) {
+    std::lock_guard lock{mu_};
+    requested_ = done_ = done;
+  }
+
+  // The next message to copy, if it is the one after the last: false for
+  // one seen before (skip it), and a gap stops the copy.
+  bool take(std::uint64_t seq);
+  // `seq` is copied: wakes its waiters.
+  void done(std::uint64_t seq);
+  // The copy cannot go on (or is closing): every waiter is told false.
+  void stop(std::optional<error> why);
+  // `f(true)` once `seq` is copied, `f(false)` if it never will be.
+  void when_done(std::uint64_t seq, std::function<void(bool)> f);
+  bool wait_for(std::uint64_t seq, std::chrono::milliseconds timeout);
+  std::uint64_t copied() const;
+  // The last message handed to the copy (copied, or on its way).
+  std::uint64_t taken() const;
+  std::optional<error> broken() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::uint64_t requested_ = 0, done_ = 0;
+  std::optional<error> broken_;
+  bool stopped_ = false;
+  std::multimap<std::uint64_t, std::function<void(bool)>> waiters_;
+};
+
+} // namespace kiln::storage::jetstream

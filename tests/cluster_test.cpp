@@ -1,0 +1,156 @@
+// Two `kiln core`s on the cluster's log (issue 6), a gateway and a worker,
+// all real processes on a real nats-server: builds run whichever core takes
+// a command, consoles read the same from either, a core killed with SIGKILL
+// loses nothing acknowledged, and once it is back its copy catches up with
+// a hash chain identical to the other core's.
+#include "support/http_client.hpp"
+#include "support/nats_server.hpp"
+#include "support/process.hpp"
+#include "support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <fstream>
+#include <regex>
+
+using namespace kiln::test;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string numbered_project = R"(timeout: 30
+triggers:
+  - name: ci
+    type: simple
+    runs:
+      - name: count
+        host-tag: linux
+        script: count
+scripts:
+  count: |
+    #!/bin/sh
+    i=1
+    while [ $i -le 40 ]; do echo "line $i"; i=$((i+1)); done
+)";
+
+std::string expected_lines() {
+  std::string out;
+  for (int i = 1; i <= 40; ++i)
+    out += "line " + std::to_string(i) + "\n";
+  return out;
+}
+
+std::unique_ptr<child_process> start_core(const std::string& nats, const std::filesystem::path& data) {
+  auto p = std::make_unique<child_process>(
+    process_options{{KILN_BINARY, "core", "--nats", nats, "--data", data.string()}});
+  if (!p->wait_for_line("kiln core: ready", 60s))
+    FAIL("kiln core did not start: " << p->transcript());
+  return p;
+}
+
+// "audit: intact commits=N events=M head=H" of a core's copy (read beside it).
+std::string audit(const std::filesystem::path& data) {
+  auto [status, out] = run({KILN_BINARY, "audit", "verify", "--data", data.string()});
+  auto at = out.find("audit: ");
+  return status == 0 && at != std::string::npos ? out.substr(at)
+                                                 : "exit " + std::to_string(status) + ": " + out;
+}
+
+} // namespace
+
+TEST_CASE("two kiln cores on the cluster's log: either serves, one is killed, its copy catches up",
+          "[cluster][nats][e2e]") {
+  nats_server nats;
+  temp_dir dir{"kiln-cluster"};
+  auto a = start_core(nats.url(), dir / "a");
+  std::string admin;
+  std::ifstream{dir / "a" / "admin.token"} >> admin;
+  REQUIRE(!admin.empty());
+  // A second core without the admin token refuses to start: it would revoke the first's.
+  {
+    child_process lone{{{KILN_BINARY, "core", "--nats", nats.url(), "--data", (dir / "lone").string()}, true}};
+    auto code = lone.wait(60s);
+    REQUIRE(code);
+    CHECK(*code == 1);
+    while (lone.read_line(1s)) {
+    }
+    CHECK_THAT(lone.transcript(), Catch::Contains("copy admin.token from another core"));
+  }
+  std::filesystem::create_directories(dir / "b");
+  std::filesystem::copy_file(dir / "a" / "admin.token", dir / "b" / "admin.token");
+  auto b = start_core(nats.url(), dir / "b");
+
+  child_process gw{{{KILN_BINARY, "gateway", "--nats", nats.url(), "--listen", "127.0.0.1:0",
+                     "--data", (dir / "gw").string()}}};
+  auto line = gw.wait_for_line("listening on http://", 30s);
+  REQUIRE(line);
+  std::smatch m;
+  REQUIRE(std::regex_search(*line, m, std::regex{R"(127\.0\.0\.1:(\d+))"}));
+  auto port = static_cast<std::uint16_t>(std::stoi(m[1]));
+  auto api = [&](const std::string& method, const std::string& target, const std::string& body = {},
+                 const std::string& type = "application/json") {
+    std::map<std::string, std::string> h{{"Authorization", "Bearer " + admin}};
+    if (!body.empty())
+      h["Content-Type"] = type;
+    return http_request("127.0.0.1", port, method, target, body, h);
+  };
+  REQUIRE(api("PUT", "/v1/projects/app", numbered_project, "application/yaml").status / 100 == 2);
+
+  auto url = "http://127.0.0.1:" + std::to_string(port);
+  child_process worker{{{KILN_BINARY, "worker", "--server", url, "--name", "w1", "--tags", "linux",
+                         "--concurrency", "2", "--workdir", (dir / "w1").string(), "--executor",
+                         "host", "--poll-wait", "2"}}};
+  REQUIRE(wait_until([&] { return api("POST", "/v1/workers/w1/enlist").status == 200; }, 60s));
+
+  auto trigger = [&](int n) {
+    for (int i = 0; i < n; ++i)
+      REQUIRE(api("POST", "/v1/projects/app/builds", R"({"trigger":"ci"})").status == 201);
+  };
+  auto all_passed = [&](int builds) {
+    return wait_until([&] {
+      auto r = api("GET", "/v1/projects/app/builds");
+      if (r.status != 200)
+        return false;
+      auto list = json::parse(r.body);
+      int passed = 0;
+      for (auto& bld : list)
+        passed += bld.value("status", "") == "PASSED";
+      return passed == builds;
+    }, 180s);
+  };
+  trigger(6);
+  REQUIRE(all_passed(6));
+
+  // SIGKILL core a while builds run: b carries on, nothing acknowledged is lost.
+  trigger(4);
+  a->signal(SIGKILL);
+  REQUIRE(a->wait(30s));
+  trigger(4);
+  REQUIRE(all_passed(14));
+  for (int n = 1; n <= 14; ++n) {
+    INFO("build " << n);
+    auto console = api("GET", "/v1/projects/app/builds/" + std::to_string(n) + "/runs/count/console");
+    REQUIRE(console.status == 200);
+    CHECK_THAT(console.body, Catch::Contains(expected_lines()));
+  }
+
+  // Back, a's copy takes what it missed: both chains end at the same hash.
+  a = start_core(nats.url(), dir / "a");
+  trigger(2);
+  REQUIRE(all_passed(16));
+  std::string head_a, head_b;
+  CHECK(wait_until([&] {
+    head_a = audit(dir / "a");
+    head_b = audit(dir / "b");
+    return head_a == head_b;
+  }, 60s));
+  INFO(head_a << "\n" << head_b);
+  CHECK_THAT(head_a, Catch::StartsWith("audit: intact commits="));
+  // Consoles read the same through either core (the gateway asks whichever answers).
+  for (int n = 1; n <= 16; ++n)
+    CHECK_THAT(api("GET", "/v1/projects/app/builds/" + std::to_string(n) + "/runs/count/console").body,
+               Catch::Contains(expected_lines()));
+}
