@@ -101,7 +101,12 @@ result<std::unique_ptr<core_node>> core_node::start(bus::bus& b, core_node_optio
     i->cluster_console = std::move(*consoles);
     i->console = i->cluster_console.get();
   }
-  // Project secrets are sealed with this key; it never leaves the data dir.
+  // Project secrets are sealed with this key; it never leaves the data dir
+  // (but for the other cores of a cluster, which must all have it).
+  if (cluster && i->log->last_seq().value > 0 && !std::filesystem::exists(data / "secret.key"))
+    return error{"conflict", "the cluster's log has commits and " + (data / "secret.key").string()
+                               + " is missing: copy secret.key and admin.token from another "
+                                 "core's data dir"};
   auto box = storage::secret_box::load_or_create(data / "secret.key");
   if (!box)
     return box.error();

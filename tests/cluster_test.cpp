@@ -69,7 +69,8 @@ TEST_CASE("two kiln cores on the cluster's log: either serves, one is killed, it
   std::string admin;
   std::ifstream{dir / "a" / "admin.token"} >> admin;
   REQUIRE(!admin.empty());
-  // A second core without the admin token refuses to start: it would revoke the first's.
+  // A second core without the cluster's keys refuses to start: it could not
+  // open project secrets, and a new admin token would revoke the first's.
   {
     child_process lone{{{KILN_BINARY, "core", "--nats", nats.url(), "--data", (dir / "lone").string()}, true}};
     auto code = lone.wait(60s);
@@ -77,9 +78,17 @@ TEST_CASE("two kiln cores on the cluster's log: either serves, one is killed, it
     CHECK(*code == 1);
     while (lone.read_line(1s)) {
     }
-    CHECK_THAT(lone.transcript(), Catch::Contains("copy admin.token from another core"));
+    CHECK_THAT(lone.transcript(), Catch::Contains("copy secret.key and admin.token from another core"));
   }
   std::filesystem::create_directories(dir / "b");
+  std::filesystem::copy_file(dir / "a" / "secret.key", dir / "b" / "secret.key");
+  {
+    child_process keyless{{{KILN_BINARY, "core", "--nats", nats.url(), "--data", (dir / "b").string()}, true}};
+    REQUIRE(keyless.wait(60s) == 1);
+    while (keyless.read_line(1s)) {
+    }
+    CHECK_THAT(keyless.transcript(), Catch::Contains("copy admin.token from another core"));
+  }
   std::filesystem::copy_file(dir / "a" / "admin.token", dir / "b" / "admin.token");
   auto b = start_core(nats.url(), dir / "b");
 
