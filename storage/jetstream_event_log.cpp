@@ -129,6 +129,29 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
     done(std::move(r));
   }
 
+  // The stream sequence of each aggregate's last commit made here: saves
+  // reading it back from the copy when this core appends again (the usual
+  // case). Checked against the copy's version, so another core's commit in
+  // between makes it unused.
+  std::mutex tails_mu;
+  std::unordered_map<std::string, std::pair<std::uint64_t, std::uint64_t>> tails;  // version, seq
+  static constexpr std::size_t max_tails = 100'000;
+
+  std::optional<std::uint64_t> known_tail(const std::string& stream, std::uint64_t version) {
+    std::lock_guard lock{tails_mu};
+    auto it = tails.find(stream);
+    if (it == tails.end() || it->second.first != version)
+      return std::nullopt;
+    return it->second.second;
+  }
+
+  void remember_tail(const std::string& stream, std::uint64_t version, std::uint64_t seq) {
+    std::lock_guard lock{tails_mu};
+    if (tails.size() >= max_tails)
+      tails.clear();
+    tails[stream] = {version, seq};
+  }
+
   // A retry whose first try won is a duplicate, not a conflict.
   void conflict_or_duplicate(publish_job& j, const error& conflict) {
     auto& id = j.req.meta.command_id;
@@ -159,7 +182,9 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
       });
     }
     std::uint64_t expect_seq = 0;
-    if (req.expected.value > 0) {
+    if (auto known = known_tail(req.stream.value, req.expected.value)) {
+      expect_seq = *known;
+    } else if (req.expected.value > 0) {
       auto last = local.read_stream(req.stream, req.expected, 1);
       if (!last)
         return finish(j, last.error());
@@ -201,8 +226,10 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
                         command](bool copied) {
         if (!copied)
           return self->finish(*pending, self->copy_error());
-        if (!duplicate)
+        if (!duplicate) {
+          self->remember_tail(pending->req.stream.value, last_version.value, seq);
           return self->finish(*pending, append_receipt{global_seq{seq}, last_version});
+        }
         // Another core took this command first: its receipt.
         if (auto first = self->local.find_command(command))
           return self->finish(*pending, *first);

@@ -18,12 +18,28 @@ TEST_CASE("kiln bench refuses bad command lines clearly", "[bench][cli]") {
   auto [unknown, unknown_out] = run({KILN_BINARY, "bench", "nope"});
   CHECK(unknown == 2);
   CHECK(unknown_out.find("known: log, core, gateway, e2e, objectstore") != std::string::npos);
-  auto [later, later_out] = run({KILN_BINARY, "bench", "cluster"});
-  CHECK(later == 2);
-  CHECK(later_out.find("not built yet") != std::string::npos);
+  auto [bad, bad_out] = run({KILN_BINARY, "bench", "cluster", "--bogus", "1"});
+  CHECK(bad == 2);
+  CHECK(bad_out.find("unknown option --bogus") != std::string::npos);
   auto [s3, s3_out] = run({KILN_BINARY, "bench", "objectstore"});
   CHECK(s3 == 2);
   CHECK(s3_out.find("--s3-endpoint") != std::string::npos);
+}
+
+TEST_CASE("a short kiln bench cluster prints its JetStream figures and says what it does not measure",
+          "[bench][cli][nats]") {
+  temp_dir dir{"bench-cluster"};
+  auto [code, out] = run({KILN_BINARY, "bench", "cluster", "--json", "--appends", "200",
+                          "--rounds", "2", "--dir", (dir / "scratch").string()},
+                         120s);
+  INFO(out);
+  REQUIRE(code == 0);
+  CHECK(out.find("cluster vs single node: not measured yet") != std::string::npos);
+  auto j = nlohmann::json::parse(out.substr(out.rfind('{')));
+  for (auto key : {"js_append_ratio", "kiln_js_appends_per_s", "plain_js_appends_per_s"}) {
+    INFO(key);
+    CHECK(j.value(key, 0.0) > 0);
+  }
 }
 
 TEST_CASE("a short kiln bench gateway prints every figure as JSON", "[bench][cli]") {
