@@ -85,7 +85,7 @@ result<std::unique_ptr<jetstream_console_store>> jetstream_console_store::open(
   p->progress.start_at(from);
   auto follower = jetstream::ordered_copy::start(
     *p->link, opts.stream, std::string{subjects::console_copy_subjects}, from,
-    [raw = p.get()](std::uint64_t seq, std::string data) { raw->copy(seq, data); });
+    [raw = p.get()](std::uint64_t seq, std::string, std::string data) { raw->copy(seq, data); });
   if (!follower)
     return follower.error();
   p->follower = std::move(*follower);

@@ -47,21 +47,73 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
   std::vector<std::thread> publishers;
 
   // ---- the copy: stream -> local log, in order ----
-  void copy(std::uint64_t seq, std::string bytes) {
+  // What the copy made of each recent stream message, for the appenders
+  // waiting on them: the local receipt, or the conflict that left it out.
+  std::mutex copied_mu;
+  std::map<std::uint64_t, result<append_receipt>> outcomes;
+  static constexpr std::size_t kept_outcomes = 100'000;
+  // The stream sequence of each subject's last message the copy has seen,
+  // taken or left out: what JetStream checks an append against.
+  std::unordered_map<std::string, std::uint64_t> subject_last;
+  static constexpr std::size_t max_subjects = 200'000;
+
+  void copy(std::uint64_t seq, std::string subject, std::string bytes) {
     if (!progress.take(seq))
       return;
-    local.replicate_async(global_seq{seq}, std::move(bytes),
-                          [self = shared_from_this(), seq](result<append_receipt> r) {
-                            if (r)
-                              return self->progress.done(seq);
-                            spdlog::error("log copy=stopped seq={} error=\"{}\"", seq,
-                                          r.error().message);
-                            self->progress.stop(r.error());
-                          });
+    local.replicate_async(
+      seq, std::move(bytes),
+      [self = shared_from_this(), seq, subject = std::move(subject)](result<append_receipt> r) {
+        if (!r && r.error().code != "conflict") {
+          spdlog::error("log copy=stopped seq={} error=\"{}\"", seq, r.error().message);
+          return self->progress.stop(r.error());
+        }
+        if (!r)
+          spdlog::warn("log copy=left_out seq={} reason=\"{}\"", seq, r.error().message);
+        {
+          std::lock_guard lock{self->copied_mu};
+          self->outcomes.insert_or_assign(seq, r);
+          while (self->outcomes.size() > kept_outcomes)
+            self->outcomes.erase(self->outcomes.begin());
+          if (self->subject_last.size() >= max_subjects)
+            self->subject_last.clear();
+          self->subject_last[subject] = seq;
+        }
+        self->progress.done(seq);
+      });
   }
 
   void when_copied(std::uint64_t seq, std::function<void(bool)> f) {
     progress.when_done(seq, std::move(f));
+  }
+
+  std::optional<result<append_receipt>> outcome_of(std::uint64_t seq) {
+    std::lock_guard lock{copied_mu};
+    auto it = outcomes.find(seq);
+    if (it == outcomes.end())
+      return std::nullopt;
+    return it->second;
+  }
+
+  // The subject's last message as the copy has seen it; asked of JetStream
+  // when the copy has not seen one since it started (0: none). Only a hint
+  // for JetStream's check: the copy decides what is taken.
+  result<std::uint64_t> last_on_subject(const std::string& subject) {
+    {
+      std::lock_guard lock{copied_mu};
+      if (auto it = subject_last.find(subject); it != subject_last.end())
+        return it->second;
+    }
+    natsMsg* msg = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    auto s = js_GetLastMsg(&msg, link->js(), o.stream.c_str(), subject.c_str(), nullptr, &code);
+    if (s == NATS_NOT_FOUND || code == JSNoMessageFoundErr)
+      return std::uint64_t{0};
+    if (s != NATS_OK)
+      return make_error(errc::io, "cannot read the last commit of " + subject + ": "
+                                    + status_text(s, code));
+    auto seq = natsMsg_GetSequence(msg);
+    natsMsg_Destroy(msg);
+    return seq;
   }
 
   error copy_error() {
@@ -129,29 +181,6 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
     done(std::move(r));
   }
 
-  // The stream sequence of each aggregate's last commit made here: saves
-  // reading it back from the copy when this core appends again (the usual
-  // case). Checked against the copy's version, so another core's commit in
-  // between makes it unused.
-  std::mutex tails_mu;
-  std::unordered_map<std::string, std::pair<std::uint64_t, std::uint64_t>> tails;  // version, seq
-  static constexpr std::size_t max_tails = 100'000;
-
-  std::optional<std::uint64_t> known_tail(const std::string& stream, std::uint64_t version) {
-    std::lock_guard lock{tails_mu};
-    auto it = tails.find(stream);
-    if (it == tails.end() || it->second.first != version)
-      return std::nullopt;
-    return it->second.second;
-  }
-
-  void remember_tail(const std::string& stream, std::uint64_t version, std::uint64_t seq) {
-    std::lock_guard lock{tails_mu};
-    if (tails.size() >= max_tails)
-      tails.clear();
-    tails[stream] = {version, seq};
-  }
-
   // A retry whose first try won is a duplicate, not a conflict.
   void conflict_or_duplicate(publish_job& j, const error& conflict) {
     auto& id = j.req.meta.command_id;
@@ -163,8 +192,6 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
 
   void publish(publish_job j) {
     auto& req = j.req;
-    // The expected version, as the stream sequence of the aggregate's last
-    // commit: what JetStream checks.
     auto current = local.last_version(req.stream);
     if (!current)
       return finish(j, current.error());
@@ -181,22 +208,15 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
         self->conflict_or_duplicate(*pending, conflict);
       });
     }
-    std::uint64_t expect_seq = 0;
-    if (auto known = known_tail(req.stream.value, req.expected.value)) {
-      expect_seq = *known;
-    } else if (req.expected.value > 0) {
-      auto last = local.read_stream(req.stream, req.expected, 1);
-      if (!last)
-        return finish(j, last.error());
-      if (last->empty())
-        return finish(j, make_error(errc::io, "stream " + req.stream.value + " has no version "
-                                                + std::to_string(req.expected.value)));
-      expect_seq = last->front().seq.value;
-    }
+    // JetStream checks the subject's last sequence, so that of two cores
+    // deciding on one aggregate one is refused at once; the copy is what
+    // decides in the end (a commit whose version is taken is left out).
+    auto subject = subjects::log_subject(req.stream);
+    auto expect_seq = last_on_subject(subject);
+    if (!expect_seq)
+      return finish(j, expect_seq.error());
     commit body{req.stream, stream_version{req.expected.value + 1}, req.meta, req.events};
     auto bytes = codec::encode_commit(body);
-    auto last_version = body.last_version();
-    auto subject = subjects::log_subject(req.stream);
     natsMsg* msg = nullptr;
     if (auto s = natsMsg_Create(&msg, subject.c_str(), nullptr, bytes.data(),
                                 static_cast<int>(bytes.size()));
@@ -207,8 +227,8 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
     po.MaxWait = o.ack_timeout.count();
     if (!req.meta.command_id.empty())
       po.MsgId = req.meta.command_id.c_str();
-    if (expect_seq > 0)
-      po.ExpectLastSubjectSeq = expect_seq;
+    if (*expect_seq > 0)
+      po.ExpectLastSubjectSeq = *expect_seq;
     else
       po.ExpectNoMessage = true;
     jsPubAck* ack = nullptr;
@@ -219,25 +239,27 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
       auto seq = ack->Sequence;
       bool duplicate = ack->Duplicate;
       jsPubAck_Destroy(ack);
-      auto command = req.meta.command_id;
       // Shared: the callback may outlive this call, the job is moved in.
       auto pending = std::make_shared<publish_job>(std::move(j));
-      when_copied(seq, [self = shared_from_this(), pending, seq, duplicate, last_version,
-                        command](bool copied) {
+      when_copied(seq, [self = shared_from_this(), pending, seq, duplicate](bool copied) {
         if (!copied)
           return self->finish(*pending, self->copy_error());
-        if (!duplicate) {
-          self->remember_tail(pending->req.stream.value, last_version.value, seq);
-          return self->finish(*pending, append_receipt{global_seq{seq}, last_version});
+        if (duplicate) {
+          // Another core took this command first: its receipt.
+          auto& id = pending->req.meta.command_id;
+          if (auto first = self->local.find_command(id))
+            return self->finish(*pending, *first);
+          return self->finish(*pending, make_error(errc::io, "command " + id
+                                                              + " is in the cluster's log but "
+                                                                "not in this core's copy"));
         }
-        // Another core took this command first: its receipt.
-        if (auto first = self->local.find_command(command))
-          return self->finish(*pending, *first);
-        auto c = self->local.read_all(global_seq{seq - 1}, 1);
-        if (!c || c->empty())
-          return self->finish(*pending, make_error(errc::io, "cannot read commit "
-                                                               + std::to_string(seq)));
-        self->finish(*pending, append_receipt{c->front().seq, c->front().body.last_version(), true});
+        auto outcome = self->outcome_of(seq);
+        if (!outcome)
+          return self->finish(*pending, make_error(errc::io, "commit " + std::to_string(seq)
+                                                               + " was copied too long ago to tell"));
+        if (!*outcome)  // left out: it lost to a commit of the same version
+          return self->conflict_or_duplicate(*pending, outcome->error());
+        self->finish(*pending, **outcome);
       });
       return;
     }
@@ -261,31 +283,38 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
                                      + status_text(s, code)));
   }
 
-  // The copy's last commit must be the stream's commit at that sequence.
+  // The copy must be a copy of this stream: its last commit taken is the
+  // stream's message at that sequence, and it has not copied past the end.
   status_result check_copy(std::uint64_t stream_last) {
-    auto mine = local.last_seq().value;
-    if (mine == 0)
+    auto commits = local.last_seq().value;
+    auto position = local.copy_position();
+    auto taken = local.copy_taken();
+    if (commits == 0)
       return ok;
-    if (mine > stream_last)
+    if (position == 0 || taken == 0)
       return make_error(errc::invalid_argument,
-                        "this data dir holds " + std::to_string(mine) + " commits and the "
-                          "cluster's log " + std::to_string(stream_last)
-                          + ": it is not a copy of this cluster's log (a core starts from an "
-                            "empty data dir or a copy of another core's)");
+                        "this data dir holds " + std::to_string(commits) + " commits of its own: "
+                          "it is not a copy of this cluster's log (a core starts from an empty "
+                          "data dir or a copy of another core's)");
+    if (position > stream_last)
+      return make_error(errc::invalid_argument,
+                        "this data dir has copied the cluster's log up to " + std::to_string(position)
+                          + " and the log holds " + std::to_string(stream_last)
+                          + ": it is not a copy of this cluster's log");
     natsMsg* msg = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
-    auto s = js_GetMsg(&msg, link->js(), o.stream.c_str(), mine, nullptr, &code);
+    auto s = js_GetMsg(&msg, link->js(), o.stream.c_str(), taken, nullptr, &code);
     if (s != NATS_OK)
-      return make_error(errc::io, "cannot read commit " + std::to_string(mine)
+      return make_error(errc::io, "cannot read commit " + std::to_string(taken)
                                     + " of the cluster's log: " + status_text(s, code));
     auto theirs = codec::decode_commit(
       {natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))});
     natsMsg_Destroy(msg);
-    auto own = local.read_all(global_seq{mine - 1}, 1);
+    auto own = local.read_all(global_seq{commits - 1}, 1);
     if (!theirs || !own || own->empty() || !(own->front().body == *theirs))
       return make_error(errc::invalid_argument,
-                        "commit " + std::to_string(mine) + " of this data dir differs from the "
-                          "cluster's log: it is not a copy of this cluster's log");
+                        "the last commit of this data dir differs from the cluster's log at "
+                          + std::to_string(taken) + ": it is not a copy of this cluster's log");
     return ok;
   }
 
@@ -334,11 +363,13 @@ result<std::unique_ptr<jetstream_event_log>> jetstream_event_log::open(rocksdb_e
     return stream_last.error();
   if (auto checked = p->check_copy(*stream_last); !checked)
     return checked.error();
-  auto mine = local.last_seq().value;
+  auto mine = local.copy_position();
   p->progress.start_at(mine);
   auto follower = jetstream::ordered_copy::start(
     *p->link, opts.stream, std::string{subjects::log_subjects}, mine,
-    [raw = p.get()](std::uint64_t seq, std::string data) { raw->copy(seq, std::move(data)); });
+    [raw = p.get()](std::uint64_t seq, std::string subject, std::string data) {
+      raw->copy(seq, std::move(subject), std::move(data));
+    });
   if (!follower)
     return follower.error();
   p->follower = std::move(*follower);

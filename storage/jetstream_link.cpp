@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <thread>
+
 namespace kiln::storage::jetstream {
 
 std::string status_text(natsStatus s, jsErrCode code) {
@@ -66,9 +68,22 @@ result<std::uint64_t> link::ensure_stream(const stream_spec& spec) {
   cfg.DenyPurge = spec.deny_delete;
   jsStreamInfo* info = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  auto s = js_GetStreamInfo(&info, js_, spec.name.c_str(), nullptr, &code);
-  if (s != NATS_OK && code == JSStreamNotFoundErr)
-    s = js_AddStream(&info, js_, &cfg, nullptr, &code);
+  natsStatus s = NATS_OK;
+  // A JetStream cluster that is still electing its leaders times out: a
+  // core started with it waits rather than giving up.
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{90};
+  for (;;) {
+    code = static_cast<jsErrCode>(0);
+    s = js_GetStreamInfo(&info, js_, spec.name.c_str(), nullptr, &code);
+    if (s != NATS_OK && code == JSStreamNotFoundErr)
+      s = js_AddStream(&info, js_, &cfg, nullptr, &code);
+    bool not_ready = s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS
+                     || code == JSClusterNotAvailErr || code == JSStreamOfflineErr;
+    if (s == NATS_OK || !not_ready || std::chrono::steady_clock::now() >= give_up)
+      break;
+    spdlog::warn("jetstream stream={} state=waiting reason=\"{}\"", spec.name, status_text(s, code));
+    std::this_thread::sleep_for(std::chrono::seconds{1});
+  }
   if (s != NATS_OK)
     return error{"unavailable", "JetStream stream " + spec.name + ": " + status_text(s, code)};
   auto last = info->State.LastSeq;
@@ -100,7 +115,8 @@ struct ordered_copy::box {
       if (b.active && natsMsg_GetMetaData(&meta, m) == NATS_OK) {
         auto seq = meta->Sequence.Stream;
         jsMsgMetaData_Destroy(meta);
-        b.h(seq, std::string{natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))});
+        b.h(seq, natsMsg_GetSubject(m),
+            std::string{natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))});
       }
     }
     natsMsg_Destroy(m);
@@ -142,12 +158,6 @@ bool copy_progress::take(std::uint64_t seq) {
   std::lock_guard lock{mu_};
   if (broken_ || stopped_ || seq <= requested_)
     return false;
-  if (seq != requested_ + 1) {
-    broken_ = error{"corrupt", "the stream skipped from " + std::to_string(requested_) + " to "
-                                 + std::to_string(seq)};
-    spdlog::error("jetstream copy=stopped reason=\"{}\"", broken_->message);
-    return false;
-  }
   requested_ = seq;
   return true;
 }

@@ -47,13 +47,13 @@ class link {
   jsCtx* js_ = nullptr;
 };
 
-// A stream's messages after a sequence, in order, to `on_message(seq, data)`
+// A stream's messages after a sequence, in order, to `on_message(seq, subject, data)`
 // on NATS's delivery thread (an ordered consumer: it restarts itself after
 // a reconnect, from where it was). Destruction waits for a call in progress
 // and stops later ones.
 class ordered_copy {
  public:
-  using handler = std::function<void(std::uint64_t seq, std::string data)>;
+  using handler = std::function<void(std::uint64_t seq, std::string subject, std::string data)>;
   static result<std::unique_ptr<ordered_copy>> start(link& l, const std::string& stream,
                                                      const std::string& subjects,
                                                      std::uint64_t after, handler on_message);
@@ -76,8 +76,8 @@ class copy_progress {
     requested_ = done_ = done;
   }
 
-  // The next message to copy, if it is the one after the last: false for
-  // one seen before (skip it), and a gap stops the copy.
+  // The next message to copy, if it is after the last: false for one seen
+  // before (skip it). (Sequences may skip: a stream's messages can expire.)
   bool take(std::uint64_t seq);
   // `seq` is copied: wakes its waiters.
   void done(std::uint64_t seq);

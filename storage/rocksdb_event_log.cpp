@@ -37,6 +37,10 @@ constexpr const char* cf_snapshots = "snapshots";
 constexpr const char* cf_console = "console";
 constexpr const char* format_key = "format";
 constexpr const char* format_value = "kiln-log-1";
+// A copy of the cluster's log: the stream sequence copied up to, and that of
+// the last commit it took (default column family, written with the commits).
+constexpr const char* copy_position_key = "copy-position";
+constexpr const char* copy_taken_key = "copy-taken";
 
 // Above this many cached stream versions the cache starts over: a miss costs
 // one index seek, and memory stays bounded however many streams exist.
@@ -147,9 +151,9 @@ struct pending_append {
   std::uint64_t event_count = 0;
   std::string commit_bytes;
   append_callback done;
-  // A replicated commit (replicate_async): it lands at exactly this
-  // sequence, in the order the cluster's log has it; not de-duplicated.
-  std::uint64_t at_seq = 0;
+  // A replicated commit (replicate_async): its sequence in the cluster's
+  // stream; 0 for a local append. Not de-duplicated.
+  std::uint64_t source_seq = 0;
 };
 
 } // namespace
@@ -179,6 +183,7 @@ struct rocksdb_event_log::impl {
   mutable std::mutex commands_mu;
   std::uint64_t next_seq = 1;
   digest last_hash{};
+  std::atomic<std::uint64_t> copy_position{0}, copy_taken{0};
   std::unordered_map<std::string, std::uint64_t> versions;
 
   // Writer -> readers and subscriptions.
@@ -346,15 +351,12 @@ struct rocksdb_event_log::impl {
       rocksdb::WriteBatch wb;
       auto seq = next_seq;
       auto hash = last_hash;
+      std::uint64_t batch_position = 0, batch_taken = 0;
       for (std::size_t i = 0; i < batch.size(); ++i) {
         auto& p = batch[i];
-        if (p.at_seq != 0 && p.at_seq != seq) {
-          outcomes[i] = make_error(errc::invalid_argument,
-                                   "replicated commit " + std::to_string(p.at_seq)
-                                     + " does not follow this log's " + std::to_string(seq - 1));
-          continue;
-        }
-        if (!p.command_id.empty() && p.at_seq == 0) {
+        if (p.source_seq != 0)
+          batch_position = std::max(batch_position, p.source_seq);
+        if (!p.command_id.empty() && p.source_seq == 0) {
           if (auto first = seen_command(p, batch_commands)) {
             outcomes[i] = std::move(*first);
             continue;
@@ -370,6 +372,8 @@ struct rocksdb_event_log::impl {
           continue;
         }
         if (current != p.expected) {
+          // A replicated commit whose version is taken lost a race the
+          // stream let through: every copy leaves it out alike.
           outcomes[i] = make_error(errc::conflict, "stream " + p.stream + " is at version "
                                                      + std::to_string(current) + ", expected "
                                                      + std::to_string(p.expected));
@@ -385,11 +389,23 @@ struct rocksdb_event_log::impl {
         if (!p.command_id.empty() && !batch_commands.count(p.command_id))
           batch_commands[p.command_id] = {p.stream, seq, last};
         batch_versions[p.stream] = last;
+        if (p.source_seq != 0)
+          batch_taken = p.source_seq;
         outcomes[i] = append_receipt{global_seq{seq}, stream_version{last}};
         hash = h;
         ++seq;
       }
       last_batch = batch.size();
+      if (batch_position != 0) {
+        std::string v;
+        put_be64(v, batch_position);
+        wb.Put(copy_position_key, v);
+        if (batch_taken != 0) {
+          std::string t;
+          put_be64(t, batch_taken);
+          wb.Put(copy_taken_key, t);
+        }
+      }
       if (wb.Count() > 0) {
         auto t0 = std::chrono::steady_clock::now();
         auto s = db->Write(wo, &wb);
@@ -400,6 +416,10 @@ struct rocksdb_event_log::impl {
           syncs += 1;
           next_seq = seq;
           last_hash = hash;
+          if (batch_position != 0)
+            copy_position = batch_position;
+          if (batch_taken != 0)
+            copy_taken = batch_taken;
           for (auto& [stream, v] : batch_versions)
             versions[stream] = v;
           {
@@ -631,6 +651,12 @@ result<std::unique_ptr<rocksdb_event_log>> rocksdb_event_log::open(const rocksdb
   }
   it.reset();
   p->committed_seq = p->next_seq - 1;
+  for (auto [key, into] : {std::pair{copy_position_key, &p->copy_position},
+                           std::pair{copy_taken_key, &p->copy_taken}}) {
+    std::string v;
+    if (p->db->Get(rocksdb::ReadOptions{}, key, &v).ok() && v.size() == 8)
+      into->store(get_be64(v.data()));
+  }
   if (!o.read_only) {
     if (auto loaded = p->load_command_window(); !loaded)
       return loaded.error();
@@ -676,18 +702,18 @@ void rocksdb_event_log::append_async(append_request req, append_callback done) {
   impl_->queue_cv.notify_one();
 }
 
-void rocksdb_event_log::replicate_async(global_seq seq, std::string commit_bytes,
+void rocksdb_event_log::replicate_async(std::uint64_t source_seq, std::string commit_bytes,
                                         append_callback done) {
   auto c = codec::decode_commit(commit_bytes);
   if (!c)
-    return done(make_error(errc::corrupt, "replicated commit " + std::to_string(seq.value)
+    return done(make_error(errc::corrupt, "replicated commit " + std::to_string(source_seq)
                                             + " does not decode: " + c.error().message));
   if (c->events.empty() || c->first_version.value == 0)
     return done(make_error(errc::invalid_argument,
-                           "replicated commit " + std::to_string(seq.value) + " holds no events"));
+                           "replicated commit " + std::to_string(source_seq) + " holds no events"));
   pending_append p{c->meta.command_id, c->meta.time_unix_ns, std::move(c->stream.value),
                    c->first_version.value - 1, c->events.size(), std::move(commit_bytes),
-                   std::move(done), seq.value};
+                   std::move(done), source_seq};
   {
     std::lock_guard lock{impl_->queue_mu};
     if (impl_->stopping) {
@@ -755,6 +781,8 @@ std::optional<append_receipt> rocksdb_event_log::find_command(const std::string&
 }
 
 global_seq rocksdb_event_log::last_seq() const { return {impl_->committed_seq.load()}; }
+std::uint64_t rocksdb_event_log::copy_position() const { return impl_->copy_position.load(); }
+std::uint64_t rocksdb_event_log::copy_taken() const { return impl_->copy_taken.load(); }
 
 std::unique_ptr<subscription>
 rocksdb_event_log::subscribe(global_seq after, commit_handler on_commit, error_handler on_error) {

@@ -31,11 +31,18 @@ class rocksdb_event_log final : public event_log, public console_store {
   ~rocksdb_event_log() override;
 
   void append_async(append_request req, append_callback done) override;
-  // A commit another log decided, by its encoded bytes, at exactly `seq`
-  // (this log's next): versions are checked, command ids are recorded but
-  // never de-duplicate it, the hash chain goes on. How a core copies the
-  // cluster's log in its order.
-  void replicate_async(global_seq seq, std::string commit_bytes, append_callback done);
+  // How a core copies the cluster's log, in the stream's order: a commit
+  // another log decided, by its encoded bytes and its stream sequence. It
+  // takes this log's next sequence and the hash chain goes on; command ids
+  // are recorded but never de-duplicate it. A commit whose version is taken
+  // already is left out with error conflict: every copy leaves out the same
+  // ones, so every copy holds the same commits. The stream sequence copied
+  // up to is written with the commits (copy_position()).
+  void replicate_async(std::uint64_t source_seq, std::string commit_bytes, append_callback done);
+  // The last stream sequence copied (taken or left out), and that of the
+  // last commit taken; 0 for a log that is not a copy.
+  std::uint64_t copy_position() const;
+  std::uint64_t copy_taken() const;
   result<std::vector<logged_commit>>
   read_stream(const stream_id& stream, stream_version from, std::size_t max) override;
   result<std::vector<logged_commit>> read_all(global_seq after, std::size_t max) override;

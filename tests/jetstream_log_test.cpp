@@ -5,9 +5,13 @@
 // retry on the other core a duplicate; a core that was away copies what it
 // missed; a data dir that is not a copy is refused.
 #include "log_fixture.hpp"
+#include "events/codec.hpp"
+#include "events/subjects.hpp"
 #include "storage/jetstream_event_log.hpp"
 #include "support/nats_server.hpp"
 #include "support/process.hpp"
+
+#include <nats/nats.h>
 
 #include <atomic>
 #include <thread>
@@ -192,6 +196,44 @@ TEST_CASE("a core that was away copies what it missed, and a foreign data dir is
   auto longer = storage::jetstream_event_log::open(*foreign, {.servers = {ns.url()}});
   REQUIRE(!longer);
   CHECK_THAT(longer.error().message, Catch::Contains("holds 30 commits"));
+}
+
+TEST_CASE("a commit the stream let through for a version already taken is left out by every copy",
+          "[jetstream][nats]") {
+  nats_server ns;
+  temp_dir dir{"kiln-js-left-out"};
+  core_log a{dir / "a", ns.url()}, b{dir / "b", ns.url()};
+  REQUIRE(a.log->append(note("run/x", 0, "first")));
+  // What a clustered nats-server 2.9.10 has let through (its sequence check
+  // missed a proposal in flight): a second commit for version 1, sent here
+  // with no check at all.
+  commit rival{{"run/x"}, {1}, note("run/x", 0, "rival").meta, note("run/x", 0, "rival").events};
+  auto bytes = codec::encode_commit(rival);
+  natsConnection* nc = nullptr;
+  REQUIRE(natsConnection_ConnectTo(&nc, ns.url().c_str()) == NATS_OK);
+  jsCtx* js = nullptr;
+  REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
+  jsPubAck* ack = nullptr;
+  REQUIRE(js_Publish(&ack, js, subjects::log_subject({"run/x"}).c_str(), bytes.data(),
+                     static_cast<int>(bytes.size()), nullptr, nullptr) == NATS_OK);
+  CHECK(ack->Sequence == 2);
+  jsPubAck_Destroy(ack);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+
+  // Both copies leave it out and go on: the next append lands on either core.
+  REQUIRE(b.log->append(note("run/x", 1, "second")));
+  REQUIRE(a.log->append(note("run/x", 2, "third")));
+  same_history(a, b, 3);
+  auto stream = a.log->read_stream({"run/x"}, {1}, 10);
+  REQUIRE(stream);
+  REQUIRE(stream->size() == 3);
+  CHECK(text_of((*stream)[0]) == "first");
+  CHECK(text_of((*stream)[1]) == "second");
+  CHECK(text_of((*stream)[2]) == "third");
+  // A copy made afresh after it leaves out the same.
+  core_log c{dir / "c", ns.url()};
+  same_history(a, c, 3);
 }
 
 TEST_CASE("the cluster's log carries on after its NATS server restarts", "[jetstream][nats]") {

@@ -16,12 +16,6 @@
 # KILN (default: kiln on PATH) is the binary; KILN_EXECUTOR (default host) the workers';
 # KILN_LOG_REPLICAS (default 3) the copies JetStream keeps of the log and consoles.
 #
-# Known problem (issue 6, open): with 3 replicas, nats-server 2.9.10 accepted two commits
-# of two cores for the same aggregate version (its expected-last-subject-sequence check
-# missed a proposal still in flight), and both cores' copies stopped at the second
-# ("is at version 2, expected 1"). The fix planned: every copy rejects such a commit the
-# same way (the first commit of a version wins) and its appender gets a conflict.
-# KILN_LOG_REPLICAS=1 keeps the stream on one server, where the check holds.
 set -euo pipefail
 
 cmd=${1:-}
