@@ -100,10 +100,12 @@ TEST_CASE("two kiln cores on the cluster's log: either serves, one is killed, it
   REQUIRE(std::regex_search(*line, m, std::regex{R"(127\.0\.0\.1:(\d+))"}));
   auto port = static_cast<std::uint16_t>(std::stoi(m[1]));
   auto api = [&](const std::string& method, const std::string& target, const std::string& body = {},
-                 const std::string& type = "application/json") {
+                 const std::string& type = "application/json", const std::string& key = {}) {
     std::map<std::string, std::string> h{{"Authorization", "Bearer " + admin}};
     if (!body.empty())
       h["Content-Type"] = type;
+    if (!key.empty())
+      h["Idempotency-Key"] = key;
     return http_request("127.0.0.1", port, method, target, body, h);
   };
   REQUIRE(api("PUT", "/v1/projects/app", numbered_project, "application/yaml").status / 100 == 2);
@@ -114,9 +116,18 @@ TEST_CASE("two kiln cores on the cluster's log: either serves, one is killed, it
                          "host", "--poll-wait", "2"}}};
   REQUIRE(wait_until([&] { return api("POST", "/v1/workers/w1/enlist").status == 200; }, 60s));
 
+  // As a client does: a request that got no answer (its core was killed
+  // while it was on the way) is sent again with the same key, which makes
+  // the retry safe whichever core takes it.
+  int triggered = 0;
   auto trigger = [&](int n) {
-    for (int i = 0; i < n; ++i)
-      REQUIRE(api("POST", "/v1/projects/app/builds", R"({"trigger":"ci"})").status == 201);
+    for (int i = 0; i < n; ++i) {
+      auto key = "trigger-" + std::to_string(++triggered);
+      REQUIRE(wait_until([&] {
+        auto r = api("POST", "/v1/projects/app/builds", R"({"trigger":"ci"})", "application/json", key);
+        return r.status == 201;
+      }, 90s));
+    }
   };
   auto all_passed = [&](int builds) {
     return wait_until([&] {
