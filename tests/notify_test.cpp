@@ -184,6 +184,8 @@ TEST_CASE("a finished build's webhooks are signed and retried, and mail goes out
   CHECK(deliveries(flaky, b2, "hook-s3cret").empty());
 
   auto mails = smtp.mails();
+  INFO("commands the test SMTP server refused: " << smtp.refused().size());
+  CHECK(smtp.refused().empty());
   REQUIRE(mails.size() == 2);
   CHECK(mails[0].from == "ci@kiln.test");
   CHECK(mails[0].to == std::vector<std::string>{"dev@example.com", "lead@example.com"});

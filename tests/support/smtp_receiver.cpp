@@ -30,6 +30,11 @@ smtp_receiver::smtp_receiver() = default;
 
 smtp_receiver::~smtp_receiver() = default;
 
+std::vector<std::string> smtp_receiver::refused() const {
+  std::lock_guard lock{mu_};
+  return refused_;
+}
+
 std::vector<received_mail> smtp_receiver::mails() const {
   std::lock_guard lock{mu_};
   return mails_;
@@ -100,9 +105,13 @@ void smtp_receiver::session(int fd) {
       say("221 bye");
       return;
     } else {
-      // Enough of RFC 5321 for libcurl: any other verb (AUTH, STARTTLS, VRFY…)
-      // gets the standard refusal, which a test then sees as a failed mail.
-      say("502 5.5.1 command not implemented by this test server");
+      // RFC 5321's refusal for a command a server does not implement; the
+      // command is kept so that a test can say which one it was.
+      {
+        std::lock_guard lock{mu_};
+        refused_.push_back(line);
+      }
+      say("502 5.5.1 " + verb + " is refused by this test server");
     }
   }
 }

@@ -24,11 +24,15 @@ class smtp_receiver {
   std::uint16_t port() const { return server_.port(); }
   std::string url() const { return "smtp://127.0.0.1:" + std::to_string(port()); }
   std::vector<received_mail> mails() const;
+  // Commands it does not implement (AUTH, STARTTLS, VRFY…), as sent: each
+  // was refused with 502, so a test that expects mail checks this is empty.
+  std::vector<std::string> refused() const;
 
  private:
   void session(int fd);
   mutable std::mutex mu_;
   std::vector<received_mail> mails_;
+  std::vector<std::string> refused_;
   loopback_server server_{[this](int fd) { session(fd); }};  // last: serves once the rest is ready
 };
 
