@@ -7,7 +7,6 @@
 #include <spdlog/spdlog.h>
 
 #include <fstream>
-#include <map>
 
 namespace kiln::storage {
 
@@ -18,11 +17,7 @@ struct jetstream_console_store::impl {
   std::unique_ptr<jetstream::ordered_copy> follower;
   jetstream::copy_progress progress;
 
-  // What the copy made of recent chunks, by stream sequence, for the
-  // appenders waiting for them.
-  std::mutex outcomes_mu;
-  std::map<std::uint64_t, result<console_append>> outcomes;
-  static constexpr std::size_t kept_outcomes = 4096;
+  jetstream::recent_outcomes<result<console_append>> outcomes{4096};
   std::uint64_t saved_position = 0;
 
   impl(console_store& l, jetstream_console_options opts) : local(l), o(std::move(opts)) {}
@@ -36,12 +31,7 @@ struct jetstream_console_store::impl {
     if (j.is_object() && j.contains("run"))
       r = local.append_console(j.value("run", std::string{}), j.value("offset", std::uint64_t{0}),
                                bytes);
-    {
-      std::lock_guard lock{outcomes_mu};
-      outcomes.insert_or_assign(seq, std::move(r));
-      while (outcomes.size() > kept_outcomes)
-        outcomes.erase(outcomes.begin());
-    }
+    outcomes.put(seq, std::move(r));
     progress.done(seq);
     if (seq >= saved_position + 256)
       save_position(seq);
@@ -139,11 +129,10 @@ result<console_append> jetstream_console_store::append_console(const std::string
       return size.error();
     return console_append{*size, *size, 0};
   }
-  std::lock_guard lock{p.outcomes_mu};
-  auto it = p.outcomes.find(seq);
-  if (it == p.outcomes.end())
+  auto outcome = p.outcomes.get(seq);
+  if (!outcome)
     return error{"unavailable", "chunk " + std::to_string(seq) + " was copied too long ago to tell"};
-  return it->second;
+  return *outcome;
 }
 
 result<std::string> jetstream_console_store::read_console(const std::string& run, std::uint64_t offset,

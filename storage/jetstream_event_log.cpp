@@ -9,7 +9,6 @@
 
 #include <condition_variable>
 #include <deque>
-#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -47,13 +46,12 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
   std::vector<std::thread> publishers;
 
   // ---- the copy: stream -> local log, in order ----
-  // What the copy made of each recent stream message, for the appenders
-  // waiting on them: the local receipt, or the conflict that left it out.
-  std::mutex copied_mu;
-  std::map<std::uint64_t, result<append_receipt>> outcomes;
-  static constexpr std::size_t kept_outcomes = 100'000;
+  // What the copy made of each recent stream message: the local receipt,
+  // or the conflict that left it out.
+  jetstream::recent_outcomes<result<append_receipt>> outcomes{100'000};
   // The stream sequence of each subject's last message the copy has seen,
   // taken or left out: what JetStream checks an append against.
+  std::mutex subjects_mu;
   std::unordered_map<std::string, std::uint64_t> subject_last;
   static constexpr std::size_t max_subjects = 200'000;
 
@@ -69,11 +67,9 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
         }
         if (!r)
           spdlog::warn("log copy=left_out seq={} reason=\"{}\"", seq, r.error().message);
+        self->outcomes.put(seq, r);
         {
-          std::lock_guard lock{self->copied_mu};
-          self->outcomes.insert_or_assign(seq, r);
-          while (self->outcomes.size() > kept_outcomes)
-            self->outcomes.erase(self->outcomes.begin());
+          std::lock_guard lock{self->subjects_mu};
           if (self->subject_last.size() >= max_subjects)
             self->subject_last.clear();
           self->subject_last[subject] = seq;
@@ -82,24 +78,12 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
       });
   }
 
-  void when_copied(std::uint64_t seq, std::function<void(bool)> f) {
-    progress.when_done(seq, std::move(f));
-  }
-
-  std::optional<result<append_receipt>> outcome_of(std::uint64_t seq) {
-    std::lock_guard lock{copied_mu};
-    auto it = outcomes.find(seq);
-    if (it == outcomes.end())
-      return std::nullopt;
-    return it->second;
-  }
-
   // The subject's last message as the copy has seen it; asked of JetStream
   // when the copy has not seen one since it started (0: none). Only a hint
   // for JetStream's check: the copy decides what is taken.
   result<std::uint64_t> last_on_subject(const std::string& subject) {
     {
-      std::lock_guard lock{copied_mu};
+      std::lock_guard lock{subjects_mu};
       if (auto it = subject_last.find(subject); it != subject_last.end())
         return it->second;
     }
@@ -204,7 +188,7 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
       // The copy may have taken this command's first commit since it was
       // asked: once every commit handed to the copy is in, look again.
       auto pending = std::make_shared<publish_job>(std::move(j));
-      return when_copied(progress.taken(), [self = shared_from_this(), pending, conflict](bool) {
+      return progress.when_done(progress.taken(), [self = shared_from_this(), pending, conflict](bool) {
         self->conflict_or_duplicate(*pending, conflict);
       });
     }
@@ -241,7 +225,7 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
       jsPubAck_Destroy(ack);
       // Shared: the callback may outlive this call, the job is moved in.
       auto pending = std::make_shared<publish_job>(std::move(j));
-      when_copied(seq, [self = shared_from_this(), pending, seq, duplicate](bool copied) {
+      progress.when_done(seq, [self = shared_from_this(), pending, seq, duplicate](bool copied) {
         if (!copied)
           return self->finish(*pending, self->copy_error());
         if (duplicate) {
@@ -253,7 +237,7 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
                                                               + " is in the cluster's log but "
                                                                 "not in this core's copy"));
         }
-        auto outcome = self->outcome_of(seq);
+        auto outcome = self->outcomes.get(seq);
         if (!outcome)
           return self->finish(*pending, make_error(errc::io, "commit " + std::to_string(seq)
                                                                + " was copied too long ago to tell"));
@@ -270,7 +254,7 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
       auto pending = std::make_shared<publish_job>(std::move(j));
       auto conflict = make_error(errc::conflict, "stream " + pending->req.stream.value
                                                    + " moved on in the cluster's log");
-      when_copied(last ? *last : 0,
+      progress.when_done(last ? *last : 0,
                   [self = shared_from_this(), pending, conflict](bool) {
                     // JetStream checks the sequence before the message id.
                     self->conflict_or_duplicate(*pending, conflict);

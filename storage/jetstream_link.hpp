@@ -100,4 +100,30 @@ class copy_progress {
   std::multimap<std::uint64_t, std::function<void(bool)>> waiters_;
 };
 
+// What the copy made of its most recent messages, by stream sequence, for
+// the appenders waiting on them (the oldest are forgotten past `keep`).
+template <class T>
+class recent_outcomes {
+ public:
+  explicit recent_outcomes(std::size_t keep) : keep_(keep) {}
+  void put(std::uint64_t seq, T outcome) {
+    std::lock_guard lock{mu_};
+    by_seq_.insert_or_assign(seq, std::move(outcome));
+    while (by_seq_.size() > keep_)
+      by_seq_.erase(by_seq_.begin());
+  }
+  std::optional<T> get(std::uint64_t seq) const {
+    std::lock_guard lock{mu_};
+    auto it = by_seq_.find(seq);
+    if (it == by_seq_.end())
+      return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  std::size_t keep_;
+  mutable std::mutex mu_;
+  std::map<std::uint64_t, T> by_seq_;
+};
+
 } // namespace kiln::storage::jetstream
