@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <tuple>
 #include <regex>
 
 using namespace kiln::test;
@@ -79,6 +80,8 @@ TEST_CASE("kiln up refuses bad store, notification and retention options", "[htt
   refused({"--artifacts", "s3://b", "--s3-downloads", "teleport"}, "redirect or proxy");
   refused({"--artifacts", "s3://b", "--s3-presign-expiry", "0"}, "1 to 604800");
   refused({"--artifacts", "s3://b", "--s3-part-size-mb", "4"}, "at least 5 MiB");
+  refused({"--artifacts", "s3://b", "--s3-single-put-max-mb", "6000"}, "at most 5120");
+  refused({"--artifact-retry-for", "soon"}, "--artifact-retry-for");
   refused({"--s3-endpoint", "http://x"}, "needs --artifacts s3://");
   refused({"--smtp", "mail.example.com"}, "smtp://HOST:PORT");
   refused({"--notify-retry", "soon"}, "--notify-retry wants seconds");
@@ -134,6 +137,14 @@ TEST_CASE("kiln core and kiln gateway need NATS and say so", "[cli]") {
                               "nats://127.0.0.1:9"});
   CHECK(nstatus == 1);
   CHECK(nout.find("no NATS server answers") != std::string::npos);
+  for (auto [option, value, says] : {std::tuple{"--log-replicas", "9", "--log-replicas is 1 to 5"},
+                                     std::tuple{"--console-retention-hours", "0", "at least 1"}}) {
+    auto [bad, bad_out] = run({KILN_BINARY, "core", "--data", (dir / "c").string(), "--nats",
+                               "nats://127.0.0.1:9", option, value});
+    INFO(bad_out);
+    CHECK(bad == 2);
+    CHECK(bad_out.find(says) != std::string::npos);
+  }
   auto [vstatus, vout] = run({KILN_BINARY, "--version"});
   CHECK(vstatus == 0);
   CHECK(vout.find("kiln 0.") != std::string::npos);
