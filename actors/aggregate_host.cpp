@@ -99,6 +99,9 @@ struct host_state {
 template <class Traits>
 using host_actor = caf::stateful_actor<host_state<Traits>>;
 
+template <class Traits>
+status_result catch_up(host_state<Traits>& s);
+
 // Snapshot, then the stream's tail through apply: the same code as replay.
 template <class Traits>
 status_result load(host_state<Traits>& s) {
@@ -112,8 +115,19 @@ status_result load(host_state<Traits>& s) {
       s.version = s.snapshot_version = (*snap)->version;
     }
   }
+  if (auto tail = catch_up(s); !tail)
+    return tail;
+  s.loaded = true;
+  return ok;
+}
+
+// The commits after the state's version, through apply. In a cluster another
+// core appends to this stream too and this core's copy of the log has them:
+// a peek must not answer, nor a round decide on, a state older than the copy.
+template <class Traits>
+status_result catch_up(host_state<Traits>& s) {
   for (;;) {
-    auto commits = log.read_stream(s.stream, stream_version{s.version.value + 1}, 1024);
+    auto commits = s.env->log.read_stream(s.stream, stream_version{s.version.value + 1}, 1024);
     if (!commits)
       return commits.error();
     for (auto& c : *commits) {
@@ -122,10 +136,8 @@ status_result load(host_state<Traits>& s) {
       s.version = c.body.last_version();
     }
     if (commits->size() < 1024)
-      break;
+      return ok;
   }
-  s.loaded = true;
-  return ok;
 }
 
 template <class Traits>
@@ -204,13 +216,12 @@ void finish_round(host_actor<Traits>* self) {
 template <class Traits>
 void start_round(host_actor<Traits>* self) {
   auto& s = self->state;
-  if (!s.loaded) {
-    if (auto loaded = load(s); !loaded) {
-      for (auto& p : s.queue)
-        p.promise.deliver(command_result{loaded.error()});
-      s.queue.clear();
-      return;
-    }
+  if (auto loaded = s.loaded ? catch_up(s) : load(s); !loaded) {
+    s.loaded = false;
+    for (auto& p : s.queue)
+      p.promise.deliver(command_result{loaded.error()});
+    s.queue.clear();
+    return;
   }
   s.round.assign(std::make_move_iterator(s.queue.begin()), std::make_move_iterator(s.queue.end()));
   s.queue.clear();
@@ -270,9 +281,10 @@ caf::behavior aggregate_host(host_actor<Traits>* self, stream_id stream, env_ptr
     [=](peek_atom) -> state_result {
       auto& s = self->state;
       ++s.handled;
-      if (!s.loaded)
-        if (auto loaded = load(s); !loaded)
-          return loaded.error();
+      if (auto loaded = s.loaded ? catch_up(s) : load(s); !loaded) {
+        s.loaded = false;
+        return loaded.error();
+      }
       return aggregate_state{s.state};
     },
     [=](appended_atom, std::uint64_t round_id, std::size_t index, append_result& r) {

@@ -104,11 +104,40 @@ void core::stop() {
   p.system_config.reset();
 }
 
+namespace {
+
+// Refusals that commits this core's copy has not taken yet could lift: the
+// run another core just assigned, the worker it just enlisted.
+bool may_be_stale(const std::string& code) {
+  return code == "not_found" || code == "not_assigned_to_you" || code == "not_enlisted"
+         || code == "illegal_transition" || code == "unknown_trigger" || code == "unknown_version";
+}
+
+} // namespace
+
+// In a cluster a request may rely on a commit another core made that this
+// core's copy of the log does not hold yet. Such a refusal is final only
+// once the copy has caught up with the cluster's log; if it took anything
+// new meanwhile, the request is decided again on that.
 void core::submit(request r, request_context ctx, callback<reply> done) {
   if (!impl_->projector)
     return done(error{"unavailable", "the core is not running"});
-  caf::anon_send(impl_->projector, request_atom::value, std::move(r), std::move(ctx),
-                 reply_callback{std::move(done)});
+  auto projector = impl_->projector;
+  auto& log = impl_->log;
+  auto refused_at = log.last_seq();
+  reply_callback first = [projector, &log, refused_at, r, ctx, done](result<reply> answer) {
+    if (answer || !may_be_stale(answer.error().code))
+      return done(std::move(answer));
+    log.sync_async([projector, refused_at, r, ctx, done,
+                    answer = std::move(answer)](std::optional<global_seq> synced) mutable {
+      if (!synced || synced->value <= refused_at.value)
+        return done(std::move(answer));
+      caf::anon_send(projector, request_atom::value, std::move(r), std::move(ctx), *synced,
+                     reply_callback{std::move(done)});
+    });
+  };
+  caf::anon_send(projector, request_atom::value, std::move(r), std::move(ctx), global_seq{},
+                 std::move(first));
 }
 
 void core::ask(query q, global_seq min_seq, callback<query_result> done) {

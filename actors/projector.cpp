@@ -554,8 +554,13 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
   g->left = held.size();
   auto finish = [=] {
     auto console = self->state.env->config.console;
+    std::vector<handed_run> handed;
     for (auto& h : g->runs) {
-      auto rundef = nlohmann::json::parse(h.rundef);
+      auto rundef = nlohmann::json::parse(h.rundef, nullptr, false);
+      if (!rundef.is_object()) {  // never expected: the run's state holds a rundef once queued
+        spdlog::error("core run=not_handed id={} reason=\"its state holds no rundef\"", h.run.path());
+        continue;
+      }
       // A pull request from a fork never sees the project's secrets.
       bool untrusted = rundef.contains("env") && rundef["env"].is_object()
                        && rundef["env"].value(domain::untrusted_param, "") == "1";
@@ -564,8 +569,9 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
       if (auto size = console ? console->console_size(h.run.path()) : result<std::uint64_t>{0ull})
         rundef["console_offset"] = *size;
       h.rundef = rundef.dump();
+      handed.push_back(std::move(h));
     }
-    cb(reply{checkin_reply{std::move(g->runs), cancel}});
+    cb(reply{checkin_reply{std::move(handed), cancel}});
   };
   std::set<std::string> projects;
   for (auto& k : held)
@@ -953,6 +959,12 @@ caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
     [=](process_atom) { process(self); },
     [=](tick_atom) {
       auto& s = self->state;
+      // A worker that came online through another core's commit checked in
+      // there: it gets a full timeout from now to check in here too.
+      auto now = now_ns();
+      for (auto& [name, w] : s.model->workers())
+        if (w.online)
+          s.last_seen.emplace(name, now);
       for (auto& step : domain::watchdog_steps(*s.model, now_ns(), s.last_seen,
                                                s.env->config.watchdog))
         run_step(self, step);
@@ -979,8 +991,8 @@ caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
           return;
         }
     },
-    [=](request_atom, request& r, request_context& ctx, reply_callback& cb) {
-      handle(self, r, ctx, std::move(cb));
+    [=](request_atom, request& r, request_context& ctx, global_seq min_seq, reply_callback& cb) {
+      when_seen(self, min_seq, [=]() mutable { handle(self, r, ctx, std::move(cb)); });
     },
     [=](query_atom, query& q, global_seq min_seq, query_callback& cb) {
       when_seen(self, min_seq, [=] { answer(self, q, cb); });

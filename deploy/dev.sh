@@ -14,7 +14,7 @@ packages=(
   libflatbuffers-dev flatbuffers-compiler libyaml-cpp-dev libboost1.74-dev
   libspdlog-dev catch2 nlohmann-json3-dev libssl-dev libre2-dev libcurl4-openssl-dev
   wrk nginx-light bubblewrap libexpat1-dev podman runc busybox-static docker.io tzdata
-  radosgw ceph-mon ceph-osd uuid-runtime
+  radosgw ceph-mon ceph-osd uuid-runtime haproxy
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

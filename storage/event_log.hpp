@@ -93,6 +93,12 @@ class event_log {
   // The last durable commit's sequence; 0 for an empty log.
   virtual global_seq last_seq() const = 0;
 
+  // A replica (a cluster core's copy) calls `done` once it holds every
+  // commit the cluster's log held when this was called, with its own last
+  // sequence then; nullopt when it cannot tell. A log that is the whole
+  // truth holds them already: nullopt at once.
+  virtual void sync_async(std::function<void(std::optional<global_seq>)> done) { done(std::nullopt); }
+
   // Every commit after `after`: history first, then live, with no gap and no
   // duplicate while appends continue. Handlers run on the subscription's own
   // thread.

@@ -23,6 +23,7 @@ using jetstream::status_text;
 struct publish_job {
   append_request req;
   append_callback done;
+  std::function<void()> task;  // set: not an append, work for a publisher thread
 };
 
 } // namespace
@@ -126,6 +127,19 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
     cv.notify_all();
   }
 
+  // Blocking work (a JetStream request) off the caller's thread.
+  // False when the log is closing: the task will not run.
+  bool run_task(std::function<void()> task) {
+    {
+      std::lock_guard lock{mu};
+      if (stopping)
+        return false;
+      jobs.push_back({{}, {}, std::move(task)});
+    }
+    cv.notify_all();
+    return true;
+  }
+
   // The stream's append is done: its next one may go.
   void release(const std::string& stream) {
     {
@@ -154,7 +168,10 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
         job = std::move(jobs.front());
         jobs.pop_front();
       }
-      publish(std::move(job));
+      if (job.task)
+        job.task();
+      else
+        publish(std::move(job));
     }
   }
 
@@ -411,6 +428,19 @@ std::optional<append_receipt> jetstream_event_log::find_command(const std::strin
   return impl_->local.find_command(command_id);
 }
 global_seq jetstream_event_log::last_seq() const { return impl_->local.last_seq(); }
+
+void jetstream_event_log::sync_async(std::function<void(std::optional<global_seq>)> done) {
+  auto queued = impl_->run_task([p = impl_, done] {
+    auto last = p->link->last_seq(p->o.stream);
+    if (!last)
+      return done(std::nullopt);
+    p->progress.when_done(*last, [p, done](bool copied) {
+      done(copied ? std::optional<global_seq>{p->local.last_seq()} : std::nullopt);
+    });
+  });
+  if (!queued)
+    done(std::nullopt);
+}
 std::unique_ptr<subscription> jetstream_event_log::subscribe(global_seq after, commit_handler on_commit,
                                                              error_handler on_error) {
   return impl_->local.subscribe(after, std::move(on_commit), std::move(on_error));

@@ -53,6 +53,28 @@ link::~link() {
   }
 }
 
+namespace {
+
+// A JetStream cluster still electing its leaders (just started, or started
+// again whole) times out: a core started with it waits, up to 90 s, rather
+// than giving up. `call` returns its status and sets the JetStream code.
+template <class Call>
+std::pair<natsStatus, jsErrCode> while_electing(const std::string& what, Call call) {
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{90};
+  for (;;) {
+    auto code = static_cast<jsErrCode>(0);
+    natsStatus s = call(code);
+    bool not_ready = s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS || code == JSClusterNotAvailErr
+                     || code == JSStreamOfflineErr;
+    if (s == NATS_OK || !not_ready || std::chrono::steady_clock::now() >= give_up)
+      return {s, code};
+    spdlog::warn("jetstream {} state=waiting reason=\"{}\"", what, status_text(s, code));
+    std::this_thread::sleep_for(std::chrono::seconds{1});
+  }
+}
+
+} // namespace
+
 result<std::uint64_t> link::ensure_stream(const stream_spec& spec) {
   jsStreamConfig cfg;
   jsStreamConfig_Init(&cfg);
@@ -67,23 +89,12 @@ result<std::uint64_t> link::ensure_stream(const stream_spec& spec) {
   cfg.DenyDelete = spec.deny_delete;
   cfg.DenyPurge = spec.deny_delete;
   jsStreamInfo* info = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus s = NATS_OK;
-  // A JetStream cluster that is still electing its leaders times out: a
-  // core started with it waits rather than giving up.
-  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{90};
-  for (;;) {
-    code = static_cast<jsErrCode>(0);
-    s = js_GetStreamInfo(&info, js_, spec.name.c_str(), nullptr, &code);
+  auto [s, code] = while_electing("stream=" + spec.name, [&](jsErrCode& code) {
+    auto s = js_GetStreamInfo(&info, js_, spec.name.c_str(), nullptr, &code);
     if (s != NATS_OK && code == JSStreamNotFoundErr)
       s = js_AddStream(&info, js_, &cfg, nullptr, &code);
-    bool not_ready = s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS
-                     || code == JSClusterNotAvailErr || code == JSStreamOfflineErr;
-    if (s == NATS_OK || !not_ready || std::chrono::steady_clock::now() >= give_up)
-      break;
-    spdlog::warn("jetstream stream={} state=waiting reason=\"{}\"", spec.name, status_text(s, code));
-    std::this_thread::sleep_for(std::chrono::seconds{1});
-  }
+    return s;
+  });
   if (s != NATS_OK)
     return error{"unavailable", "JetStream stream " + spec.name + ": " + status_text(s, code)};
   auto last = info->State.LastSeq;
@@ -135,22 +146,26 @@ result<std::unique_ptr<ordered_copy>> ordered_copy::start(link& l, const std::st
   so.Config.DeliverPolicy = js_DeliverByStartSequence;
   so.Config.OptStartSeq = after + 1;
   natsSubscription* sub = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  auto s = js_Subscribe(&sub, l.js(), subjects.c_str(), &box::on_msg, b.get(), nullptr, &so, &code);
+  auto [s, code] = while_electing("copy=" + stream, [&](jsErrCode& code) {
+    return js_Subscribe(&sub, l.js(), subjects.c_str(), &box::on_msg, b.get(), nullptr, &so, &code);
+  });
   if (s != NATS_OK)
     return error{"io", "cannot follow JetStream stream " + stream + ": " + status_text(s, code)};
-  return std::unique_ptr<ordered_copy>{new ordered_copy{sub, std::move(b)}};
+  return std::unique_ptr<ordered_copy>{new ordered_copy{l.conn(), sub, std::move(b)}};
 }
 
-ordered_copy::ordered_copy(natsSubscription* sub, std::unique_ptr<box> b)
-    : sub_(sub), box_(std::move(b)) {}
+ordered_copy::ordered_copy(natsConnection* conn, natsSubscription* sub, std::unique_ptr<box> b)
+    : conn_(conn), sub_(sub), box_(std::move(b)) {}
 
 ordered_copy::~ordered_copy() {
   {
     std::lock_guard lock{box_->mu};
     box_->active = false;
   }
-  natsSubscription_Unsubscribe(sub_);
+  // Unsubscribing deletes the consumer, a request that waits out its whole
+  // timeout with no server; the server drops an idle ordered consumer anyway.
+  if (natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED)
+    natsSubscription_Unsubscribe(sub_);
   natsSubscription_Destroy(sub_);
 }
 

@@ -30,6 +30,7 @@ class link {
                                                std::chrono::milliseconds ack_timeout);
   ~link();
   jsCtx* js() const { return js_; }
+  natsConnection* conn() const { return conn_; }
 
   struct stream_spec {
     std::string name;
@@ -62,7 +63,8 @@ class ordered_copy {
   struct box;
 
  private:
-  ordered_copy(natsSubscription* sub, std::unique_ptr<box> b);
+  ordered_copy(natsConnection* conn, natsSubscription* sub, std::unique_ptr<box> b);
+  natsConnection* conn_;
   natsSubscription* sub_;
   std::unique_ptr<box> box_;
 };

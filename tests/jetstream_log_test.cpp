@@ -221,7 +221,9 @@ TEST_CASE("a commit the stream let through for a version already taken is left o
   jsCtx_Destroy(js);
   natsConnection_Destroy(nc);
 
-  // Both copies leave it out and go on: the next append lands on either core.
+  // Both copies leave it out and go on: the next append lands on either core
+  // (b decides once its copy holds a's commit, as a core re-reading would).
+  REQUIRE(b.log->catch_up(30s));
   REQUIRE(b.log->append(note("run/x", 1, "second")));
   REQUIRE(a.log->catch_up(30s));  // a decides on what b wrote, as a core re-reading would
   REQUIRE(a.log->append(note("run/x", 2, "third")));

@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <fcntl.h>
+#include <unistd.h>
 #include <mutex>
 #include <thread>
 
@@ -222,6 +224,23 @@ TEST_CASE("a failing script fails the run with its exit code", "[worker]") {
   CHECK(out.status == "FAILED");
   CHECK(out.exit_code == 3);
   CHECK(console.holds("no shebang here"));
+}
+
+TEST_CASE("the shim waits out a script still held open for writing by another process", "[worker]") {
+  // Another run's process, forked while this script was being written,
+  // holds it open until its own exec: running it meanwhile fails ETXTBSY.
+  temp_dir dir;
+  auto script = dir / "script";
+  int fd = ::open(script.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+  REQUIRE(fd >= 0);
+  std::string text = "#!/bin/sh\necho ran\n";
+  REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+  child_process shim{{{KILN_SHIM_BINARY, "--", script.string()}, true}};
+  // Still busy: the shim keeps trying rather than failing the run.
+  CHECK_FALSE(wait_until([&] { return shim.wait(10ms).has_value(); }, 300ms));
+  ::close(fd);
+  CHECK(shim.wait(10s) == 0);
+  CHECK(shim.read_line(5s) == std::optional<std::string>{"ran"});
 }
 
 TEST_CASE("a timeout kills the whole process tree, setsid'ed children too", "[worker]") {

@@ -103,6 +103,13 @@ int main(int argc, char** argv) {
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
   pid_t main_pid = -1;
   int rc = ::posix_spawn(&main_pid, argv[first + 1], nullptr, &attr, argv + first + 1, environ);
+  // ETXTBSY: the worker wrote the script with O_CLOEXEC, but a process it
+  // was starting for another run at that moment still held the file open
+  // until its own exec, a few milliseconds. Wait that out (up to 2 s).
+  for (int tries = 0; rc == ETXTBSY && tries < 100; ++tries) {
+    ::usleep(20'000);
+    rc = ::posix_spawn(&main_pid, argv[first + 1], nullptr, &attr, argv + first + 1, environ);
+  }
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
     std::fprintf(stderr, "kiln: cannot run %s: %s\n", argv[first + 1], std::strerror(rc));

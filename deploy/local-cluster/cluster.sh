@@ -14,16 +14,19 @@
 #   cluster.sh stop DIR           SIGTERM everything, wait, SIGKILL what is left
 #
 # KILN (default: kiln on PATH) is the binary; KILN_EXECUTOR (default host) the workers';
-# KILN_LOG_REPLICAS (default 3) the copies JetStream keeps of the log and consoles.
+# KILN_LOG_REPLICAS (default 3) the copies JetStream keeps of the log and consoles;
+# KILN_WORKER_CONCURRENCY (default 2) the runs each worker takes at once.
+# `start` on a DIR that was stopped starts the same cluster again, state and ports kept.
 #
 set -euo pipefail
 
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,17p' "$0"; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,20p' "$0"; exit 2; }
 KILN=${KILN:-kiln}
 EXECUTOR=${KILN_EXECUTOR:-host}
 REPLICAS=${KILN_LOG_REPLICAS:-3}
+CONCURRENCY=${KILN_WORKER_CONCURRENCY:-2}
 NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
 HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
 
@@ -39,7 +42,7 @@ port_of() {
   mkdir -p "$dir/ports"
   local p
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((20000 + RANDOM % 12000))  # below the ephemeral range
     if ! grep -qx "$p" "$dir"/ports/* 2>/dev/null && ! ss -Hltn "sport = :$p" | grep -q .; then
       echo "$p" > "$file"; echo "$p"; return
     fi
@@ -130,7 +133,7 @@ EOF
 start_worker() {
   local n=$1
   spawn "worker-$n" "$KILN" worker --server "http://127.0.0.1:$(port_of lb)" --name "worker-$n" \
-    --tags "local,$(hostname)" --concurrency 2 --workdir "$dir/worker-$n" --executor "$EXECUTOR" \
+    --tags "local,$(hostname)" --concurrency "$CONCURRENCY" --workdir "$dir/worker-$n" --executor "$EXECUTOR" \
     --poll-wait 5
   local admin; admin=$(cat "$dir/admin.token")
   wait_for 60 "worker $n" curl -fsS -X POST -H "Authorization: Bearer $admin" \
