@@ -1,6 +1,8 @@
-// `kiln bench cluster [--appends N] [--appenders K] [--rounds R] [--json]`:
-// the cluster's log against plain JetStream, in one run, on a nats-server of
-// its own (started on loopback with JetStream; a server a kiln cluster uses
+// `kiln bench cluster [--appends N] [--appenders K] [--rounds R] [--runs M]
+// [--clients C] [--cluster-script PATH] [--json]`, two figures in one run:
+//
+// The cluster's log against plain JetStream, on a nats-server of its own
+// (started on loopback with JetStream; a server a kiln cluster uses
 // already has the log's subjects):
 //   kiln     K threads append N commits in all through jetstream_event_log,
 //            each to its own aggregate (publish with the expected subject
@@ -8,13 +10,19 @@
 //   plain    K threads publish N messages of the same size with js_PublishMsg
 //            and wait for each ack (a stream of their own, same storage)
 // Rounds alternate which goes first; js_append_ratio is the median of the
-// rounds' kiln / plain append rates. The other half of the figure,
-// 1,000 runs through a cluster against `kiln up`, needs deploy/local-cluster
-// and is not measured yet: the bench says so.
+// rounds' kiln / plain append rates.
+//
+// M trivial runs through `kiln up` (4 local workers) and through
+// deploy/local-cluster (3 nats-servers, 2 cores, 3 gateways behind
+// HAProxy, 2 workers of 2 runs each), C clients each triggering a build and
+// following it to its end: runs/s and trigger->finish p50/p99 of each;
+// cluster_vs_single_ratio is the cluster's runs/s over the single node's.
 #include "cli/args.hpp"
 #include "cli/bench_dir.hpp"
 #include "cli/bench_support.hpp"
 #include "cli/benches.hpp"
+#include "cli/self_path.hpp"
+#include "cli/subprocess.hpp"
 #include "events/codec.hpp"
 #include "storage/jetstream_event_log.hpp"
 #include "storage/rocksdb_event_log.hpp"
@@ -131,10 +139,57 @@ double kiln_rate(storage::jetstream_event_log& log, std::uint64_t round, std::si
   return static_cast<double>(total) / seconds;
 }
 
+// deploy/local-cluster, started with this kiln binary; stopped when it goes.
+struct local_cluster {
+  std::filesystem::path script, dir;
+  std::string base, admin;
+
+  local_cluster(std::filesystem::path script_path, std::filesystem::path d)
+      : script(std::move(script_path)), dir(std::move(d)) {
+    auto [status, out] = cluster_sh("start");
+    auto at = out.rfind("KILN_URL=");
+    if (status != 0 || at == std::string::npos) {
+      cluster_sh("stop");
+      check(false, "deploy/local-cluster did not start (logs in " + (dir / "logs").string() + "): " + out);
+    }
+    base = out.substr(at + 9);
+    base = base.substr(0, base.find_first_of("\r\n"));
+    std::ifstream{dir / "admin.token"} >> admin;
+  }
+  ~local_cluster() { cluster_sh("stop"); }
+
+  std::pair<int, std::string> cluster_sh(const std::string& command) {
+    return run_capture({"/usr/bin/env", "KILN=" + self_path().string(), "KILN_EXECUTOR=host",
+                        "KILN_WORKER_CONCURRENCY=2", "bash", script.string(), command, dir.string()},
+                       dir.parent_path() / "cluster-sh.log");
+  }
+};
+
+run_figures runs_through(const std::string& base, const std::string& admin, unsigned workers,
+                         unsigned runs, unsigned clients) {
+  client::api_client api{{.base_url = base, .token = admin}};
+  expect(api.request("PUT", "/v1/projects/trivial", trivial_project, "application/yaml"), 200,
+         "create project");
+  wait_for_workers(base, admin, workers);
+  return drive_runs(base, admin, "trivial", runs, clients);
+}
+
+void print_runs(const char* what, const run_figures& f) {
+  std::printf("  %-8s %u runs in %6.2f s: %6.1f runs/s; trigger->finish p50 %4.0f ms p99 %5.0f ms%s\n",
+              what, f.runs, f.total_s, f.runs_per_s, f.finish_p50, f.finish_p99,
+              f.failed ? "  (SOME RUNS FAILED)" : "");
+  std::fflush(stdout);
+}
+
 } // namespace
 
 int bench_cluster(const args& a) {
-  a.allow_only({"appends", "appenders", "rounds", "json", "dir"});
+  a.allow_only({"appends", "appenders", "rounds", "runs", "clients", "cluster-script", "json", "dir"});
+  auto runs = static_cast<unsigned>(a.get_u64("runs", 1000));
+  auto clients = static_cast<unsigned>(std::max<std::uint64_t>(1, a.get_u64("clients", 4)));
+  std::filesystem::path script = a.get_or("cluster-script", KILN_SOURCE_DIR "/deploy/local-cluster/cluster.sh");
+  if (runs > 0 && !std::filesystem::exists(script))
+    throw usage_error("no " + script.string() + " (--cluster-script PATH: deploy/local-cluster/cluster.sh)");
   auto total = a.get_u64("appends", 2000);
   auto threads = static_cast<unsigned>(std::max<std::uint64_t>(1, a.get_u64("appenders", 8)));
   auto rounds = std::max<std::uint64_t>(1, a.get_u64("rounds", 3));
@@ -171,15 +226,46 @@ int bench_cluster(const args& a) {
   json out{{"appends", total},
            {"appenders", threads},
            {"commit_bytes", payload},
-           {"plain_js_appends_per_s", percentile(plain, 50)},
-           {"kiln_js_appends_per_s", percentile(kiln, 50)},
-           {"js_append_ratio", percentile(ratios, 50)}};
+           {"plain_js_appends_per_s", percentile(plain, 0.5)},
+           {"kiln_js_appends_per_s", percentile(kiln, 0.5)},
+           {"js_append_ratio", percentile(ratios, 0.5)}};
   std::printf("  appends  kiln %8.0f/s   plain JetStream %8.0f/s   ratio %.2f\n",
               out["kiln_js_appends_per_s"].get<double>(), out["plain_js_appends_per_s"].get<double>(),
               out["js_append_ratio"].get<double>());
-  std::printf("  cluster vs single node: not measured yet (it needs deploy/local-cluster)\n");
+  unsigned failed = 0;
+  if (runs > 0) {
+    std::printf("bench cluster: %u runs of `true`, %u clients, through kiln up and through "
+                "deploy/local-cluster\n", runs, clients);
+    std::fflush(stdout);
+    run_figures single, cluster;
+    {
+      kiln_server kiln{root / "single", {"--workers", "4", "--executor", "host"}};
+      single = runs_through(kiln.base, kiln.admin, 4, runs, clients);
+    }
+    print_runs("single", single);
+    {
+      local_cluster lc{script, root / "local-cluster"};
+      cluster = runs_through(lc.base, lc.admin, 2, runs, clients);
+    }
+    print_runs("cluster", cluster);
+    failed = single.failed + cluster.failed;
+    for (auto [name, f] : {std::pair{"single", &single}, std::pair{"cluster", &cluster}}) {
+      auto p = std::string{name} + "_";
+      out[p + "runs_per_s"] = f->runs_per_s;
+      out[p + "finish_p50_ms"] = f->finish_p50;
+      out[p + "finish_p99_ms"] = f->finish_p99;
+    }
+    out["runs"] = runs;
+    out["failed"] = failed;
+    out["cluster_vs_single_ratio"] = cluster.runs_per_s / single.runs_per_s;
+    std::printf("  cluster vs single node: %.2f of its runs/s\n", out["cluster_vs_single_ratio"].get<double>());
+  }
   if (a.has("json"))
     std::printf("%s\n", out.dump().c_str());
+  if (failed) {
+    std::fprintf(stderr, "kiln bench cluster: %u runs failed or could not be triggered\n", failed);
+    return 1;
+  }
   return 0;
 }
 

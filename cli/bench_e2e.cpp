@@ -31,26 +31,8 @@ using json = nlohmann::json;
 using clock_type = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
-const char* e2e_project = R"(timeout: 5
-triggers:
-  - name: t
-    type: simple
-    runs:
-      - name: t
-        host-tag: "*"
-        script: t
-scripts:
-  t: |
-    #!/bin/sh
-    true
-)";
-
-struct figures {
+struct figures : run_figures {
   std::string executor;
-  unsigned runs = 0, failed = 0;
-  double total_s = 0, runs_per_s = 0;
-  double start_p50 = 0, start_p99 = 0, finish_p50 = 0, finish_p99 = 0;
-  double busy_p50 = 0;  // RUNNING reported -> completion reported, per run
   double bare_p50 = 0;  // the executor alone
   double overhead() const { return busy_p50 - bare_p50; }
 };
@@ -96,82 +78,16 @@ double bare_executor_ms(const std::string& kind, const fs::path& dir, unsigned t
 }
 
 figures measure(const std::string& kind, unsigned runs, unsigned workers, const fs::path& dir) {
-  figures f;
-  f.executor = kind;
-  f.runs = runs;
   fs::create_directories(dir);
   kiln_server kiln{fs::absolute(dir),
                    {"--workers", std::to_string(workers), "--executor", kind}};
   client::api_client admin{{.base_url = kiln.base, .token = kiln.admin}};
-  expect(admin.request("PUT", "/v1/projects/e2e", e2e_project, "application/yaml"), 200,
+  expect(admin.request("PUT", "/v1/projects/e2e", trivial_project, "application/yaml"), 200,
          "create project");
-  auto online = [&] {
-    auto list = expect(admin.request("GET", "/v1/workers"), 200, "list workers");
-    unsigned n = 0;
-    for (auto& w : list)
-      n += w.value("online", false) && w.value("enlisted", false);
-    return n;
-  };
-  auto until = clock_type::now() + std::chrono::seconds{30};
-  while (online() < workers) {
-    check(clock_type::now() < until, "the local workers did not come online");
-    std::this_thread::sleep_for(std::chrono::milliseconds{20});
-  }
-
-  std::mutex mu;
-  std::vector<double> start, finish, busy;
-  std::atomic<unsigned> next{0}, failed{0};
-  std::vector<std::thread> clients;
-  auto t0 = clock_type::now();
-  for (unsigned c = 0; c < workers; ++c)
-    clients.emplace_back([&] {
-      client::api_client api{{.base_url = kiln.base, .token = kiln.admin, .timeout_ms = 120'000}};
-      while (next++ < runs) {
-        auto b = api.request("POST", "/v1/projects/e2e/builds", R"({"trigger":"t"})");
-        if (!b || b->status != 201) {
-          ++failed;
-          continue;
-        }
-        auto n = std::to_string(json::parse(b->body).value("build", 0));
-        auto run = "/v1/projects/e2e/builds/" + n + "/runs/t";
-        json j;
-        for (int tries = 0; tries < 2000; ++tries) {
-          api.request("GET", run + "/console?follow=1");  // returns when the run ends
-          auto r = api.request("GET", run);
-          j = r && r->status == 200 ? json::parse(r->body, nullptr, false)
-                                    : json{{"error", r ? r->body : r.error().message}};
-          auto st = j.is_object() ? j.value("status", "") : "";
-          // The build's runs are queued just after the trigger's answer.
-          if (r && r->status == 404) {
-            std::this_thread::sleep_for(std::chrono::milliseconds{1});
-            continue;
-          }
-          if (st != "QUEUED" && st != "RUNNING")
-            break;
-        }
-        if (!j.is_object() || j.value("status", "") != "PASSED") {
-          if (failed++ == 0)
-            std::fprintf(stderr, "bench e2e: a run did not pass: %s\n", j.dump().c_str());
-          continue;
-        }
-        auto q = j.value("queued_ms", 0.0), s = j.value("started_ms", 0.0),
-             e = j.value("finished_ms", 0.0);
-        std::lock_guard lock{mu};
-        start.push_back(s - q);
-        finish.push_back(e - q);
-        busy.push_back(e - s);
-      }
-    });
-  for (auto& t : clients)
-    t.join();
-  f.total_s = std::chrono::duration<double>(clock_type::now() - t0).count();
-  f.failed = failed;
-  f.runs_per_s = runs / f.total_s;
-  f.start_p50 = binned_percentile(start, 0.5);
-  f.start_p99 = binned_percentile(start, 0.99);
-  f.finish_p50 = binned_percentile(finish, 0.5);
-  f.finish_p99 = binned_percentile(finish, 0.99);
-  f.busy_p50 = binned_percentile(busy, 0.5);
+  wait_for_workers(kiln.base, kiln.admin, workers);
+  figures f;
+  static_cast<run_figures&>(f) = drive_runs(kiln.base, kiln.admin, "e2e", runs, workers);
+  f.executor = kind;
   f.bare_p50 = bare_executor_ms(kind, fs::absolute(dir) / "bare", 200, workers);
   return f;
 }

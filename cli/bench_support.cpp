@@ -1,10 +1,15 @@
 #include "cli/bench_support.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <regex>
 #include <stdexcept>
+#include <thread>
 
 namespace kiln::cli {
 
@@ -59,6 +64,99 @@ kiln_server::kiln_server(const std::filesystem::path& dir, std::vector<std::stri
 kiln_server::~kiln_server() {
   proc->signal(SIGTERM);
   proc->wait();
+}
+
+const char* const trivial_project = R"(timeout: 5
+triggers:
+  - name: t
+    type: simple
+    runs:
+      - name: t
+        host-tag: "*"
+        script: t
+scripts:
+  t: |
+    #!/bin/sh
+    true
+)";
+
+void wait_for_workers(const std::string& base, const std::string& admin, unsigned n) {
+  client::api_client api{{.base_url = base, .token = admin}};
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds{30};
+  for (;;) {
+    auto list = expect(api.request("GET", "/v1/workers"), 200, "list workers");
+    unsigned online = 0;
+    for (auto& w : list)
+      online += w.value("online", false) && w.value("enlisted", false);
+    if (online >= n)
+      return;
+    check(std::chrono::steady_clock::now() < until, "the workers did not come online");
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  }
+}
+
+run_figures drive_runs(const std::string& base, const std::string& admin, const std::string& project,
+                       unsigned runs, unsigned clients) {
+  using nlohmann::json;
+  run_figures f;
+  f.runs = runs;
+  std::mutex mu;
+  std::vector<double> start, finish, busy;
+  std::atomic<unsigned> next{0}, failed{0};
+  std::vector<std::thread> threads;
+  auto builds = "/v1/projects/" + project + "/builds";
+  auto t0 = std::chrono::steady_clock::now();
+  for (unsigned c = 0; c < clients; ++c)
+    threads.emplace_back([&] {
+      client::api_client api{{.base_url = base, .token = admin, .timeout_ms = 120'000}};
+      while (next++ < runs) {
+        auto b = api.request("POST", builds, R"({"trigger":"t"})");
+        if (!b || b->status != 201) {
+          if (failed++ == 0)
+            std::fprintf(stderr, "bench: a trigger failed: %s\n",
+                         b ? b->body.c_str() : b.error().message.c_str());
+          continue;
+        }
+        auto run = builds + "/" + std::to_string(json::parse(b->body).value("build", 0)) + "/runs/t";
+        json j;
+        for (int tries = 0; tries < 2000; ++tries) {
+          api.request("GET", run + "/console?follow=1");  // returns when the run ends
+          auto r = api.request("GET", run);
+          j = r && r->status == 200 ? json::parse(r->body, nullptr, false)
+                                    : json{{"error", r ? r->body : r.error().message}};
+          auto st = j.is_object() ? j.value("status", "") : "";
+          // The build's runs are queued just after the trigger's answer.
+          if (r && r->status == 404) {
+            std::this_thread::sleep_for(std::chrono::milliseconds{1});
+            continue;
+          }
+          if (st != "QUEUED" && st != "RUNNING")
+            break;
+        }
+        if (!j.is_object() || j.value("status", "") != "PASSED") {
+          if (failed++ == 0)
+            std::fprintf(stderr, "bench: a run did not pass: %s\n", j.dump().c_str());
+          continue;
+        }
+        auto q = j.value("queued_ms", 0.0), s = j.value("started_ms", 0.0),
+             e = j.value("finished_ms", 0.0);
+        std::lock_guard lock{mu};
+        start.push_back(s - q);
+        finish.push_back(e - q);
+        busy.push_back(e - s);
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  f.total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  f.failed = failed;
+  f.runs_per_s = runs / f.total_s;
+  f.start_p50 = binned_percentile(start, 0.5);
+  f.start_p99 = binned_percentile(start, 0.99);
+  f.finish_p50 = binned_percentile(finish, 0.5);
+  f.finish_p99 = binned_percentile(finish, 0.99);
+  f.busy_p50 = binned_percentile(busy, 0.5);
+  return f;
 }
 
 } // namespace kiln::cli

@@ -26,20 +26,27 @@ TEST_CASE("kiln bench refuses bad command lines clearly", "[bench][cli]") {
   CHECK(s3_out.find("--s3-endpoint") != std::string::npos);
 }
 
-TEST_CASE("a short kiln bench cluster prints its JetStream figures and says what it does not measure",
-          "[bench][cli][nats]") {
+TEST_CASE("a short kiln bench cluster prints its JetStream and cluster-vs-single figures",
+          "[bench][cli][nats][cluster]") {
   temp_dir dir{"bench-cluster"};
   auto [code, out] = run({KILN_BINARY, "bench", "cluster", "--json", "--appends", "200",
-                          "--rounds", "2", "--dir", (dir / "scratch").string()},
-                         120s);
+                          "--rounds", "2", "--runs", "20", "--dir", (dir / "scratch").string()},
+                         300s);
   INFO(out);
   REQUIRE(code == 0);
-  CHECK(out.find("cluster vs single node: not measured yet") != std::string::npos);
+  CHECK(out.find("cluster vs single node: ") != std::string::npos);
   auto j = nlohmann::json::parse(out.substr(out.rfind('{')));
-  for (auto key : {"js_append_ratio", "kiln_js_appends_per_s", "plain_js_appends_per_s"}) {
+  for (auto key : {"js_append_ratio", "kiln_js_appends_per_s", "plain_js_appends_per_s",
+                   "cluster_vs_single_ratio", "single_runs_per_s", "cluster_runs_per_s",
+                   "single_finish_p99_ms", "cluster_finish_p99_ms"}) {
     INFO(key);
     CHECK(j.value(key, 0.0) > 0);
   }
+  CHECK(j.value("failed", -1) == 0);
+  // A missing cluster script is refused before anything starts.
+  auto [missing, missing_out] = run({KILN_BINARY, "bench", "cluster", "--cluster-script", "/nonexistent.sh"});
+  CHECK(missing == 2);
+  CHECK(missing_out.find("no /nonexistent.sh") != std::string::npos);
 }
 
 TEST_CASE("a short kiln bench gateway prints every figure as JSON", "[bench][cli]") {
