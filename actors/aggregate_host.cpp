@@ -190,6 +190,12 @@ void finish_round(host_actor<Traits>* self) {
       p.promise.deliver(first_outcome(s.env->log, **p.appended));
       continue;
     }
+    // It landed all the same: a duplicate before it (another core made that
+    // command's commit first) left the stream where this one expected it.
+    if (p.appended && *p.appended) {
+      p.promise.deliver(command_result{command_outcome{(*p.appended)->seq, false, std::move(p.events)}});
+      continue;
+    }
     bool conflict = p.appended && !*p.appended && p.appended->error().code == "conflict";
     bool undecided = !p.appended;  // decided against a state that did not happen
     if ((conflict || undecided) && p.retries < max_retries) {

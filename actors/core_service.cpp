@@ -450,7 +450,15 @@ void core_service::impl::handle(const bus::message& m) {
     return;  // nobody to answer: requests only
   constexpr std::string_view cmd = "kiln.cmd.", qry = "kiln.qry.";
   std::string_view subject = m.subject;
-  auto respond = [this, to = m.reply_to](std::string out) { b.publish(to, std::move(out)); };
+  // A request slower than a gateway waits (15 s by default) is answered to
+  // nobody: the operator hears of the slow ones.
+  auto respond = [this, to = m.reply_to, subject = std::string{m.subject},
+                  t0 = std::chrono::steady_clock::now()](std::string out) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    if (ms > std::chrono::seconds{5})
+      spdlog::warn("core request=slow subject={} ms={} answer=\"{}\"", subject, ms.count(), out.substr(0, 200));
+    b.publish(to, std::move(out));
+  };
   try {
     auto [head, bytes] = subjects::unframe(m.data);
     auto j = json::parse(head, nullptr, false);

@@ -24,6 +24,7 @@ struct publish_job {
   append_request req;
   append_callback done;
   std::function<void()> task;  // set: not an append, work for a publisher thread
+  std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();
 };
 
 } // namespace
@@ -177,6 +178,11 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
 
   void finish(publish_job& j, result<append_receipt> r) {
     auto stream = j.req.stream.value;
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now()
+                                                                    - j.submitted).count();
+    if (ms > 5000)
+      spdlog::warn("log append=slow stream={} ms={} outcome=\"{}\"", stream, ms,
+                   r ? "seq " + std::to_string(r->seq.value) : r.error().message);
     auto done = std::move(j.done);
     release(stream);
     done(std::move(r));
