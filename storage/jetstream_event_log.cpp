@@ -99,6 +99,9 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
                                     + status_text(s, code));
     auto seq = natsMsg_GetSequence(msg);
     natsMsg_Destroy(msg);
+    // JetStream's own answer may be ahead of the copy: the version check
+    // that follows means something only once the copy holds it.
+    progress.wait_for(seq, o.ack_timeout);
     return seq;
   }
 
@@ -199,6 +202,15 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
 
   void publish(publish_job j) {
     auto& req = j.req;
+    // JetStream checks the subject's last sequence, so that of two cores
+    // deciding on one aggregate one is refused at once; the copy is what
+    // decides in the end (a commit whose version is taken is left out).
+    // Read before the version check: a commit the copy takes in between
+    // then fails the check here rather than pass JetStream's.
+    auto subject = subjects::log_subject(req.stream);
+    auto expect_seq = last_on_subject(subject);
+    if (!expect_seq)
+      return finish(j, expect_seq.error());
     auto current = local.last_version(req.stream);
     if (!current)
       return finish(j, current.error());
@@ -215,13 +227,6 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
         self->conflict_or_duplicate(*pending, conflict);
       });
     }
-    // JetStream checks the subject's last sequence, so that of two cores
-    // deciding on one aggregate one is refused at once; the copy is what
-    // decides in the end (a commit whose version is taken is left out).
-    auto subject = subjects::log_subject(req.stream);
-    auto expect_seq = last_on_subject(subject);
-    if (!expect_seq)
-      return finish(j, expect_seq.error());
     commit body{req.stream, stream_version{req.expected.value + 1}, req.meta, req.events};
     auto bytes = codec::encode_commit(body);
     natsMsg* msg = nullptr;
