@@ -73,8 +73,10 @@ struct projector_state {
 using projector_actor = caf::stateful_actor<projector_state>;
 
 // Codes that mean "already done" when a process manager repeats itself.
+// The step's effect is there already: another core (or an earlier try) made it.
 bool benign(const std::string& code) {
-  return code == "already_exists" || code == "illegal_transition" || code == "finished";
+  return code == "already_exists" || code == "illegal_transition" || code == "finished"
+         || code == "duplicate_run";
 }
 bool transient(const std::string& code) {
   return code == "io" || code == "conflict" || code == "timeout" || code == "closed"
