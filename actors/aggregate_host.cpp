@@ -99,8 +99,24 @@ struct host_state {
 template <class Traits>
 using host_actor = caf::stateful_actor<host_state<Traits>>;
 
+// The commits after the state's version, through apply. In a cluster another
+// core appends to this stream too and this core's copy of the log has them:
+// a peek must not answer, nor a round decide on, a state older than the copy.
 template <class Traits>
-status_result catch_up(host_state<Traits>& s);
+status_result catch_up(host_state<Traits>& s) {
+  for (;;) {
+    auto commits = s.env->log.read_stream(s.stream, stream_version{s.version.value + 1}, 1024);
+    if (!commits)
+      return commits.error();
+    for (auto& c : *commits) {
+      for (auto& e : c.body.events)
+        Traits::apply(s.state, e);
+      s.version = c.body.last_version();
+    }
+    if (commits->size() < 1024)
+      return ok;
+  }
+}
 
 // Snapshot, then the stream's tail through apply: the same code as replay.
 template <class Traits>
@@ -121,23 +137,13 @@ status_result load(host_state<Traits>& s) {
   return ok;
 }
 
-// The commits after the state's version, through apply. In a cluster another
-// core appends to this stream too and this core's copy of the log has them:
-// a peek must not answer, nor a round decide on, a state older than the copy.
+// The state as of this core's copy of the log: loaded once, then its tail.
 template <class Traits>
-status_result catch_up(host_state<Traits>& s) {
-  for (;;) {
-    auto commits = s.env->log.read_stream(s.stream, stream_version{s.version.value + 1}, 1024);
-    if (!commits)
-      return commits.error();
-    for (auto& c : *commits) {
-      for (auto& e : c.body.events)
-        Traits::apply(s.state, e);
-      s.version = c.body.last_version();
-    }
-    if (commits->size() < 1024)
-      return ok;
-  }
+status_result refresh(host_state<Traits>& s) {
+  auto r = s.loaded ? catch_up(s) : load(s);
+  if (!r)
+    s.loaded = false;
+  return r;
 }
 
 template <class Traits>
@@ -222,8 +228,7 @@ void finish_round(host_actor<Traits>* self) {
 template <class Traits>
 void start_round(host_actor<Traits>* self) {
   auto& s = self->state;
-  if (auto loaded = s.loaded ? catch_up(s) : load(s); !loaded) {
-    s.loaded = false;
+  if (auto loaded = refresh(s); !loaded) {
     for (auto& p : s.queue)
       p.promise.deliver(command_result{loaded.error()});
     s.queue.clear();
@@ -287,10 +292,8 @@ caf::behavior aggregate_host(host_actor<Traits>* self, stream_id stream, env_ptr
     [=](peek_atom) -> state_result {
       auto& s = self->state;
       ++s.handled;
-      if (auto loaded = s.loaded ? catch_up(s) : load(s); !loaded) {
-        s.loaded = false;
+      if (auto loaded = refresh(s); !loaded)
         return loaded.error();
-      }
       return aggregate_state{s.state};
     },
     [=](appended_atom, std::uint64_t round_id, std::size_t index, append_result& r) {

@@ -124,13 +124,16 @@ void core::submit(request r, request_context ctx, callback<reply> done) {
     return done(error{"unavailable", "the core is not running"});
   auto projector = impl_->projector;
   auto& log = impl_->log;
-  auto refused_at = log.last_seq();
-  reply_callback first = [projector, &log, refused_at, r, ctx, done](result<reply> answer) {
+  if (!log.replica())  // it holds every commit: a refusal is final
+    return caf::anon_send(projector, request_atom::value, std::move(r), std::move(ctx), global_seq{},
+                          reply_callback{std::move(done)});
+  auto sent_at = log.last_seq();
+  reply_callback first = [projector, &log, sent_at, r, ctx, done](result<reply> answer) {
     if (answer || !may_be_stale(answer.error().code))
       return done(std::move(answer));
-    log.sync_async([projector, refused_at, r, ctx, done,
+    log.sync_async([projector, sent_at, r, ctx, done,
                     answer = std::move(answer)](std::optional<global_seq> synced) mutable {
-      if (!synced || synced->value <= refused_at.value)
+      if (!synced || synced->value <= sent_at.value)
         return done(std::move(answer));
       caf::anon_send(projector, request_atom::value, std::move(r), std::move(ctx), *synced,
                      reply_callback{std::move(done)});

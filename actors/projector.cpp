@@ -72,8 +72,8 @@ struct projector_state {
 
 using projector_actor = caf::stateful_actor<projector_state>;
 
-// Codes that mean "already done" when a process manager repeats itself.
-// The step's effect is there already: another core (or an earlier try) made it.
+// Codes that mean "already done" when a process manager repeats itself (or
+// another core made the step first).
 bool benign(const std::string& code) {
   return code == "already_exists" || code == "illegal_transition" || code == "finished"
          || code == "duplicate_run";
@@ -967,7 +967,7 @@ caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
       for (auto& [name, w] : s.model->workers())
         if (w.online)
           s.last_seen.emplace(name, now);
-      for (auto& step : domain::watchdog_steps(*s.model, now_ns(), s.last_seen,
+      for (auto& step : domain::watchdog_steps(*s.model, now, s.last_seen,
                                                s.env->config.watchdog))
         run_step(self, step);
       s.dirty.insert(s.retry_on_tick.begin(), s.retry_on_tick.end());

@@ -165,15 +165,6 @@ struct local_cluster {
   }
 };
 
-run_figures runs_through(const std::string& base, const std::string& admin, unsigned workers,
-                         unsigned runs, unsigned clients) {
-  client::api_client api{{.base_url = base, .token = admin}};
-  expect(api.request("PUT", "/v1/projects/trivial", trivial_project, "application/yaml"), 200,
-         "create project");
-  wait_for_workers(base, admin, workers);
-  return drive_runs(base, admin, "trivial", runs, clients);
-}
-
 void print_runs(const char* what, const run_figures& f) {
   std::printf("  %-8s %u runs in %6.2f s: %6.1f runs/s; trigger->finish p50 %4.0f ms p99 %5.0f ms%s\n",
               what, f.runs, f.total_s, f.runs_per_s, f.finish_p50, f.finish_p99,
@@ -240,12 +231,12 @@ int bench_cluster(const args& a) {
     run_figures single, cluster;
     {
       kiln_server kiln{root / "single", {"--workers", "4", "--executor", "host"}};
-      single = runs_through(kiln.base, kiln.admin, 4, runs, clients);
+      single = drive_runs(kiln.base, kiln.admin, "trivial", 4, runs, clients);
     }
     print_runs("single", single);
     {
       local_cluster lc{script, root / "local-cluster"};
-      cluster = runs_through(lc.base, lc.admin, 2, runs, clients);
+      cluster = drive_runs(lc.base, lc.admin, "trivial", 2, runs, clients);
     }
     print_runs("cluster", cluster);
     failed = single.failed + cluster.failed;

@@ -81,12 +81,8 @@ figures measure(const std::string& kind, unsigned runs, unsigned workers, const 
   fs::create_directories(dir);
   kiln_server kiln{fs::absolute(dir),
                    {"--workers", std::to_string(workers), "--executor", kind}};
-  client::api_client admin{{.base_url = kiln.base, .token = kiln.admin}};
-  expect(admin.request("PUT", "/v1/projects/e2e", trivial_project, "application/yaml"), 200,
-         "create project");
-  wait_for_workers(kiln.base, kiln.admin, workers);
   figures f;
-  static_cast<run_figures&>(f) = drive_runs(kiln.base, kiln.admin, "e2e", runs, workers);
+  static_cast<run_figures&>(f) = drive_runs(kiln.base, kiln.admin, "e2e", workers, runs, workers);
   f.executor = kind;
   f.bare_p50 = bare_executor_ms(kind, fs::absolute(dir) / "bare", 200, workers);
   return f;

@@ -66,6 +66,8 @@ kiln_server::~kiln_server() {
   proc->wait();
 }
 
+namespace {
+
 const char* const trivial_project = R"(timeout: 5
 triggers:
   - name: t
@@ -80,6 +82,7 @@ scripts:
     true
 )";
 
+// Polls GET /v1/workers until `n` workers are enlisted and online (30 s).
 void wait_for_workers(const std::string& base, const std::string& admin, unsigned n) {
   client::api_client api{{.base_url = base, .token = admin}};
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds{30};
@@ -95,9 +98,15 @@ void wait_for_workers(const std::string& base, const std::string& admin, unsigne
   }
 }
 
+} // namespace
+
 run_figures drive_runs(const std::string& base, const std::string& admin, const std::string& project,
-                       unsigned runs, unsigned clients) {
+                       unsigned workers, unsigned runs, unsigned clients) {
   using nlohmann::json;
+  client::api_client setup{{.base_url = base, .token = admin}};
+  expect(setup.request("PUT", "/v1/projects/" + project, trivial_project, "application/yaml"), 200,
+         "create project");
+  wait_for_workers(base, admin, workers);
   run_figures f;
   f.runs = runs;
   std::mutex mu;

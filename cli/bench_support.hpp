@@ -37,12 +37,6 @@ struct kiln_server {
   ~kiln_server();
 };
 
-// The trivial project the run benchmarks trigger: one run of `true`, on any worker.
-extern const char* const trivial_project;
-
-// Polls GET /v1/workers until `n` workers are enlisted and online (30 s).
-void wait_for_workers(const std::string& base, const std::string& admin, unsigned n);
-
 // What drive_runs measured; times in ms, from the server's own stamps.
 struct run_figures {
   unsigned runs = 0, failed = 0;
@@ -52,10 +46,11 @@ struct run_figures {
   double busy_p50 = 0;                    // RUNNING -> finished
 };
 
-// `runs` builds of `project` (trivial_project, trigger "t"): `clients`
-// threads each trigger a build, follow its console to the end, read the
-// run's times, and go again.
+// Makes `project` one run of `true` on any worker, waits until `workers`
+// workers are online, then runs `runs` builds of it: `clients` threads each
+// trigger a build, follow its console to the end, read the run's times, and
+// go again.
 run_figures drive_runs(const std::string& base, const std::string& admin, const std::string& project,
-                       unsigned runs, unsigned clients);
+                       unsigned workers, unsigned runs, unsigned clients);
 
 } // namespace kiln::cli

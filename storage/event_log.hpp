@@ -93,10 +93,12 @@ class event_log {
   // The last durable commit's sequence; 0 for an empty log.
   virtual global_seq last_seq() const = 0;
 
-  // A replica (a cluster core's copy) calls `done` once it holds every
-  // commit the cluster's log held when this was called, with its own last
-  // sequence then; nullopt when it cannot tell. A log that is the whole
-  // truth holds them already: nullopt at once.
+  // A replica is a cluster core's copy of the cluster's log: it may lag
+  // commits another core made. A log that is the whole truth is none.
+  virtual bool replica() const { return false; }
+  // A replica calls `done` once it holds every commit the cluster's log held
+  // when this was called, with its own last sequence then; nullopt when it
+  // cannot tell (and at once when it is no replica).
   virtual void sync_async(std::function<void(std::optional<global_seq>)> done) { done(std::nullopt); }
 
   // Every commit after `after`: history first, then live, with no gap and no

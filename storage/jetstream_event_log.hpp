@@ -54,6 +54,7 @@ class jetstream_event_log final : public event_log {
   result<stream_version> last_version(const stream_id& stream) override;
   std::optional<append_receipt> find_command(const std::string& command_id) override;
   global_seq last_seq() const override;
+  bool replica() const override { return true; }
   void sync_async(std::function<void(std::optional<global_seq>)> done) override;
   std::unique_ptr<subscription>
   subscribe(global_seq after, commit_handler on_commit, error_handler on_error = {}) override;

@@ -3,6 +3,7 @@
 // and 2 workers. While 100 runs print numbered lines for 20 s, a fault is
 // made; every run must still PASS with the console its script printed, and
 // both cores' logs must end in the same intact hash chain.
+#include "support/audit_line.hpp"
 #include "support/http_client.hpp"
 #include "support/process.hpp"
 #include "support/temp_dir.hpp"
@@ -116,16 +117,10 @@ class local_cluster {
     return r;
   }
 
-  // `kiln audit verify` of core N's copy: "audit: intact commits=… head=…".
+  // `kiln audit verify` of core N's copy.
   std::string audit(int core) {
-    auto [status, out] =
-      run({KILN_BINARY, "audit", "verify", "--data", (dir_ / ("core-" + std::to_string(core))).string()});
-    auto at = out.find("audit: ");
-    return status == 0 && at != std::string::npos ? out.substr(at)
-                                                   : "exit " + std::to_string(status) + ": " + out;
+    return audit_line(KILN_BINARY, dir_ / ("core-" + std::to_string(core)));
   }
-
-  const temp_dir& dir() const { return dir_; }
 
  private:
   temp_dir dir_;

@@ -3,6 +3,7 @@
 // a command, consoles read the same from either, a core killed with SIGKILL
 // loses nothing acknowledged, and once it is back its copy catches up with
 // a hash chain identical to the other core's.
+#include "support/audit_line.hpp"
 #include "support/http_client.hpp"
 #include "support/nats_server.hpp"
 #include "support/process.hpp"
@@ -49,14 +50,6 @@ std::unique_ptr<child_process> start_core(const std::string& nats, const std::fi
   if (!p->wait_for_line("kiln core: ready", 60s))
     FAIL("kiln core did not start: " << p->transcript());
   return p;
-}
-
-// "audit: intact commits=N events=M head=H" of a core's copy (read beside it).
-std::string audit(const std::filesystem::path& data) {
-  auto [status, out] = run({KILN_BINARY, "audit", "verify", "--data", data.string()});
-  auto at = out.find("audit: ");
-  return status == 0 && at != std::string::npos ? out.substr(at)
-                                                 : "exit " + std::to_string(status) + ": " + out;
 }
 
 } // namespace
@@ -163,8 +156,8 @@ TEST_CASE("two kiln cores on the cluster's log: either serves, one is killed, it
   REQUIRE(all_passed(16));
   std::string head_a, head_b;
   CHECK(wait_until([&] {
-    head_a = audit(dir / "a");
-    head_b = audit(dir / "b");
+    head_a = audit_line(KILN_BINARY, dir / "a");
+    head_b = audit_line(KILN_BINARY, dir / "b");
     return head_a == head_b;
   }, 60s));
   INFO(head_a << "\n" << head_b);
