@@ -1,5 +1,7 @@
 #include "actors/build_json.hpp"
 
+#include <algorithm>
+
 namespace kiln::core {
 
 namespace {
@@ -46,8 +48,18 @@ json run_json(const domain::run_summary& r, const std::string& project, std::uin
 
 json build_json(const domain::build_summary& b, bool with_notifications) {
   auto runs = json::array();
-  for (auto& r : b.runs)
-    runs.push_back(run_json(r, b.project, b.number));
+  for (auto& r : b.runs) {
+    auto j = run_json(r, b.project, b.number);
+    // Which trigger added it, and from which run (a chained trigger's).
+    j["trigger"] = b.facts.trigger;
+    j["parent_run"] = "";
+    for (auto& added : b.added)
+      if (std::find(added.runs.begin(), added.runs.end(), r.name) != added.runs.end()) {
+        j["trigger"] = added.trigger;
+        j["parent_run"] = added.parent_run;
+      }
+    runs.push_back(std::move(j));
+  }
   json out{{"project", b.project},
            {"build", b.number},
            {"status", kiln::to_string(b.completed ? b.result : kiln::status::running)},

@@ -318,13 +318,30 @@ struct project_info {
   std::uint32_t last_build = 0;
   std::int64_t created_ns = 0;
   std::int64_t updated_ns = 0;
+  // The last build's outcome, for lists and badges ("" when there is none).
+  std::string last_status;
+  std::int64_t last_created_ns = 0;
+  std::int64_t last_completed_ns = 0;
+};
+// A trigger as a person starting it needs it: its name, type and params.
+struct trigger_info {
+  std::string name;
+  std::string type;
+  param_map params;
 };
 struct project_detail {
   project_info info;
   std::string yaml;
+  std::vector<trigger_info> triggers;
   // What its self-starting triggers have recorded (issue 7).
   std::map<std::string, std::int64_t> cron_slots;
   std::map<std::string, std::map<std::string, param_map>> git_refs;
+};
+// A worker as listed: its summary and when the answering core last heard
+// from it (0: not since that core started; cores keep this apart).
+struct worker_info {
+  domain::worker_summary summary;
+  std::int64_t last_checkin_ns = 0;
 };
 struct run_detail {
   domain::run_summary summary;
@@ -361,7 +378,7 @@ struct secret_value {
 using query_result =
   std::variant<std::vector<project_info>, project_detail,
                std::vector<domain::build_summary>, domain::build_summary, run_detail,
-               std::vector<domain::worker_summary>, std::vector<domain::waiting_run>,
+               std::vector<worker_info>, std::vector<domain::waiting_run>,
                domain::grant, std::vector<domain::token_summary>, console_text, core_metrics,
                std::vector<git_poller_info>, secret_value,
                std::vector<domain::due_notification>, std::vector<domain::expiring_run>,

@@ -205,7 +205,10 @@ json render(const project_info& p) {
           {"secrets", p.secret_keys},
           {"last_build", p.last_build},
           {"created_ms", ms(p.created_ns)},
-          {"updated_ms", ms(p.updated_ns)}};
+          {"updated_ms", ms(p.updated_ns)},
+          {"last_build_status", p.last_status},
+          {"last_build_created_ms", ms(p.last_created_ns)},
+          {"last_build_completed_ms", ms(p.last_completed_ns)}};
 }
 
 json parsed_or_text(const std::string& text) {
@@ -260,6 +263,10 @@ json render(const query_result& q) {
     json operator()(const project_detail& x) {
       auto out = render(x.info);
       out["yaml"] = x.yaml;
+      auto triggers = json::array();
+      for (auto& t : x.triggers)
+        triggers.push_back({{"name", t.name}, {"type", t.type}, {"params", t.params}});
+      out["triggers"] = std::move(triggers);
       out["cron_slots"] = x.cron_slots;
       out["git_refs"] = x.git_refs;
       return out;
@@ -291,9 +298,9 @@ json render(const query_result& q) {
       out["tests"] = std::move(tests);
       return out;
     }
-    json operator()(const std::vector<domain::worker_summary>& x) {
+    json operator()(const std::vector<worker_info>& x) {
       auto out = json::array();
-      for (auto& w : x) {
+      for (auto& [w, last_checkin_ns] : x) {
         auto holds = json::array();
         for (auto& k : w.holds)
           holds.push_back(k.path());
@@ -303,7 +310,8 @@ json render(const query_result& q) {
                        {"enlisted", w.enlisted},
                        {"online", w.online},
                        {"host", parsed_or_text(w.host_json)},
-                       {"runs", std::move(holds)}});
+                       {"runs", std::move(holds)},
+                       {"last_checkin_ms", ms(last_checkin_ns)}});
       }
       return out;
     }

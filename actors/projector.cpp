@@ -780,6 +780,14 @@ void handle(projector_actor* self, request& req, const request_context& ctx, rep
 }
 
 project_info info_of(const domain::project_summary& p) {
+  std::string last_status;
+  std::int64_t last_created = 0, last_completed = 0;
+  if (auto it = p.builds.find(p.last_build); it != p.builds.end()) {
+    auto& b = it->second;
+    last_status = kiln::to_string(b.completed ? b.result : kiln::status::running);
+    last_created = b.created_ns;
+    last_completed = b.completed_ns;
+  }
   return {p.name,
           p.deleted,
           p.definition_version,
@@ -789,7 +797,18 @@ project_info info_of(const domain::project_summary& p) {
           {p.secret_keys.begin(), p.secret_keys.end()},
           p.last_build,
           p.created_ns,
-          p.updated_ns};
+          p.updated_ns,
+          std::move(last_status),
+          last_created,
+          last_completed};
+}
+
+std::vector<trigger_info> triggers_of(const domain::project_summary& p) {
+  std::vector<trigger_info> out;
+  if (p.definition)
+    for (auto& t : p.definition->triggers)
+      out.push_back({t.name, std::string{domain::to_string(t.type)}, t.params});
+  return out;
 }
 
 void answer(projector_actor* self, const query& q, query_callback cb) {
@@ -808,11 +827,12 @@ void answer(projector_actor* self, const query& q, query_callback cb) {
         if (!p || p->deleted || p->definition_version == 0)
           return cb(error{"not_found", "no project '" + x.name + "'"});
         auto info = info_of(*p);
+        auto triggers = triggers_of(*p);
         peek(self, streams::project(x.name), [=](state_result& r) {
           if (!r)
             return cb(r.error());
           auto& ps = std::get<domain::project::state>(*r);
-          cb(query_result{project_detail{info, ps.yaml, ps.cron_slots, ps.git_refs}});
+          cb(query_result{project_detail{info, ps.yaml, triggers, ps.cron_slots, ps.git_refs}});
         });
       } else if constexpr (std::is_same_v<T, list_builds>) {
         if (!m.project(x.project))
@@ -837,10 +857,13 @@ void answer(projector_actor* self, const query& q, query_callback cb) {
           cb(query_result{run_detail{summary, std::get<domain::run::state>(*st)}});
         });
       } else if constexpr (std::is_same_v<T, list_workers>) {
-        std::vector<domain::worker_summary> out;
+        std::vector<worker_info> out;
+        auto& seen = self->state.last_seen;
         for (auto& [name, w] : m.workers())
-          if (!w.deleted && !w.token_sha256.empty())
-            out.push_back(w);
+          if (!w.deleted && !w.token_sha256.empty()) {
+            auto at = seen.find(name);
+            out.push_back({w, at == seen.end() ? 0 : at->second});
+          }
         cb(query_result{std::move(out)});
       } else if constexpr (std::is_same_v<T, get_queue>) {
         cb(query_result{domain::explain_queue(m, self->state.assigning)});

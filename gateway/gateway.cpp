@@ -5,10 +5,12 @@
 #include "events/base64.hpp"
 
 #include "gateway/artifact_store.hpp"
+#include "gateway/badge.hpp"
 #include "gateway/core_client.hpp"
 #include "gateway/live_hub.hpp"
 #include "gateway/live_streams.hpp"
 #include "gateway/metrics.hpp"
+#include "gateway/ui_assets.hpp"
 #include "gateway/url.hpp"
 #include "events/commit.hpp"
 #include "events/sha256.hpp"
@@ -327,6 +329,58 @@ void metrics(const call_ptr& c) {
     }
     c->respond({200, "text/plain; version=0.0.4", std::move(out), {}, {}});
   });
+}
+
+// ---- the web UI (gateway/ui) ----
+
+// Its files are built in; a browser revalidates them on each load
+// (no-cache) and gets a 304 while they are unchanged.
+void serve_asset(const call_ptr& c, std::string_view path) {
+  for (auto& a : ui_assets()) {
+    if (a.path != path)
+      continue;
+    std::vector<std::pair<std::string, std::string>> headers{
+      {"ETag", std::string{a.etag}},
+      {"Cache-Control", "no-cache"},
+      {"X-Content-Type-Options", "nosniff"},
+      {"Referrer-Policy", "no-referrer"},
+      {"Content-Security-Policy",
+       "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
+       "base-uri 'none'; frame-ancestors 'none'"}};
+    if (c->req.header("if-none-match") == a.etag)
+      return c->respond({304, std::string{a.content_type}, {}, std::move(headers), {}});
+    return c->respond({200, std::string{a.content_type}, std::string{a.body},
+                       std::move(headers), {}});
+  }
+  c->fail(404, "not_found", "no such file of the web UI: " + std::string{path});
+}
+
+void ui_index(const call_ptr& c) { serve_asset(c, "index.html"); }
+void ui_file(const call_ptr& c) { serve_asset(c, c->param("path")); }
+
+// Who the request's token is: the UI shows what its holder may do.
+void whoami(const call_ptr& c) {
+  auto& w = c->who;
+  if (w.anonymous)
+    return c->ok({{"anonymous", true}, {"scope", "read"}, {"project", ""}});
+  c->ok({{"anonymous", false}, {"kind", w.worker ? "worker" : "token"}, {"id", w.id},
+         {"scope", w.scope}, {"project", w.project}});
+}
+
+// The project's last build, as an SVG badge for a README.
+void badge(const call_ptr& c) {
+  c->gw.core.query("list_builds", {{"project", c->param("project")}, {"limit", 1}},
+                   c->as_caller(), [c](result<core_answer> r) {
+                     if (!r)
+                       return c->fail(r.error());
+                     auto& builds = r->result();
+                     std::string status;
+                     if (builds.is_array() && !builds.empty())
+                       status = builds[0].value("status", "");
+                     auto label = c->query.count("label") ? c->query.at("label") : "build";
+                     c->respond({200, "image/svg+xml", status_badge(label.substr(0, 40), status),
+                                 {{"Cache-Control", "no-cache, max-age=0"}}, {}});
+                   });
 }
 
 // ---- projects ----
@@ -687,10 +741,29 @@ void get_events(const call_ptr& c) {
   }
   if (!req.filter.empty() && !valid_pattern(req.filter))
     return c->fail(400, "bad_request", "filter '" + req.filter + "' is not a subject pattern");
-  http_response head{200, "text/event-stream", {}, {{"x-accel-buffering", "no"}}, {}};
-  auto s = make_event_feed(c->gw.hub, c->gw.core, c->respond, std::move(head), req, c->gw.limits());
-  if (c->gw.add_stream(c, s))
-    s->start();
+  auto start = [c](event_feed_request req) {
+    http_response head{200, "text/event-stream", {}, {{"x-accel-buffering", "no"}}, {}};
+    auto s = make_event_feed(c->gw.hub, c->gw.core, c->respond, std::move(head), std::move(req),
+                             c->gw.limits());
+    if (c->gw.add_stream(c, s))
+      s->start();
+  };
+  // tail=N: from the last N commits of the log (a first look at a busy
+  // server), unless the client resumes from an id of its own.
+  auto tail = c->query.find("tail");
+  if (tail == c->query.end() || !c->req.header("last-event-id").empty() || c->query.count("after"))
+    return start(std::move(req));
+  auto n = to_u64(tail->second);
+  if (!n)
+    return c->fail(400, "bad_request", "'tail' must be a number of commits");
+  c->gw.core.query("events", {{"after", std::uint64_t{1} << 62}, {"limit", 1}}, req.who,
+                   [c, start, req, n = *n](result<core_answer> r) mutable {
+                     if (!r)
+                       return c->fail(r.error());
+                     auto head = r->result().value("head", std::uint64_t{0});
+                     req.after = head > n ? head - n : 0;
+                     start(std::move(req));
+                   });
 }
 
 void get_queue(const call_ptr& c) {
@@ -1079,6 +1152,10 @@ std::vector<route> route_table() {
     {"GET", "/healthz", a::open, healthz},
     {"GET", "/readyz", a::open, readyz},
     {"GET", "/metrics", a::open, metrics},
+    {"GET", "/", a::open, ui_index},
+    {"GET", "/ui/{path*}", a::open, ui_file},
+    {"GET", "/v1/whoami", a::read, whoami},
+    {"GET", "/v1/projects/{project}/badge.svg", a::read, badge},
     {"GET", "/v1/projects", a::read, list_projects},
     {"PUT", "/v1/projects/{project}", a::admin, put_project},
     {"GET", "/v1/projects/{project}", a::read, get_project},

@@ -143,9 +143,9 @@ TEST_CASE("core: a worker that stops checking in loses its runs to the queue") {
   auto t2 = f.add_worker("w2", {"linux"}, 2);
   auto again = f.take("w2", t2, 2);
   CHECK(again.size() == 2);
-  auto workers = f.read<std::vector<domain::worker_summary>>(core::list_workers{});
+  auto workers = f.read<std::vector<core::worker_info>>(core::list_workers{});
   REQUIRE(workers.size() == 2);
-  CHECK_FALSE(workers[0].online);
+  CHECK_FALSE(workers[0].summary.online);
 }
 
 TEST_CASE("core: worker check-ins need the right token and an enlisted worker") {
@@ -246,7 +246,7 @@ TEST_CASE("core: a replay at a past sequence equals the live state captured at t
   auto at = f.log->last_seq();
   auto live = f.read<domain::build_summary>(core::get_build{"app", 1});
   REQUIRE(f.node->read(core::get_build{"app", 1}, at));
-  auto live_workers = f.read<std::vector<domain::worker_summary>>(core::list_workers{});
+  auto live_workers = f.read<std::vector<core::worker_info>>(core::list_workers{});
 
   // Life goes on.
   f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
@@ -270,8 +270,8 @@ TEST_CASE("core: a replay at a past sequence equals the live state captured at t
   }
   CHECK(past.builds.count(streams::build("app", 2).value) == 0);
   auto& w = past.workers.at(streams::worker("w1").value);
-  CHECK(w.enlisted == live_workers.at(0).enlisted);
-  CHECK(w.online == live_workers.at(0).online);
+  CHECK(w.enlisted == live_workers.at(0).summary.enlisted);
+  CHECK(w.online == live_workers.at(0).summary.online);
   CHECK(w.enlisted);
 }
 
