@@ -14,7 +14,7 @@ packages=(
   libflatbuffers-dev flatbuffers-compiler libyaml-cpp-dev libboost1.74-dev
   libspdlog-dev catch2 nlohmann-json3-dev libssl-dev libre2-dev libcurl4-openssl-dev
   wrk nginx-light bubblewrap libexpat1-dev podman runc busybox-static docker.io tzdata
-  radosgw ceph-mon ceph-osd uuid-runtime haproxy
+  radosgw ceph-mon ceph-osd uuid-runtime haproxy chromium
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -28,6 +28,11 @@ install_missing() {
     echo "dev.sh: installing ${missing[*]}"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+  # Node.js runs the browser tests; a machine may have its own (newer) one.
+  if ! command -v npm > /dev/null; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
   fi
 }
 
@@ -84,6 +89,9 @@ case "$cmd" in
     ;;
   test)
     install_missing
+    # playwright-core for the UI's browser tests, as locked (never a
+    # downloaded browser: they drive Debian's chromium).
+    (cd tests/ui && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
     build build-test Debug
     # The docker executor's test needs a daemon; start one for the tests
     # if none answers (no systemd on CI machines), and stop it after.

@@ -1,5 +1,6 @@
 // The core end to end in one process: real actors on a real RocksDB log.
 #include "core_fixture.hpp"
+#include "actors/build_json.hpp"
 #include "actors/system_view.hpp"
 #include "events/streams.hpp"
 
@@ -73,6 +74,22 @@ TEST_CASE("core: workers take runs, a chained run joins, and the build passes") 
   auto b = f.build("app", 1);
   CHECK(b.result == status::passed);
   CHECK(names(b) == std::vector<std::string>{"unit-test", "lint", "smoke-lint"});
+  // Each run says which trigger added it and from which run (the UI nests on it).
+  auto j = core::build_json(b);
+  CHECK(j["runs"][1]["trigger"] == "ci");
+  CHECK(j["runs"][1]["parent_run"] == "");
+  CHECK(j["runs"][2]["trigger"] == "smoke");
+  CHECK(j["runs"][2]["parent_run"] == "lint");
+  // The project lists its last build's outcome, and its triggers.
+  auto projects = f.read<std::vector<core::project_info>>(core::list_projects{});
+  REQUIRE(projects.size() == 1);
+  CHECK(projects[0].last_build == 1);
+  CHECK(projects[0].last_status == "PASSED");
+  CHECK(projects[0].last_completed_ns >= projects[0].last_created_ns);
+  auto detail = f.read<core::project_detail>(core::get_project{"app"});
+  REQUIRE(detail.triggers.size() == 2);
+  CHECK(detail.triggers[0].name == "ci");
+  CHECK(detail.triggers[1].type == "simple");
 }
 
 TEST_CASE("core: a failed run fails the build, and a failed-only rerun remakes just it") {

@@ -520,3 +520,86 @@ TEST_CASE("SIGTERM ends a follow stream and a long poll cleanly, then exits 0", 
   CHECK(body(poll)["draining"] == true);
   CHECK(up.proc->wait() == 0);
 }
+
+TEST_CASE("the web UI is served at / with ETags, and an unknown file is a JSON 404", "[gateway][ui]") {
+  kiln_up up;
+  auto index = up.get("/");
+  REQUIRE(index.status == 200);
+  CHECK(index.headers["content-type"] == "text/html; charset=utf-8");
+  CHECK(index.body.find("ui/app.js") != std::string::npos);
+  CHECK(index.headers["content-security-policy"].find("default-src 'self'") != std::string::npos);
+  auto etag = index.headers["etag"];
+  REQUIRE(etag.size() > 2);
+  auto again = http_request("127.0.0.1", up.port, "GET", "/", {}, {{"If-None-Match", etag}});
+  CHECK(again.status == 304);
+  CHECK(again.body.empty());
+  auto app = up.get("/ui/app.js");
+  REQUIRE(app.status == 200);
+  CHECK(app.headers["content-type"] == "text/javascript; charset=utf-8");
+  CHECK(app.headers["etag"] != etag);
+  auto missing = up.get("/ui/nope.js");
+  CHECK(missing.status == 404);
+  CHECK(body(missing)["error"] == "not_found");
+  CHECK(up.get("/ui/../admin.token").status == 400);
+}
+
+TEST_CASE("the badge shows the last build, with the API's errors and access", "[gateway][ui]") {
+  kiln_up up;
+  running_build r{up};
+  auto svg = [&](const std::string& token = "") {
+    return up.api("GET", "/v1/projects/app/badge.svg", {}, {}, token);
+  };
+  auto running = svg();
+  REQUIRE(running.status == 200);
+  CHECK(running.headers["content-type"] == "image/svg+xml");
+  CHECK(running.body.find(R"(aria-label="build: running")") != std::string::npos);
+  REQUIRE(r.worker("POST", "/v1/runs/app/1/unit/status", R"({"status":"RUNNING"})").status == 200);
+  REQUIRE(r.worker("POST", "/v1/runs/app/1/unit/status", R"({"status":"FAILED","exit_code":2})").status == 200);
+  REQUIRE(wait_until([&] { return svg().body.find("build: failing") != std::string::npos; }));
+  CHECK(svg().body.find("#c62828") != std::string::npos);
+  CHECK(up.api("GET", "/v1/projects/nope/badge.svg").status == 404);
+  CHECK(svg("-").status == 401);  // not public unless the node is
+  auto projects = body(up.api("GET", "/v1/projects"));
+  CHECK(projects[0]["last_build_status"] == "FAILED");
+}
+
+TEST_CASE("whoami names the scope of a token, and public read answers anonymous", "[gateway][ui]") {
+  kiln_up up{{"--public-read"}};
+  auto admin = up.api("GET", "/v1/whoami");
+  REQUIRE(admin.status == 200);
+  CHECK(body(admin)["scope"] == "admin");
+  CHECK(body(admin)["anonymous"] == false);
+  auto anyone = up.api("GET", "/v1/whoami", {}, {}, "-");
+  REQUIRE(anyone.status == 200);
+  CHECK(body(anyone)["anonymous"] == true);
+  CHECK(up.api("GET", "/v1/whoami", {}, {}, "kt.nobody.nothing").status == 401);
+  // A badge of a public node needs no token.
+  REQUIRE(up.api("PUT", "/v1/projects/app", project_yaml, {{"Content-Type", "application/yaml"}})
+            .status == 200);
+  auto badge = up.api("GET", "/v1/projects/app/badge.svg", {}, {}, "-");
+  CHECK(badge.status == 200);
+  CHECK(badge.body.find("no builds") != std::string::npos);
+}
+
+TEST_CASE("the event feed with tail=N starts N commits before the head", "[gateway][ui]") {
+  kiln_up up;
+  REQUIRE(up.api("PUT", "/v1/projects/app", project_yaml, {{"Content-Type", "application/yaml"}})
+            .status == 200);
+  for (int i = 0; i < 4; ++i)
+    REQUIRE(up.api("POST", "/v1/projects/app/builds", R"({"trigger":"ci"})").status == 201);
+  auto auth = std::map<std::string, std::string>{{"Authorization", "Bearer " + up.admin}};
+  // The head, as the full feed ends it.
+  http_stream all{up.port, "/v1/events?after=0", auth};
+  REQUIRE(all.read_until("\"stream\":\"run/app/4/unit\""));  // the last commit of the four
+  std::regex id_re{R"(id: (\d+))"};
+  std::uint64_t head = 0;
+  auto raw = all.raw();
+  for (std::sregex_iterator it{raw.begin(), raw.end(), id_re}, end; it != end; ++it)
+    head = std::max<std::uint64_t>(head, std::stoull((*it)[1]));
+  all.close();
+  REQUIRE(head > 3);
+  http_stream tail{up.port, "/v1/events?tail=2", auth};
+  REQUIRE(tail.read_until("id: " + std::to_string(head - 1) + "\n"));
+  CHECK(tail.raw().find("id: " + std::to_string(head - 2) + "\n") == std::string::npos);
+  CHECK(up.api("GET", "/v1/events?tail=x").status == 400);
+}

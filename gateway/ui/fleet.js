@@ -1,7 +1,8 @@
 // Workers (enlist / delist for admins) and the queue with why each run waits.
 import { api } from './api.js';
-import { h, link, path, status, table, ago, every, toast, fill } from './dom.js';
-import { session, showError } from './session.js';
+import { h, link, path, status, table, ago, toast } from './dom.js';
+import { session } from './session.js';
+import { listPage } from './list_page.js';
 
 function runLink(id) {
   const [project, build, ...rest] = id.split('/');
@@ -9,16 +10,11 @@ function runLink(id) {
 }
 
 export function workersPage(main) {
-  const errors = h('div');
-  const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
-  main.append(h('div', { class: 'head' }, h('h1', {}, 'Workers')), errors, body);
-  const poll = every(4000, async () => {
-    let workers;
-    try { workers = await api('/workers'); } catch (e) { return showError(errors, e); }
-    fill(errors);
+  return listPage(main, 'Workers', 4000, async (reload) => {
+    const workers = await api('/workers');
     const admin = session.can('admin');
-    workers.sort((a, b) => (a.enlisted - b.enlisted) || (b.online - a.online) || a.name.localeCompare(b.name));
-    fill(body, table(['Worker', 'State', 'Tags', 'Runs', 'Last check-in', admin ? '' : null].filter((x) => x !== null),
+    workers.sort((x, y) => (x.enlisted - y.enlisted) || (y.online - x.online) || x.name.localeCompare(y.name));
+    return table(['Worker', 'State', 'Tags', 'Runs', 'Last check-in', admin ? '' : null].filter((x) => x !== null),
       workers.map((w) => h('tr', { 'data-worker': w.name },
         h('td', {}, h('b', {}, w.name), w.host?.local ? h('div', { class: 'muted' }, 'local') : null),
         h('td', {}, w.enlisted ? status(w.online ? 'online' : 'offline') : status('pending')),
@@ -26,13 +22,12 @@ export function workersPage(main) {
         h('td', { class: 'wrap' }, `${w.runs.length} / ${w.concurrency}`,
           w.runs.length ? h('div', {}, w.runs.map((id) => h('div', {}, runLink(id)))) : null),
         h('td', {}, ago(w.last_checkin_ms)),
-        admin ? h('td', {}, workerAction(w, poll)) : null)),
-      { empty: 'No workers yet. Start one with kiln worker --server URL --name NAME; an admin then enlists it here.' }));
+        admin ? h('td', {}, workerAction(w, reload)) : null)),
+      { empty: 'No workers yet. Start one with kiln worker --server URL --name NAME; an admin then enlists it here.' });
   });
-  return { stop: () => poll.stop() };
 }
 
-function workerAction(w, poll) {
+function workerAction(w, reload) {
   const verb = w.enlisted ? 'delist' : 'enlist';
   return h('button', {
     type: 'button', class: w.enlisted ? '' : 'primary',
@@ -42,7 +37,7 @@ function workerAction(w, poll) {
         await api(`/workers/${encodeURIComponent(w.name)}/${verb}`, { method: 'POST' });
         toast(`${w.name} ${verb}ed`);
       } catch (err) { toast(err.message, 'error'); }
-      poll.now();
+      reload();
     },
   }, w.enlisted ? 'Delist' : 'Enlist');
 }
@@ -54,19 +49,13 @@ const REASONS = {
 };
 
 export function queuePage(main) {
-  const errors = h('div');
-  const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
-  main.append(h('div', { class: 'head' }, h('h1', {}, 'Queue')), errors, body);
-  const poll = every(3000, async () => {
-    let queue;
-    try { queue = await api('/queue'); } catch (e) { return showError(errors, e); }
-    fill(errors);
-    fill(body, table(['Run', 'Waits because', 'Detail'],
+  return listPage(main, 'Queue', 3000, async () => {
+    const queue = await api('/queue');
+    return table(['Run', 'Waits because', 'Detail'],
       queue.map((q) => h('tr', { 'data-run': q.run_id },
         h('td', {}, runLink(q.run_id)),
         h('td', {}, h('b', {}, REASONS[q.reason] || q.reason)),
         h('td', { class: 'wrap' }, q.detail))),
-      { empty: 'Nothing is waiting: every queued run has a worker.' }));
+      { empty: 'Nothing is waiting: every queued run has a worker.' });
   });
-  return { stop: () => poll.stop() };
 }

@@ -2,21 +2,12 @@
 import { api } from './api.js';
 import { h, link, path, status, table, ago, duration, every, copyField, toast, fill } from './dom.js';
 import { session, showError } from './session.js';
+import { listPage } from './list_page.js';
 
 export function projectsPage(main) {
-  const errors = h('div');
-  const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
-  main.append(h('div', { class: 'head' }, h('h1', {}, 'Projects')), errors, body);
-  const poll = every(5000, async () => {
-    try {
-      const projects = await api('/projects');
-      fill(errors);
-      fill(body, table(['Project', 'Last build', 'Status', 'When', 'Duration', ''],
-        projects.map((p) => projectRow(p)),
-        { empty: 'No projects yet. PUT a definition to /v1/projects/NAME to add one (docs/api.md).' }));
-    } catch (e) { showError(errors, e); }
-  });
-  return { stop: () => poll.stop() };
+  return listPage(main, 'Projects', 5000, async () => table(['Project', 'Last build', 'Status', 'When', 'Duration', ''],
+    (await api('/projects')).map((p) => projectRow(p)),
+    { empty: 'No projects yet. PUT a definition to /v1/projects/NAME to add one (docs/api.md).' }));
 }
 
 function projectRow(p) {
