@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -74,7 +74,9 @@ scripts:
 `;
 
 let server;
-let base;
+let base;   // kiln, for the test's own API calls
+let ui;     // the browser's way to kiln: a TCP proxy that can drop connections
+let proxy;
 let admin;
 let browser;
 let page;
@@ -89,6 +91,31 @@ function freePort() {
       s.close(() => ok(port));
     });
   });
+}
+
+// Passes bytes both ways; dropAll() cuts every open connection, as a flaky
+// network would. Remembers each request's first line and Last-Event-ID.
+function startProxy(port) {
+  const open = new Set();
+  const requests = [];
+  const srv = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    open.add(client);
+    client.once('data', (head) => {
+      const text = head.toString('latin1');
+      requests.push({ line: text.split('\r\n')[0], lastEventId: (text.match(/\r\nlast-event-id: *(\d+)/i) || [])[1] });
+    });
+    client.pipe(upstream).pipe(client);
+    const close = () => { open.delete(client); client.destroy(); upstream.destroy(); };
+    client.on('error', close).on('close', close);
+    upstream.on('error', close).on('close', close);
+  });
+  return new Promise((ok) => srv.listen(0, '127.0.0.1', () => ok({
+    url: `http://127.0.0.1:${srv.address().port}`,
+    requests,
+    dropAll() { for (const c of [...open]) c.destroy(); },
+    close() { this.dropAll(); srv.close(); },
+  })));
 }
 
 async function waitFor(what, fn, timeoutMs = 60000) {
@@ -133,6 +160,8 @@ before(async () => {
     { stdio: ['ignore', 'inherit', 'inherit'] });
   await waitFor('kiln up to be ready', async () => (await fetch(`${base}/readyz`)).ok, 60000);
   admin = readFileSync(join(dataDir, 'data', 'admin.token'), 'utf8').trim();
+  proxy = await startProxy(port);
+  ui = proxy.url;
   await call('PUT', '/projects/demo', PROJECT, { 'Content-Type': 'application/yaml' });
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -145,6 +174,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
+  proxy?.close();
   if (server && server.exitCode === null) {
     server.kill('SIGTERM');
     await new Promise((r) => server.once('exit', r));
@@ -153,7 +183,7 @@ after(async () => {
 });
 
 test('an unknown token is refused, the admin token signs in', async () => {
-  await page.goto(base);
+  await page.goto(ui);
   await page.waitForURL(/#\/signin$/);
   await page.fill('input[name=token]', 'kt.not-a-token');
   await page.click('button[type=submit]');
@@ -196,6 +226,11 @@ test("a run's console grows live to its last line", async () => {
     return n > 0 && n < 61 && running ? n : 0;
   });
   assert.ok(partial > 0 && partial < 61);
+  // The connection drops mid-run: the console resumes where it was.
+  proxy.dropAll();
+  const resumed = await waitFor('the console to resume', async () => proxy.requests.find((r) =>
+    r.line.includes('/runs/greet/console') && Number(r.lastEventId) > 0));
+  assert.ok(Number(resumed.lastEventId) > 0);
   await page.locator('.console .ln:has-text("done: from-the-ui")').waitFor({ timeout: 60000 });
   await waitFor('the run to show PASSED', async () => page.locator('h1 .st-PASSED').count());
   // Every line once, in order; ANSI colours became spans, without escape bytes.
@@ -220,13 +255,13 @@ test('a failing run shows FAILED and its first error is one click away', async (
   await shot('run-first-error');
   // The line's address opens the page at that line.
   const at = Number(page.url().match(/L(\d+)$/)[1]);
-  await page.goto(`${base}/#/p/demo/1/broken/L${at - 2}`);
+  await page.goto(`${ui}/#/p/demo/1/broken/L${at - 2}`);
   await page.reload();
   await waitFor('the line to be marked', async () => (await page.locator('.ln.hl .t').textContent()) === 'running widget tests');
 });
 
 test('rerun failed starts a build with only the failed run', async () => {
-  await page.goto(`${base}/#/p/demo/1`);
+  await page.goto(`${ui}/#/p/demo/1`);
   await page.click('button:text-is("Rerun failed")');
   await page.waitForURL(/#\/p\/demo\/2$/);
   await page.locator('tr[data-run=broken]').waitFor();
@@ -287,13 +322,13 @@ test('the badge shows the last build', async () => {
   const row = page.locator('tr[data-project=demo]');
   await row.locator('.st-RUNNING').waitFor();
   await row.locator('button:text-is("Badge")').click();
-  assert.equal(await row.locator('.copy input').inputValue(), `![build](${base}/v1/projects/demo/badge.svg)`);
+  assert.equal(await row.locator('.copy input').inputValue(), `![build](${ui}/v1/projects/demo/badge.svg)`);
 });
 
 test('on a phone the pages still fit', async () => {
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
   await phone.addInitScript((t) => sessionStorage.setItem('kiln.token', t), admin);
-  await phone.goto(`${base}/#/p/demo/1`);
+  await phone.goto(`${ui}/#/p/demo/1`);
   await phone.locator('tr[data-run=broken]').waitFor();
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
@@ -312,7 +347,7 @@ test('a first load transfers under 100 KB', async () => {
   const cdp = await fresh.context().newCDPSession(fresh);
   await cdp.send('Network.enable');
   cdp.on('Network.loadingFinished', (e) => { total += e.encodedDataLength; seen.push(e.encodedDataLength); });
-  await fresh.goto(`${base}/#/p/demo/1`, { waitUntil: 'networkidle' });
+  await fresh.goto(`${ui}/#/p/demo/1`, { waitUntil: 'networkidle' });
   await fresh.locator('tr[data-run=broken]').waitFor();
   console.log(`ui-first-load: {"bytes":${total},"requests":${seen.length}}`);
   assert.ok(total < 100 * 1024, `first load transferred ${total} bytes`);
@@ -332,7 +367,7 @@ test('the run page keeps up while a run prints 50,000 lines in 10 s', async () =
     requestAnimationFrame(frame);
   }, admin);
   const { build } = await call('POST', '/projects/demo/builds', { trigger: 'flood' });
-  await perf.goto(`${base}/#/p/demo/${build}/flood`);
+  await perf.goto(`${ui}/#/p/demo/${build}/flood`);
   const started = Date.now();
   // Polled in the page: a Playwright locator walks the whole DOM each time.
   await perf.waitForFunction(() => document.querySelector('.console')?.dataset.ended === 'true', null,
