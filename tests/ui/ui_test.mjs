@@ -29,9 +29,18 @@ triggers:
       - name: greet
         host-tag: "*"
         script: greet
+        triggers:
+          - name: smoke
+            run-names: "{name}-after-greet"
       - name: broken
         host-tag: "*"
         script: broken
+  - name: smoke
+    type: simple
+    runs:
+      - name: smoke
+        host-tag: "*"
+        script: smoke
   - name: gpu
     type: simple
     runs:
@@ -62,6 +71,9 @@ scripts:
     echo "error: widget_stops failed: expected 0, got 3"
     echo "1 of 2 tests failed"
     exit 1
+  smoke: |
+    #!/bin/sh -e
+    echo "smoke test passed"
   flood: |
     #!/bin/sh -e
     # ${FLOOD_LINES} lines in 10 s: 10 bursts a second apart, with colours.
@@ -245,6 +257,9 @@ test('a failing run shows FAILED and its first error is one click away', async (
   await page.waitForURL(/#\/p\/demo\/1$/);
   await waitFor('broken to show FAILED', async () => page.locator('tr[data-run=broken] .st-FAILED').count());
   await waitFor('the build to show FAILED', async () => page.locator('h1 .st-FAILED').count());
+  // The run greet's chained trigger added sits right under greet.
+  const rows = await page.locator('tr[data-run]').evaluateAll((trs) => trs.map((t) => `${t.dataset.run}${t.classList.contains('child') ? ' (child)' : ''}`));
+  assert.deepEqual(rows, ['greet', 'smoke-after-greet (child)', 'broken']);
   await shot('build-failed');
   await page.click('tr[data-run=broken] a');
   await page.waitForURL(/#\/p\/demo\/1\/broken$/);
