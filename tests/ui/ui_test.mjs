@@ -63,6 +63,7 @@ scripts:
       sleep 0.1
     done
     echo "done: $GREETING"
+    echo "greeted: $GREETING" > "$ARCHIVE/greeting.txt"
   broken: |
     #!/bin/sh
     echo "compiling widget"
@@ -249,6 +250,13 @@ test("a run's console grows live to its last line", async () => {
   const expected = Array.from({ length: 60 }, (_, i) => `line ${i + 1} of 60: from-the-ui`).concat('done: from-the-ui');
   assert.deepEqual(await scriptLines(page), expected);
   assert.equal(await page.locator('.ln:has-text("line 1 of 60") .t .f2').textContent(), 'line 1 of 60');
+  // Its artifact, with its size, downloads through the API with the token.
+  const artifact = page.locator('tr:has(td:text-is("greeting.txt"))');
+  await artifact.waitFor();
+  assert.equal(await artifact.locator('td').nth(1).textContent(), '21 B');
+  const [download] = await Promise.all([page.waitForEvent('download'), artifact.locator('button').click()]);
+  assert.equal(download.suggestedFilename(), 'greeting.txt');
+  assert.equal(readFileSync(await download.path(), 'utf8'), 'greeted: from-the-ui\n');
   await shot('run');
 });
 
