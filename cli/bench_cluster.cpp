@@ -9,6 +9,9 @@
 //            sequence, wait until this core's RocksDB copy holds it)
 //   plain    K threads publish N messages of the same size with js_PublishMsg
 //            and wait for each ack (a stream of their own, same storage)
+//   checked  the same, each naming its subject's last sequence, while an
+//            ordered consumer follows the stream: the server's own cost of
+//            what kiln's design asks of it (checked_js_append_ratio)
 // Rounds alternate which goes first; js_append_ratio is the median of the
 // rounds' kiln / plain append rates.
 //
@@ -79,8 +82,13 @@ struct nats_process {
   }
 };
 
-// Plain acknowledged JetStream publishes: K threads, `total` in all.
-double plain_rate(const std::string& url, std::size_t payload, std::size_t total, unsigned threads) {
+// Plain acknowledged JetStream publishes: K threads, `total` in all. With
+// `checked`, each also names the subject's last sequence (as kiln must, so
+// that two cores cannot both win) while an ordered consumer follows the
+// stream (as each core's copy does): what the server itself spends on the
+// two, without kiln.
+double plain_rate(const std::string& url, std::size_t payload, std::size_t total, unsigned threads,
+                  bool checked, std::uint64_t round) {
   natsConnection* nc = nullptr;
   check(natsConnection_ConnectTo(&nc, url.c_str()) == NATS_OK, "cannot connect to " + url);
   jsCtx* js = nullptr;
@@ -93,24 +101,46 @@ double plain_rate(const std::string& url, std::size_t payload, std::size_t total
   cfg.SubjectsLen = 1;
   cfg.Storage = js_FileStorage;
   js_AddStream(nullptr, js, &cfg, nullptr, nullptr);  // exists after the first round: fine
+  natsSubscription* follower = nullptr;
+  if (checked) {
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = "BENCH_PLAIN";
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverNew;
+    auto on_msg = [](natsConnection*, natsSubscription*, natsMsg* m, void*) { natsMsg_Destroy(m); };
+    check(js_Subscribe(&follower, js, "bench.plain.>", on_msg, nullptr, nullptr, &so, nullptr) == NATS_OK,
+          "cannot follow the plain stream");
+  }
   std::string data(payload, 'x');
   std::atomic<bool> failed{false};
   auto t0 = clock_type::now();
   std::vector<std::thread> pool;
   for (unsigned t = 0; t < threads; ++t)
     pool.emplace_back([&, t] {
-      auto subject = "bench.plain." + std::to_string(t);
+      auto subject = "bench.plain." + std::to_string(round) + (checked ? ".checked." : ".") + std::to_string(t);
+      std::uint64_t last = 0;
       for (std::size_t i = t; i < total; i += threads) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        if (checked && last > 0)
+          po.ExpectLastSubjectSeq = last;
+        else if (checked)
+          po.ExpectNoMessage = true;
         jsPubAck* ack = nullptr;
-        if (js_Publish(&ack, js, subject.c_str(), data.data(), static_cast<int>(data.size()),
-                       nullptr, nullptr) != NATS_OK)
+        if (js_Publish(&ack, js, subject.c_str(), data.data(), static_cast<int>(data.size()), &po,
+                       nullptr) != NATS_OK)
           failed = true;
+        else
+          last = ack->Sequence;
         jsPubAck_Destroy(ack);
       }
     });
   for (auto& t : pool)
     t.join();
   auto seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+  if (follower)
+    natsSubscription_Destroy(follower);
   jsCtx_Destroy(js);
   natsConnection_Destroy(nc);
   check(!failed, "a plain JetStream publish failed");
@@ -200,29 +230,37 @@ int bench_cluster(const args& a) {
   auto log = storage::jetstream_event_log::open(
     **local, {.servers = {url}, .name = "kiln-bench", .publishers = threads});
   check(bool(log), log ? "" : log.error().message);
-  std::vector<double> plain, kiln, ratios;
+  std::vector<double> plain, checked, kiln, ratios, checked_ratios;
   for (std::uint64_t r = 0; r < rounds; ++r) {
-    double p = 0, k = 0;
+    double p = 0, c = 0, k = 0;
     if (r % 2 == 0) {
-      p = plain_rate(url, payload, total, threads);
+      p = plain_rate(url, payload, total, threads, false, r);
+      c = plain_rate(url, payload, total, threads, true, r);
       k = kiln_rate(**log, r, total, threads);
     } else {
       k = kiln_rate(**log, r, total, threads);
-      p = plain_rate(url, payload, total, threads);
+      c = plain_rate(url, payload, total, threads, true, r);
+      p = plain_rate(url, payload, total, threads, false, r);
     }
     plain.push_back(p);
+    checked.push_back(c);
     kiln.push_back(k);
     ratios.push_back(k / p);
+    checked_ratios.push_back(c / p);
   }
   json out{{"appends", total},
            {"appenders", threads},
            {"commit_bytes", payload},
            {"plain_js_appends_per_s", percentile(plain, 0.5)},
+           {"checked_js_appends_per_s", percentile(checked, 0.5)},
            {"kiln_js_appends_per_s", percentile(kiln, 0.5)},
-           {"js_append_ratio", percentile(ratios, 0.5)}};
+           {"js_append_ratio", percentile(ratios, 0.5)},
+           {"checked_js_append_ratio", percentile(checked_ratios, 0.5)}};
   std::printf("  appends  kiln %8.0f/s   plain JetStream %8.0f/s   ratio %.2f\n",
               out["kiln_js_appends_per_s"].get<double>(), out["plain_js_appends_per_s"].get<double>(),
               out["js_append_ratio"].get<double>());
+  std::printf("           plain JetStream with kiln's sequence check and a follower %8.0f/s   ratio %.2f\n",
+              out["checked_js_appends_per_s"].get<double>(), out["checked_js_append_ratio"].get<double>());
   unsigned failed = 0;
   if (runs > 0) {
     std::printf("bench cluster: %u runs of `true`, %u clients, through kiln up and through "

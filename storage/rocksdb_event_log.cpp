@@ -334,7 +334,9 @@ struct rocksdb_event_log::impl {
         queue_cv.wait(lock, [&] { return !queue.empty() || stopping; });
         if (queue.empty())
           return;
-        if (queue.size() < last_batch && !stopping) {
+        // Lingering shares a sync; an unsynced log (a cluster core's copy)
+        // has none to share and would only wait.
+        if (opts.sync && queue.size() < last_batch && !stopping) {
           wake_at = last_batch;
           queue_cv.wait_for(lock, sync_cost / 4,
                             [&] { return queue.size() >= last_batch || stopping; });

@@ -37,6 +37,7 @@ TEST_CASE("a short kiln bench cluster prints its JetStream and cluster-vs-single
   CHECK(out.find("cluster vs single node: ") != std::string::npos);
   auto j = nlohmann::json::parse(out.substr(out.rfind('{')));
   for (auto key : {"js_append_ratio", "kiln_js_appends_per_s", "plain_js_appends_per_s",
+                   "checked_js_append_ratio", "checked_js_appends_per_s",
                    "cluster_vs_single_ratio", "single_runs_per_s", "cluster_runs_per_s",
                    "single_finish_p99_ms", "cluster_finish_p99_ms"}) {
     INFO(key);
