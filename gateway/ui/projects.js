@@ -10,19 +10,26 @@ export function projectsPage(main) {
     { empty: 'No projects yet. PUT a definition to /v1/projects/NAME to add one (docs/api.md).' }));
 }
 
+// Projects whose badge Markdown is shown: the list is redrawn every few
+// seconds, and an open field must stay open.
+const openBadges = new Set();
+
 function projectRow(p) {
   const badge = `${location.origin}/v1/projects/${encodeURIComponent(p.name)}/badge.svg`;
   const cell = h('td', { class: 'hide-narrow' });
+  const field = () => copyField(`![build](${badge})`, `Badge Markdown for ${p.name}`);
   const show = h('button', {
-    type: 'button', 'aria-expanded': 'false',
+    type: 'button', 'aria-expanded': String(openBadges.has(p.name)),
     onclick: () => {
-      const open = show.getAttribute('aria-expanded') !== 'true';
+      const open = !openBadges.has(p.name);
+      if (open) openBadges.add(p.name); else openBadges.delete(p.name);
       show.setAttribute('aria-expanded', String(open));
       cell.querySelector('.copy')?.remove();
-      if (open) cell.append(copyField(`![build](${badge})`, `Badge Markdown for ${p.name}`));
+      if (open) cell.append(field());
     },
   }, 'Badge');
   cell.append(show);
+  if (openBadges.has(p.name)) cell.append(field());
   const last = p.last_build;
   return h('tr', { 'data-project': p.name },
     h('td', {}, link(path('p', p.name), h('b', {}, p.name)),

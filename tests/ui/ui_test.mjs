@@ -346,6 +346,10 @@ test('the badge shows the last build', async () => {
   await row.locator('.st-RUNNING').waitFor();
   await row.locator('button:text-is("Badge")').click();
   assert.equal(await row.locator('.copy input').inputValue(), `![build](${ui}/v1/projects/demo/badge.svg)`);
+  // The list is redrawn every few seconds; the open field stays open.
+  const drawn = await row.elementHandle();
+  await page.waitForFunction((el) => !el.isConnected, drawn, { timeout: 30000 });
+  assert.equal(await row.locator('.copy input').inputValue(), `![build](${ui}/v1/projects/demo/badge.svg)`);
 });
 
 test('on a phone the pages still fit', async () => {
