@@ -551,6 +551,17 @@ void core_service::impl::handle(const bus::message& m) {
   }
 }
 
+namespace {
+
+// Older than JetStream's duplicate window, with a margin for clocks.
+bool stale(const logged_commit& commit) {
+  auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch()).count();
+  return now - commit.body.meta.time_unix_ns > std::chrono::nanoseconds{std::chrono::seconds{90}}.count();
+}
+
+} // namespace
+
 core_service::core_service(bus::bus& b, core& c, storage::event_log& log)
     : impl_(std::make_unique<impl>(impl{b, c, log, nullptr, nullptr, nullptr})) {
   auto serve = [p = impl_.get()](const bus::message& m) { p->handle(m); };
@@ -561,12 +572,25 @@ core_service::core_service(bus::bus& b, core& c, storage::event_log& log)
   // commit as JSON (so a reader sees its sequence and siblings). Published
   // once the core's read model holds it, so that a reaction to an event
   // never reads a state from before it.
-  impl_->published = log.subscribe(log.last_seq(), [p = impl_.get()](const logged_commit& commit) {
+  //
+  // Every core of a cluster publishes every commit it copies: the message id
+  // (the commit's sequence and hash, the same on every core, and the event's
+  // place in it) lets KILN_EVENTS keep each event once. JetStream forgets ids after
+  // its duplicate window (2 min), so a core catching up after longer does
+  // not publish what another core published long ago.
+  auto replica = log.replica();
+  impl_->published = log.subscribe(log.last_seq(), [p = impl_.get(), replica](const logged_commit& commit) {
     auto line = to_json_line(commit);
     if (!p->c.wait_applied(commit.seq))
       return false;  // the core stopped
-    for (auto& e : commit.body.events)
-      p->b.publish(subjects::event_subject(commit.body.stream, type_name(e)), line);
+    if (replica && stale(commit))
+      return true;
+    // With the chain hash: a log started afresh reuses sequences.
+    auto id = "kiln-evt-" + std::to_string(commit.seq.value) + "-" + to_hex(commit.hash).substr(0, 16) + "-";
+    auto& events = commit.body.events;
+    for (std::size_t i = 0; i < events.size(); ++i)
+      p->b.publish_once(subjects::event_subject(commit.body.stream, type_name(events[i])), line,
+                        id + std::to_string(i));
     return true;
   });
 }

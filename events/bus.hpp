@@ -38,6 +38,14 @@ class bus {
   virtual status_result publish(std::string subject, std::string data,
                                 std::string reply_to = {}) = 0;
 
+  // A publish that a JetStream stream over the subject keeps once, whoever
+  // sends it: `msg_id` is its de-duplication id (every core of a cluster
+  // publishes every event). Without JetStream, a plain publish.
+  virtual status_result publish_once(std::string subject, std::string data, std::string msg_id) {
+    (void)msg_id;
+    return publish(std::move(subject), std::move(data));
+  }
+
   // `pattern` may hold NATS wildcards: `*` one token, `>` the rest. With a
   // queue group, each message goes to one member of the group only.
   virtual std::unique_ptr<subscription> subscribe(std::string pattern, handler h,

@@ -204,6 +204,19 @@ status_result nats_bus::publish(std::string subject, std::string data, std::stri
   return ok;
 }
 
+status_result nats_bus::publish_once(std::string subject, std::string data, std::string msg_id) {
+  natsMsg* msg = nullptr;
+  auto s = natsMsg_Create(&msg, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
+  if (s == NATS_OK)
+    s = natsMsgHeader_Set(msg, "Nats-Msg-Id", msg_id.c_str());
+  if (s == NATS_OK)
+    s = natsConnection_PublishMsg(impl_->conn, msg);
+  natsMsg_Destroy(msg);
+  if (s != NATS_OK)
+    return error{"unavailable", "publish to " + subject + ": " + status_text(s)};
+  return ok;
+}
+
 status_result nats_bus::keep_stream(const std::string& name, const std::string& subjects,
                                     std::chrono::seconds max_age, int replicas) {
   jsCtx* js = nullptr;

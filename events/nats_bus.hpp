@@ -29,6 +29,7 @@ class nats_bus final : public bus {
   ~nats_bus() override;  // drains: queued messages are sent and handled first
 
   status_result publish(std::string subject, std::string data, std::string reply_to = {}) override;
+  status_result publish_once(std::string subject, std::string data, std::string msg_id) override;
   std::unique_ptr<subscription> subscribe(std::string pattern, handler h,
                                           std::string queue_group = {}) override;
   void request(std::string subject, std::string data, std::chrono::milliseconds timeout,

@@ -4,6 +4,7 @@
 // loses nothing acknowledged, and once it is back its copy catches up with
 // a hash chain identical to the other core's.
 #include "support/audit_line.hpp"
+#include "support/durable_reader.hpp"
 #include "support/http_client.hpp"
 #include "support/nats_server.hpp"
 #include "support/process.hpp"
@@ -136,6 +137,28 @@ TEST_CASE("two kiln cores on the cluster's log: either serves, one is killed, it
   };
   trigger(6);
   REQUIRE(all_passed(6));
+
+  // Both cores publish every event they copy; KILN_EVENTS keeps each once:
+  // a commit's message on a subject as often as the commit has events of
+  // that type, not twice as often.
+  {
+    durable_reader reader{nats.url(), "once"};
+    std::map<std::pair<std::uint64_t, std::string>, int> seen, expected;
+    for (auto batch = reader.fetch(500); !batch.empty(); batch = reader.fetch(500))
+      for (auto& [subject, commit] : batch) {
+        auto key = std::pair{commit["seq"].get<std::uint64_t>(), subject};
+        ++seen[key];
+        int events = 0;
+        for (auto& e : commit["events"])
+          events += subject.ends_with("." + e["type"].get<std::string>());
+        expected[key] = events;
+      }
+    REQUIRE(seen.size() > 20);
+    for (auto& [key, n] : seen) {
+      INFO("commit " << key.first << " on " << key.second);
+      CHECK(n == expected[key]);
+    }
+  }
 
   // SIGKILL core a while builds run: b carries on, nothing acknowledged is lost.
   trigger(4);
