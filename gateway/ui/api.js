@@ -15,6 +15,11 @@ export class ApiError extends Error {
   }
 }
 
+// A POST sent again after a lost answer (same key) is done once.
+export function idempotencyKey() {
+  return crypto.randomUUID?.() || `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+}
+
 function authHeaders(extra = {}) {
   const h = { ...extra };
   const t = token.get();

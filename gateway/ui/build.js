@@ -1,10 +1,8 @@
 // One build: its runs grouped by trigger, a chained run under the run that
 // chained it; cancel, rerun and rerun-failed.
-import { api } from './api.js';
-import { h, link, path, status, table, ago, duration, every, toast, fill } from './dom.js';
+import { api, idempotencyKey } from './api.js';
+import { h, link, path, status, table, ago, duration, every, toast, fill, FINISHED } from './dom.js';
 import { session, showError } from './session.js';
-
-const FINISHED = new Set(['PASSED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'SKIPPED']);
 
 export function buildPage(main, project, number) {
   const base = `/projects/${encodeURIComponent(project)}/builds/${number}`;
@@ -54,7 +52,7 @@ function buildActions(project, number, b) {
   }, label);
   const rerun = (failed) => async () => {
     const r = await api(`${base}/rerun${failed ? '?failed=1' : ''}`, {
-      method: 'POST', headers: { 'Idempotency-Key': crypto.randomUUID?.() || String(Math.random()) },
+      method: 'POST', headers: { 'Idempotency-Key': idempotencyKey() },
     });
     toast(`Build #${r.build} started`);
     location.hash = path('p', project, r.build);

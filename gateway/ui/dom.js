@@ -33,6 +33,9 @@ export const link = (href, ...children) => h('a', { href }, ...children);
 // "#/p/app/12/unit": names go through encodeURIComponent.
 export const path = (...parts) => `#/${parts.map((p) => encodeURIComponent(String(p))).join('/')}`;
 
+// The statuses a build or run ends in.
+export const FINISHED = new Set(['PASSED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'SKIPPED']);
+
 export function status(s) {
   return h('span', { class: `st st-${s}`, 'data-status': s }, s);
 }

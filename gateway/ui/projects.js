@@ -1,5 +1,5 @@
 // The projects list and one project: its builds and the trigger form.
-import { api } from './api.js';
+import { api, idempotencyKey } from './api.js';
 import { h, link, path, status, table, ago, duration, every, copyField, toast, fill } from './dom.js';
 import { session, showError } from './session.js';
 import { listPage } from './list_page.js';
@@ -122,7 +122,7 @@ function triggerForm(project, triggers) {
       button.disabled = true;
       try {
         const r = await api(`/projects/${encodeURIComponent(project)}/builds`, {
-          method: 'POST', body, headers: { 'Idempotency-Key': crypto.randomUUID?.() || String(Math.random()) },
+          method: 'POST', body, headers: { 'Idempotency-Key': idempotencyKey() },
         });
         toast(`Build #${r.build} started`);
         location.hash = path('p', project, r.build);

@@ -1,11 +1,9 @@
 // One run: its console live (resumable), artifacts, test results, rundef
 // and how to recreate it locally.
 import { api, follow, download } from './api.js';
-import { h, link, path, status, table, ago, duration, bytes, every, toast, copyField, fill } from './dom.js';
+import { h, link, path, status, table, ago, duration, bytes, every, toast, copyField, fill, FINISHED } from './dom.js';
 import { session, showError } from './session.js';
 import { ConsoleView } from './console.js';
-
-const FINISHED = new Set(['PASSED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'SKIPPED']);
 
 export function runPage(main, project, number, name, line) {
   const base = `/projects/${encodeURIComponent(project)}/builds/${number}/runs/${encodeURIComponent(name)}`;
