@@ -315,15 +315,11 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
                         "this data dir has copied the cluster's log up to " + std::to_string(position)
                           + " and the log holds " + std::to_string(stream_last)
                           + ": it is not a copy of this cluster's log");
-    natsMsg* msg = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    auto s = js_GetMsg(&msg, link->js(), o.stream.c_str(), taken, nullptr, &code);
-    if (s != NATS_OK)
+    auto data = link->message_at_start(o.stream, taken);
+    if (!data)
       return make_error(errc::io, "cannot read commit " + std::to_string(taken)
-                                    + " of the cluster's log: " + status_text(s, code));
-    auto theirs = codec::decode_commit(
-      {natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))});
-    natsMsg_Destroy(msg);
+                                    + " of the cluster's log: " + data.error().message);
+    auto theirs = codec::decode_commit(*data);
     auto own = local.read_all(global_seq{commits - 1}, 1);
     if (!theirs || !own || own->empty() || !(own->front().body == *theirs))
       return make_error(errc::invalid_argument,

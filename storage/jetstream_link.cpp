@@ -113,6 +113,19 @@ result<std::uint64_t> link::last_seq(const std::string& stream) {
   return last;
 }
 
+result<std::string> link::message_at_start(const std::string& stream, std::uint64_t seq) {
+  natsMsg* msg = nullptr;
+  auto [s, code] = while_electing("stream=" + stream, [&](jsErrCode& code) {
+    return js_GetMsg(&msg, js_, stream.c_str(), seq, nullptr, &code);
+  });
+  if (s != NATS_OK)
+    return error{"io", "cannot read message " + std::to_string(seq) + " of JetStream stream "
+                         + stream + ": " + status_text(s, code)};
+  std::string data{natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))};
+  natsMsg_Destroy(msg);
+  return data;
+}
+
 struct ordered_copy::box {
   handler h;
   std::mutex mu;

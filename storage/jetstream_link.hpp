@@ -42,6 +42,9 @@ class link {
   // Makes the stream if there is none; its last sequence.
   result<std::uint64_t> ensure_stream(const stream_spec& spec);
   result<std::uint64_t> last_seq(const std::string& stream);
+  // The data of the stream's message at `seq`, for a start-up check: waits,
+  // as ensure_stream does, for a JetStream cluster still electing.
+  result<std::string> message_at_start(const std::string& stream, std::uint64_t seq);
 
  private:
   natsConnection* conn_ = nullptr;
