@@ -9,6 +9,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -23,7 +24,9 @@ using jetstream::status_text;
 struct publish_job {
   append_request req;
   append_callback done;
-  std::function<void()> task;  // set: not an append, work for a publisher thread
+  // Set: not an append but work for a publisher thread, told false if the
+  // log closes before it runs.
+  std::function<void(bool run)> task;
   std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();
 };
 
@@ -46,8 +49,14 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
   std::unordered_set<std::string> in_flight;
   std::unordered_map<std::string, std::deque<publish_job>> waiting_streams;
   std::vector<std::thread> publishers;
+  // Published, not yet acknowledged: by the message, which the ack brings back.
+  std::mutex acks_mu;
+  std::unordered_map<natsMsg*, publish_job> awaiting_ack;
 
   // ---- the copy: stream -> local log, in order ----
+  std::mutex copy_mu;
+  std::map<std::uint64_t, std::pair<std::string, std::string>> early;  // seq -> subject, commit
+  static constexpr std::size_t max_early = 10'000;
   // What the copy made of each recent stream message: the local receipt,
   // or the conflict that left it out.
   jetstream::recent_outcomes<result<append_receipt>> outcomes{100'000};
@@ -57,38 +66,82 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
   std::unordered_map<std::string, std::uint64_t> subject_last;
   static constexpr std::size_t max_subjects = 200'000;
 
-  void copy(std::uint64_t seq, std::string subject, std::string bytes) {
-    if (!progress.take(seq))
-      return;
-    local.replicate_async(
-      seq, std::move(bytes),
-      [self = shared_from_this(), seq, subject = std::move(subject)](result<append_receipt> r) {
-        if (!r && r.error().code != "conflict") {
-          spdlog::error("log copy=stopped seq={} error=\"{}\"", seq, r.error().message);
-          return self->progress.stop(r.error());
+  // Copies the stream's message `seq` into this core's log, in the stream's
+  // order. The ordered consumer hands over every message; the appender that
+  // published one hands it over too, as soon as its ack comes (`own`): the
+  // consumer's delivery lags the ack by a few hundred microseconds, which
+  // was most of what an append cost beyond its publish. An own message that
+  // comes before the one in front of it waits in `early` for it. The log's
+  // stream has no gaps (no delete, no expiry, a duplicate takes no
+  // sequence), so seq - 1 is the one in front. Whichever hand-over comes
+  // second finds the message taken.
+  void copy(std::uint64_t seq, const std::string& subject, std::string bytes, bool own) {
+    std::uint64_t last = 0;
+    {
+      std::lock_guard lock{copy_mu};  // take and write as one: in order
+      if (own && progress.taken() + 1 != seq) {
+        if (seq > progress.taken() && early.size() < max_early)
+          early.emplace(seq, std::pair{subject, std::move(bytes)});
+        return;
+      }
+      if (!copy_one(seq, subject, std::move(bytes)))
+        return;
+      last = seq;
+      while (!early.empty()) {
+        auto next = early.begin();
+        if (next->first == last + 1) {
+          if (!copy_one(next->first, next->second.first, std::move(next->second.second)))
+            break;  // the copy broke: its waiters are told
+          last = next->first;
+        } else if (next->first > last) {
+          break;
         }
-        if (!r)
-          spdlog::warn("log copy=left_out seq={} reason=\"{}\"", seq, r.error().message);
-        self->outcomes.put(seq, r);
-        {
-          std::lock_guard lock{self->subjects_mu};
-          if (self->subject_last.size() >= max_subjects)
-            self->subject_last.clear();
-          self->subject_last[subject] = seq;
-        }
-        self->progress.done(seq);
-      });
+        early.erase(next);
+      }
+    }
+    progress.done(last);  // outside copy_mu: it runs the waiters' callbacks
   }
 
-  // The subject's last message as the copy has seen it; asked of JetStream
-  // when the copy has not seen one since it started (0: none). Only a hint
-  // for JetStream's check: the copy decides what is taken.
-  result<std::uint64_t> last_on_subject(const std::string& subject) {
+  // Under copy_mu. False when the message was seen before or the copy broke.
+  bool copy_one(std::uint64_t seq, const std::string& subject, std::string bytes) {
+    if (!progress.take(seq))
+      return false;
+    auto r = local.replicate(seq, std::move(bytes));
+    if (!r && r.error().code != "conflict") {
+      spdlog::error("log copy=stopped seq={} error=\"{}\"", seq, r.error().message);
+      progress.stop(r.error());
+      return false;
+    }
+    if (!r)
+      spdlog::warn("log copy=left_out seq={} reason=\"{}\"", seq, r.error().message);
+    outcomes.put(seq, r);
+    std::lock_guard lock{subjects_mu};
+    if (subject_last.size() >= max_subjects)
+      subject_last.clear();
+    subject_last[subject] = seq;
+    return true;
+  }
+
+  // The sequence JetStream is to find as the subject's last (0: none),
+  // known without asking it: the last the copy has seen on the subject, or
+  // none for an aggregate this core's copy has never seen a commit of.
+  // Only a hint for JetStream's check: the copy decides what is taken. A
+  // wrong hint costs a refusal, after which the subject is looked up.
+  std::optional<std::uint64_t> known_last(const std::string& subject, const append_request& req) {
     {
       std::lock_guard lock{subjects_mu};
       if (auto it = subject_last.find(subject); it != subject_last.end())
         return it->second;
     }
+    if (req.expected.value == 0)
+      if (auto v = local.last_version(req.stream); v && v->value == 0)
+        return std::uint64_t{0};
+    return std::nullopt;
+  }
+
+  // The subject's last message as JetStream has it (0: none), once the
+  // copy holds it too; kept as the hint. Blocking: a publisher thread's.
+  result<std::uint64_t> look_up_last(const std::string& subject) {
     natsMsg* msg = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
     auto s = js_GetLastMsg(&msg, link->js(), o.stream.c_str(), subject.c_str(), nullptr, &code);
@@ -102,6 +155,9 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
     // JetStream's own answer may be ahead of the copy: the version check
     // that follows means something only once the copy holds it.
     progress.wait_for(seq, o.ack_timeout);
+    std::lock_guard lock{subjects_mu};
+    auto& last = subject_last[subject];
+    last = std::max(last, seq);
     return seq;
   }
 
@@ -113,6 +169,10 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
   }
 
   // ---- appends ----
+  // One append per aggregate in flight, in order. An append whose subject's
+  // last sequence is known is published on the caller's thread without
+  // waiting for its ack (js_PublishMsgAsync); a publisher thread looks up the
+  // others first. The ack's handler copies the commit and completes it.
   void submit(publish_job j) {
     {
       std::lock_guard lock{mu};
@@ -126,6 +186,20 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
         return;
       }
       in_flight.insert(stream);
+    }
+    auto subject = subjects::log_subject(j.req.stream);
+    if (auto last = known_last(subject, j.req))
+      return publish(std::move(j), subject, *last);
+    queue(std::move(j));
+  }
+
+  void queue(publish_job j) {
+    {
+      std::lock_guard lock{mu};
+      if (stopping) {
+        auto done = std::move(j.done);
+        return done(make_error(errc::closed, "the log is closing"));
+      }
       jobs.push_back(std::move(j));
     }
     // One job, one publisher: waking all of them for it cost each append
@@ -134,19 +208,21 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
   }
 
   // Blocking work (a JetStream request) off the caller's thread.
-  // False when the log is closing: the task will not run.
-  bool run_task(std::function<void()> task) {
+  void run_task(std::function<void(bool run)> task) {
     {
       std::lock_guard lock{mu};
-      if (stopping)
-        return false;
-      jobs.push_back({{}, {}, std::move(task)});
+      if (!stopping) {
+        jobs.push_back({{}, {}, std::move(task)});
+        task = nullptr;
+      }
     }
+    if (task)
+      return task(false);
     cv.notify_one();
-    return true;
   }
 
-  // The stream's append is done: its next one may go.
+  // The stream's append is done: its next one goes, through a publisher
+  // thread (this may be the ack handler's, which must not wait on anything).
   void release(const std::string& stream) {
     {
       std::lock_guard lock{mu};
@@ -174,10 +250,21 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
         job = std::move(jobs.front());
         jobs.pop_front();
       }
-      if (job.task)
-        job.task();
+      if (job.task) {
+        job.task(true);
+        continue;
+      }
+      auto subject = subjects::log_subject(job.req.stream);
+      auto last = known_last(subject, job.req);
+      if (last) {
+        publish(std::move(job), subject, *last);
+        continue;
+      }
+      auto looked = look_up_last(subject);
+      if (!looked)
+        finish(job, looked.error());
       else
-        publish(std::move(job));
+        publish(std::move(job), subject, *looked);
     }
   }
 
@@ -202,17 +289,14 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
     finish(j, conflict);
   }
 
-  void publish(publish_job j) {
+  // Never blocks: on the caller's thread, a publisher's or the ack handler's.
+  void publish(publish_job j, const std::string& subject, std::uint64_t expect_seq) {
     auto& req = j.req;
     // JetStream checks the subject's last sequence, so that of two cores
     // deciding on one aggregate one is refused at once; the copy is what
     // decides in the end (a commit whose version is taken is left out).
-    // Read before the version check: a commit the copy takes in between
-    // then fails the check here rather than pass JetStream's.
-    auto subject = subjects::log_subject(req.stream);
-    auto expect_seq = last_on_subject(subject);
-    if (!expect_seq)
-      return finish(j, expect_seq.error());
+    // The hint is read before the version check: a commit the copy takes in
+    // between then fails the check here rather than pass JetStream's.
     auto current = local.last_version(req.stream);
     if (!current)
       return finish(j, current.error());
@@ -239,62 +323,130 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = o.ack_timeout.count();
-    if (!req.meta.command_id.empty())
-      po.MsgId = req.meta.command_id.c_str();
-    if (*expect_seq > 0)
-      po.ExpectLastSubjectSeq = *expect_seq;
+    if (expect_seq > 0)
+      po.ExpectLastSubjectSeq = expect_seq;
     else
       po.ExpectNoMessage = true;
-    jsPubAck* ack = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    auto s = js_PublishMsg(&ack, link->js(), msg, &po, &code);
-    natsMsg_Destroy(msg);
-    if (s == NATS_OK) {
-      auto seq = ack->Sequence;
-      bool duplicate = ack->Duplicate;
-      jsPubAck_Destroy(ack);
-      // Shared: the callback may outlive this call, the job is moved in.
-      auto pending = std::make_shared<publish_job>(std::move(j));
-      progress.when_done(seq, [self = shared_from_this(), pending, seq, duplicate](bool copied) {
-        if (!copied)
-          return self->finish(*pending, self->copy_error());
-        if (duplicate) {
-          // Another core took this command first: its receipt.
-          auto& id = pending->req.meta.command_id;
-          if (auto first = self->local.find_command(id))
-            return self->finish(*pending, *first);
-          return self->finish(*pending, make_error(errc::io, "command " + id
-                                                              + " is in the cluster's log but "
-                                                                "not in this core's copy"));
-        }
-        auto outcome = self->outcomes.get(seq);
-        if (!outcome)
-          return self->finish(*pending, make_error(errc::io, "commit " + std::to_string(seq)
-                                                               + " was copied too long ago to tell"));
-        if (!*outcome)  // left out: it lost to a commit of the same version
-          return self->conflict_or_duplicate(*pending, outcome->error());
-        self->finish(*pending, **outcome);
-      });
-      return;
+    // The ack handler finds its append by the message: registered first,
+    // for the ack may come before js_PublishMsgAsync returns.
+    auto key = msg;
+    auto command_id = req.meta.command_id;  // po.MsgId points into it
+    po.MsgId = command_id.empty() ? nullptr : command_id.c_str();
+    {
+      std::lock_guard lock{acks_mu};
+      awaiting_ack.emplace(key, std::move(j));
     }
-    if (code == JSStreamWrongLastSequenceErr) {
-      // Another core appended to the aggregate first. Once the copy holds
-      // its commit, the caller re-reads the stream and decides again.
-      auto last = link->last_seq(o.stream);
-      auto pending = std::make_shared<publish_job>(std::move(j));
+    auto s = js_PublishMsgAsync(link->js(), &msg, &po);
+    if (s == NATS_OK)
+      return;
+    natsMsg_Destroy(msg);
+    std::optional<publish_job> unsent;
+    {
+      std::lock_guard lock{acks_mu};
+      if (auto it = awaiting_ack.find(key); it != awaiting_ack.end()) {
+        unsent = std::move(it->second);
+        awaiting_ack.erase(it);
+      }
+    }
+    if (unsent)
+      finish(*unsent, make_error(errc::io, "cannot publish to the cluster's log: " + status_text(s)));
+  }
+
+  // Every ack and every failure of an async publish, on the delivery thread.
+  // The gate lets shutdown wait for a call in progress and turn later ones
+  // away (the library may deliver one while the connection closes).
+  struct ack_gate {
+    std::mutex mu;
+    impl* open = nullptr;
+  };
+  std::unique_ptr<ack_gate> gate = std::make_unique<ack_gate>();
+
+  static void on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* failure, void* closure) {
+    auto& g = *static_cast<ack_gate*>(closure);
+    {
+      std::lock_guard lock{g.mu};
+      if (g.open)
+        g.open->answered(msg, ack, failure);
+    }
+    natsMsg_Destroy(msg);
+  }
+
+  void answered(natsMsg* msg, jsPubAck* ack, jsPubAckErr* failure) {
+    std::optional<publish_job> j;
+    {
+      std::lock_guard lock{acks_mu};
+      if (auto it = awaiting_ack.find(msg); it != awaiting_ack.end()) {
+        j = std::move(it->second);
+        awaiting_ack.erase(it);
+      }
+    }
+    if (!j)
+      return;
+    if (ack)
+      acknowledged(std::move(*j), msg, ack->Sequence, ack->Duplicate);
+    else
+      refused(std::move(*j), failure);
+  }
+
+  void acknowledged(publish_job j, natsMsg* msg, std::uint64_t seq, bool duplicate) {
+    // The commit is the stream's message `seq`: copied now if next in line,
+    // without waiting for the copy's delivery of it.
+    if (!duplicate)
+      copy(seq, natsMsg_GetSubject(msg),
+           std::string{natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))},
+           true);
+    // Shared: the callback may outlive this call, the job is moved in.
+    auto pending = std::make_shared<publish_job>(std::move(j));
+    progress.when_done(seq, [self = shared_from_this(), pending, seq, duplicate](bool copied) {
+      if (!copied)
+        return self->finish(*pending, self->copy_error());
+      if (duplicate) {
+        // Another core took this command first: its receipt.
+        auto& id = pending->req.meta.command_id;
+        if (auto first = self->local.find_command(id))
+          return self->finish(*pending, *first);
+        return self->finish(*pending, make_error(errc::io, "command " + id
+                                                            + " is in the cluster's log but "
+                                                              "not in this core's copy"));
+      }
+      auto outcome = self->outcomes.get(seq);
+      if (!outcome)
+        return self->finish(*pending, make_error(errc::io, "commit " + std::to_string(seq)
+                                                             + " was copied too long ago to tell"));
+      if (!*outcome)  // left out: it lost to a commit of the same version
+        return self->conflict_or_duplicate(*pending, outcome->error());
+      self->finish(*pending, **outcome);
+    });
+  }
+
+  void refused(publish_job j, jsPubAckErr* failure) {
+    auto code = failure ? failure->ErrCode : static_cast<jsErrCode>(0);
+    if (code != JSStreamWrongLastSequenceErr) {
+      // Not acknowledged: it may or may not be in the stream. A retry with
+      // the same command id finds out.
+      auto why = failure ? status_text(failure->Err, code)
+                             + (failure->ErrText ? std::string{": "} + failure->ErrText : "")
+                         : std::string{"no answer"};
+      return finish(j, make_error(errc::io, "the cluster's log did not acknowledge the commit: "
+                                              + why));
+    }
+    // Another core appended to the aggregate first, or the hint was stale.
+    // Once the copy holds what the stream holds now, the caller re-reads the
+    // stream and decides again. Asking JetStream blocks: a publisher's work.
+    auto pending = std::make_shared<publish_job>(std::move(j));
+    run_task([self = shared_from_this(), pending](bool run) {
+      if (!run)
+        return self->finish(*pending, make_error(errc::closed, "the log is closing"));
+      auto subject = subjects::log_subject(pending->req.stream);
+      (void) self->look_up_last(subject);
+      auto last = self->link->last_seq(self->o.stream);
       auto conflict = make_error(errc::conflict, "stream " + pending->req.stream.value
                                                    + " moved on in the cluster's log");
-      progress.when_done(last ? *last : 0,
-                  [self = shared_from_this(), pending, conflict](bool) {
-                    // JetStream checks the sequence before the message id.
-                    self->conflict_or_duplicate(*pending, conflict);
-                  });
-      return;
-    }
-    // Not acknowledged: it may or may not be in the stream. A retry with the
-    // same command id finds out.
-    finish(j, make_error(errc::io, "the cluster's log did not acknowledge the commit: "
-                                     + status_text(s, code)));
+      self->progress.when_done(last ? *last : 0, [self, pending, conflict](bool) {
+        // JetStream checks the sequence before the message id.
+        self->conflict_or_duplicate(*pending, conflict);
+      });
+    });
   }
 
   // The copy must be a copy of this stream: its last commit taken is the
@@ -340,7 +492,22 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
       t.join();
     publishers.clear();
     follower.reset();
-    // Appends still waiting for the copy, and those queued behind them.
+    {
+      std::lock_guard lock{gate->mu};
+      gate->open = nullptr;
+    }
+    // Closing the connection ends the delivery of acks; what was not
+    // acknowledged by then may or may not be in the stream.
+    link.reset();
+    std::unordered_map<natsMsg*, publish_job> unanswered;
+    {
+      std::lock_guard lock{acks_mu};
+      unanswered.swap(awaiting_ack);
+    }
+    for (auto& [msg, j] : unanswered)
+      finish(j, make_error(errc::closed, "the log closed before the cluster's log acknowledged "
+                                         "the commit (a retry with its command id finds out)"));
+    // Appends waiting for the copy; then those queued behind them, and tasks.
     progress.stop(std::nullopt);
     std::deque<publish_job> left;
     {
@@ -353,9 +520,12 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
         left.push_back(std::move(j));
       jobs.clear();
     }
-    for (auto& j : left)
-      j.done(make_error(errc::closed, "the log is closing"));
-    link.reset();
+    for (auto& j : left) {
+      if (j.task)
+        j.task(false);
+      else
+        j.done(make_error(errc::closed, "the log is closing"));
+    }
   }
 };
 
@@ -363,10 +533,12 @@ result<std::unique_ptr<jetstream_event_log>> jetstream_event_log::open(rocksdb_e
                                                                        jetstream_log_options o) {
   auto p = std::make_shared<impl>(local, std::move(o));
   auto& opts = p->o;
-  auto l = jetstream::link::connect(opts.servers, opts.name, opts.ack_timeout);
+  auto l = jetstream::link::connect(opts.servers, opts.name, opts.ack_timeout,
+                                    {&impl::on_ack, p->gate.get(), true});
   if (!l)
     return l.error();
   p->link = std::move(*l);
+  p->gate->open = p.get();
   auto stream_last = p->link->ensure_stream(
     {opts.stream, std::string{subjects::log_subjects}, opts.replicas, {}, true});
   if (!stream_last)
@@ -378,7 +550,7 @@ result<std::unique_ptr<jetstream_event_log>> jetstream_event_log::open(rocksdb_e
   auto follower = jetstream::ordered_copy::start(
     *p->link, opts.stream, std::string{subjects::log_subjects}, mine,
     [raw = p.get()](std::uint64_t seq, std::string subject, std::string data) {
-      raw->copy(seq, std::move(subject), std::move(data));
+      raw->copy(seq, subject, std::move(data), false);
     });
   if (!follower)
     return follower.error();
@@ -439,7 +611,9 @@ std::optional<append_receipt> jetstream_event_log::find_command(const std::strin
 global_seq jetstream_event_log::last_seq() const { return impl_->local.last_seq(); }
 
 void jetstream_event_log::sync_async(std::function<void(std::optional<global_seq>)> done) {
-  auto queued = impl_->run_task([p = impl_, done] {
+  impl_->run_task([p = impl_, done](bool run) {
+    if (!run)
+      return done(std::nullopt);
     auto last = p->link->last_seq(p->o.stream);
     if (!last)
       return done(std::nullopt);
@@ -447,8 +621,6 @@ void jetstream_event_log::sync_async(std::function<void(std::optional<global_seq
       done(copied ? std::optional<global_seq>{p->local.last_seq()} : std::nullopt);
     });
   });
-  if (!queued)
-    done(std::nullopt);
 }
 std::unique_ptr<subscription> jetstream_event_log::subscribe(global_seq after, commit_handler on_commit,
                                                              error_handler on_error) {

@@ -13,7 +13,9 @@
 // decides again). A command id is the message id, so a retry that reaches
 // another core is a duplicate, not a second commit. An append completes
 // once this core's copy holds it: a command's reply reads its own writes.
-// nats.h stays in the .cpp.
+// It is published on the caller's thread without waiting for the ack, and
+// the ack's handler copies it at once when it is next in line, ahead of the
+// copy's own delivery. nats.h stays in the .cpp.
 #include "storage/event_log.hpp"
 
 #include <chrono>
@@ -31,7 +33,9 @@ struct jetstream_log_options {
   std::string stream = "KILN_LOG";
   int replicas = 1;  // 3 on a 3-server cluster
   std::chrono::milliseconds ack_timeout{5000};
-  unsigned publishers = 8;  // appends of different aggregates in flight at once
+  // Threads for what blocks: looking up the last commit of an aggregate
+  // this core has not seen lately, before its append is published.
+  unsigned publishers = 8;
 };
 
 class jetstream_event_log final : public event_log {

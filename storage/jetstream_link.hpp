@@ -21,13 +21,22 @@ namespace kiln::storage::jetstream {
 
 std::string status_text(natsStatus s, jsErrCode code = static_cast<jsErrCode>(0));
 
+// For js_PublishMsgAsync: the handler of every ack or failure, and whether
+// it shares one delivery thread with the link's subscriptions.
+struct async_acks {
+  jsPubAckHandler handler = nullptr;
+  void* closure = nullptr;
+  bool one_delivery_thread = false;
+};
+
 // One connection and its JetStream context; closed when destroyed.
 class link {
  public:
   // Error "unavailable" when no server answers or JetStream is off.
   static result<std::unique_ptr<link>> connect(const std::vector<std::string>& servers,
                                                const std::string& name,
-                                               std::chrono::milliseconds ack_timeout);
+                                               std::chrono::milliseconds ack_timeout,
+                                               async_acks acks = {});
   ~link();
   jsCtx* js() const { return js_; }
   natsConnection* conn() const { return conn_; }

@@ -151,7 +151,7 @@ struct pending_append {
   std::uint64_t event_count = 0;
   std::string commit_bytes;
   append_callback done;
-  // A replicated commit (replicate_async): its sequence in the cluster's
+  // A replicated commit (replicate): its sequence in the cluster's
   // stream; 0 for a local append. Not de-duplicated.
   std::uint64_t source_seq = 0;
 };
@@ -177,13 +177,24 @@ struct rocksdb_event_log::impl {
   // Appenders wake the writer at this queue length (see write_loop's linger).
   std::size_t wake_at = 1;
   std::thread writer;
+  std::thread wal_flusher;  // an unsynced log's (wal_flush_loop)
+  std::condition_variable wal_cv;  // under queue_mu: wakes it to stop
 
-  // Writer thread only.
+  // The writer's state: under write_mu (the writer thread's batches and
+  // replicate() on the copy's thread).
+  std::mutex write_mu;
+  std::unordered_map<std::string, std::uint64_t> batch_versions;
+  std::unordered_map<std::string, command_window::entry> batch_commands;
+  std::atomic<std::int64_t> sync_cost_us{400};  // a write's running average
   command_window commands;  // written by the writer thread, read by find_command
   mutable std::mutex commands_mu;
   std::uint64_t next_seq = 1;
   digest last_hash{};
   std::atomic<std::uint64_t> copy_position{0}, copy_taken{0};
+  // Each recent stream's last version, as written: the writer's check, and
+  // last_version() without a seek. Its own lock: readers must not wait out
+  // a synced write.
+  std::mutex versions_mu;
   std::unordered_map<std::string, std::uint64_t> versions;
 
   // Writer -> readers and subscriptions.
@@ -216,8 +227,11 @@ struct rocksdb_event_log::impl {
       stopping = true;
     }
     queue_cv.notify_all();
+    wal_cv.notify_all();
     if (writer.joinable())
       writer.join();
+    if (wal_flusher.joinable())
+      wal_flusher.join();
     {
       std::lock_guard lock{commit_mu};
       closed = true;
@@ -300,17 +314,135 @@ struct rocksdb_event_log::impl {
     return ok;
   }
 
-  result<std::uint64_t> current_version(const std::string& stream) {
+  std::optional<std::uint64_t> cached_version(const std::string& stream) {
+    std::lock_guard lock{versions_mu};
     if (auto it = versions.find(stream); it != versions.end())
       return it->second;
+    return std::nullopt;
+  }
+
+  result<std::uint64_t> current_version(const std::string& stream) {
+    if (auto v = cached_version(stream))
+      return *v;
     auto entry = last_index_entry(stream);
     if (!entry)
       return entry.error();
     std::uint64_t v = *entry ? (*entry)->last_version : 0;
+    std::lock_guard lock{versions_mu};
     if (versions.size() >= version_cache_limit)
       versions.clear();
     versions.emplace(stream, v);
     return v;
+  }
+
+  // One WriteBatch for `batch`: versions checked (and command ids, for local
+  // appends), the chain extended, then written; an outcome for each. The
+  // writer thread and replicate() share the writer's state: under write_mu.
+  // Callbacks are the caller's to run, after it lets go of write_mu.
+  void write_batch(std::vector<pending_append>& batch,
+                   std::vector<std::optional<result<append_receipt>>>& outcomes) {
+    outcomes.assign(batch.size(), std::nullopt);
+    batch_versions.clear();
+    batch_commands.clear();
+    rocksdb::WriteBatch wb;
+    auto seq = next_seq;
+    auto hash = last_hash;
+    std::uint64_t batch_position = 0, batch_taken = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      auto& p = batch[i];
+      if (p.source_seq != 0)
+        batch_position = std::max(batch_position, p.source_seq);
+      if (!p.command_id.empty() && p.source_seq == 0) {
+        if (auto first = seen_command(p, batch_commands)) {
+          outcomes[i] = std::move(*first);
+          continue;
+        }
+      }
+      std::uint64_t current;
+      if (auto it = batch_versions.find(p.stream); it != batch_versions.end()) {
+        current = it->second;
+      } else if (auto v = current_version(p.stream); v) {
+        current = *v;
+      } else {
+        outcomes[i] = v.error();
+        continue;
+      }
+      if (current != p.expected) {
+        // A replicated commit whose version is taken lost a race the
+        // stream let through: every copy leaves it out alike.
+        outcomes[i] = make_error(errc::conflict, "stream " + p.stream + " is at version "
+                                                   + std::to_string(current) + ", expected "
+                                                   + std::to_string(p.expected));
+        continue;
+      }
+      auto h = chain_hash(hash, global_seq{seq}, p.commit_bytes);
+      wb.Put(records, seq_key(seq), codec::encode_record(global_seq{seq}, hash, h, p.commit_bytes));
+      std::string index_value;
+      auto last = p.expected + p.event_count;
+      put_be64(index_value, seq);
+      put_be64(index_value, last);
+      wb.Put(streams, stream_key(p.stream, p.expected + 1), index_value);
+      if (!p.command_id.empty() && !batch_commands.count(p.command_id))
+        batch_commands[p.command_id] = {p.stream, seq, last};
+      batch_versions[p.stream] = last;
+      if (p.source_seq != 0)
+        batch_taken = p.source_seq;
+      outcomes[i] = append_receipt{global_seq{seq}, stream_version{last}};
+      hash = h;
+      ++seq;
+    }
+    if (batch_position != 0) {
+      std::string v;
+      put_be64(v, batch_position);
+      wb.Put(copy_position_key, v);
+      if (batch_taken != 0) {
+        std::string t;
+        put_be64(t, batch_taken);
+        wb.Put(copy_taken_key, t);
+      }
+    }
+    if (wb.Count() == 0)
+      return;
+    rocksdb::WriteOptions wo;
+    wo.sync = opts.sync;
+    auto t0 = std::chrono::steady_clock::now();
+    auto s = db->Write(wo, &wb);
+    auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+    sync_cost_us = (sync_cost_us * 7 + took.count()) / 8;
+    if (!s.ok()) {
+      spdlog::error("event_log write=failed commits={} status=\"{}\"", seq - next_seq, s.ToString());
+      for (auto& o : outcomes)
+        if (o && *o)
+          o = io_error(s, "synced write");
+      // What we cached may now be ahead of the disk: forget it.
+      std::lock_guard lock{versions_mu};
+      versions.clear();
+      return;
+    }
+    commits_written += seq - next_seq;
+    syncs += 1;
+    next_seq = seq;
+    last_hash = hash;
+    if (batch_position != 0)
+      copy_position = batch_position;
+    if (batch_taken != 0)
+      copy_taken = batch_taken;
+    {
+      std::lock_guard lock{versions_mu};
+      for (auto& [stream, v] : batch_versions)
+        versions[stream] = v;
+    }
+    {
+      std::lock_guard lock{commands_mu};
+      for (auto& p : batch)
+        if (auto it = batch_commands.find(p.command_id); it != batch_commands.end())
+          commands.add(p.command_id, it->second, p.time_unix_ns);
+    }
+    {
+      std::lock_guard lock{commit_mu};
+      committed_seq.store(seq - 1);
+    }
+    commit_cv.notify_all();
   }
 
   // Group commit. A sync costs about the same for 1 commit or 100, so the
@@ -319,14 +451,9 @@ struct rocksdb_event_log::impl {
   // commit; the writer lingers for them (at most a quarter of a sync's cost)
   // so that they share one sync instead of straggling over two.
   void write_loop() {
-    rocksdb::WriteOptions wo;
-    wo.sync = opts.sync;
     std::size_t last_batch = 1;
-    auto sync_cost = std::chrono::microseconds(400);  // running average
     std::vector<pending_append> batch;
     std::vector<std::optional<result<append_receipt>>> outcomes;
-    std::unordered_map<std::string, std::uint64_t> batch_versions;
-    std::unordered_map<std::string, command_window::entry> batch_commands;
     for (;;) {
       batch.clear();
       {
@@ -338,7 +465,7 @@ struct rocksdb_event_log::impl {
         // has none to share and would only wait.
         if (opts.sync && queue.size() < last_batch && !stopping) {
           wake_at = last_batch;
-          queue_cv.wait_for(lock, sync_cost / 4,
+          queue_cv.wait_for(lock, std::chrono::microseconds{sync_cost_us.load() / 4},
                             [&] { return queue.size() >= last_batch || stopping; });
           wake_at = 1;
         }
@@ -347,106 +474,31 @@ struct rocksdb_event_log::impl {
           queue.pop_front();
         }
       }
-      outcomes.assign(batch.size(), std::nullopt);
-      batch_versions.clear();
-      batch_commands.clear();
-      rocksdb::WriteBatch wb;
-      auto seq = next_seq;
-      auto hash = last_hash;
-      std::uint64_t batch_position = 0, batch_taken = 0;
-      for (std::size_t i = 0; i < batch.size(); ++i) {
-        auto& p = batch[i];
-        if (p.source_seq != 0)
-          batch_position = std::max(batch_position, p.source_seq);
-        if (!p.command_id.empty() && p.source_seq == 0) {
-          if (auto first = seen_command(p, batch_commands)) {
-            outcomes[i] = std::move(*first);
-            continue;
-          }
-        }
-        std::uint64_t current;
-        if (auto it = batch_versions.find(p.stream); it != batch_versions.end()) {
-          current = it->second;
-        } else if (auto v = current_version(p.stream); v) {
-          current = *v;
-        } else {
-          outcomes[i] = v.error();
-          continue;
-        }
-        if (current != p.expected) {
-          // A replicated commit whose version is taken lost a race the
-          // stream let through: every copy leaves it out alike.
-          outcomes[i] = make_error(errc::conflict, "stream " + p.stream + " is at version "
-                                                     + std::to_string(current) + ", expected "
-                                                     + std::to_string(p.expected));
-          continue;
-        }
-        auto h = chain_hash(hash, global_seq{seq}, p.commit_bytes);
-        wb.Put(records, seq_key(seq), codec::encode_record(global_seq{seq}, hash, h, p.commit_bytes));
-        std::string index_value;
-        auto last = p.expected + p.event_count;
-        put_be64(index_value, seq);
-        put_be64(index_value, last);
-        wb.Put(streams, stream_key(p.stream, p.expected + 1), index_value);
-        if (!p.command_id.empty() && !batch_commands.count(p.command_id))
-          batch_commands[p.command_id] = {p.stream, seq, last};
-        batch_versions[p.stream] = last;
-        if (p.source_seq != 0)
-          batch_taken = p.source_seq;
-        outcomes[i] = append_receipt{global_seq{seq}, stream_version{last}};
-        hash = h;
-        ++seq;
-      }
       last_batch = batch.size();
-      if (batch_position != 0) {
-        std::string v;
-        put_be64(v, batch_position);
-        wb.Put(copy_position_key, v);
-        if (batch_taken != 0) {
-          std::string t;
-          put_be64(t, batch_taken);
-          wb.Put(copy_taken_key, t);
-        }
-      }
-      if (wb.Count() > 0) {
-        auto t0 = std::chrono::steady_clock::now();
-        auto s = db->Write(wo, &wb);
-        sync_cost = (sync_cost * 7 + std::chrono::duration_cast<std::chrono::microseconds>(
-                                       std::chrono::steady_clock::now() - t0)) / 8;
-        if (s.ok()) {
-          commits_written += seq - next_seq;
-          syncs += 1;
-          next_seq = seq;
-          last_hash = hash;
-          if (batch_position != 0)
-            copy_position = batch_position;
-          if (batch_taken != 0)
-            copy_taken = batch_taken;
-          for (auto& [stream, v] : batch_versions)
-            versions[stream] = v;
-          {
-            std::lock_guard lock{commands_mu};
-            for (auto& p : batch)
-              if (auto it = batch_commands.find(p.command_id); it != batch_commands.end())
-                commands.add(p.command_id, it->second, p.time_unix_ns);
-          }
-          {
-            std::lock_guard lock{commit_mu};
-            committed_seq.store(seq - 1);
-          }
-          commit_cv.notify_all();
-        } else {
-          spdlog::error("event_log write=failed commits={} status=\"{}\"", seq - next_seq,
-                        s.ToString());
-          for (auto& o : outcomes)
-            if (o && *o)
-              o = io_error(s, "synced write");
-          // What we cached may now be ahead of the disk: forget it.
-          versions.clear();
-        }
+      {
+        std::lock_guard lock{write_mu};
+        write_batch(batch, outcomes);
       }
       for (std::size_t i = 0; i < batch.size(); ++i)
         batch[i].done(std::move(*outcomes[i]));
+    }
+  }
+
+  // An unsynced log's WAL reaches its file here, every wal_flush_interval
+  // when there were writes: what a reader beside the server (a secondary
+  // instance) and a restart after a crash can see.
+  void wal_flush_loop(rocksdb::SequenceNumber flushed) {
+    std::unique_lock lock{queue_mu};
+    while (!stopping) {
+      wal_cv.wait_for(lock, opts.wal_flush_interval);
+      auto latest = db->GetLatestSequenceNumber();
+      if (latest == flushed)
+        continue;
+      lock.unlock();
+      if (auto s = db->FlushWAL(false); !s.ok())
+        spdlog::warn("event_log wal_flush=failed status=\"{}\"", s.ToString());
+      flushed = latest;
+      lock.lock();
     }
   }
 
@@ -580,6 +632,11 @@ result<std::unique_ptr<rocksdb_event_log>> rocksdb_event_log::open(const rocksdb
   db_opts.IncreaseParallelism(2);
   db_opts.max_open_files = -1;  // required by secondary instances; cheap here
   db_opts.keep_log_file_num = 5;
+  // An unsynced log's WAL is written to its file by wal_flush_loop, not by
+  // every write: a system call per copied commit was a tenth of an append's
+  // cost in a cluster. A crash loses at most that interval's tail, which
+  // the copy takes from the cluster's stream again.
+  db_opts.manual_wal_flush = !o.sync && !o.read_only;
 
   rocksdb::ColumnFamilyOptions record_opts;
   // Records are small and hashed; uncompressed they read fastest, and a
@@ -663,6 +720,10 @@ result<std::unique_ptr<rocksdb_event_log>> rocksdb_event_log::open(const rocksdb
     if (auto loaded = p->load_command_window(); !loaded)
       return loaded.error();
     p->writer = std::thread([raw_p = p.get()] { raw_p->write_loop(); });
+    if (!o.sync)
+      p->wal_flusher = std::thread([raw_p = p.get(), at_open = p->db->GetLatestSequenceNumber()] {
+        raw_p->wal_flush_loop(at_open);
+      });
   }
   spdlog::info("event_log opened dir={} mode={} last_seq={}", o.dir.string(),
                o.read_only ? "read_only" : "read_write", p->committed_seq.load());
@@ -704,27 +765,24 @@ void rocksdb_event_log::append_async(append_request req, append_callback done) {
   impl_->queue_cv.notify_one();
 }
 
-void rocksdb_event_log::replicate_async(std::uint64_t source_seq, std::string commit_bytes,
-                                        append_callback done) {
+result<append_receipt> rocksdb_event_log::replicate(std::uint64_t source_seq, std::string commit_bytes) {
   auto c = codec::decode_commit(commit_bytes);
   if (!c)
-    return done(make_error(errc::corrupt, "replicated commit " + std::to_string(source_seq)
-                                            + " does not decode: " + c.error().message));
+    return make_error(errc::corrupt, "replicated commit " + std::to_string(source_seq)
+                                       + " does not decode: " + c.error().message);
   if (c->events.empty() || c->first_version.value == 0)
-    return done(make_error(errc::invalid_argument,
-                           "replicated commit " + std::to_string(source_seq) + " holds no events"));
-  pending_append p{c->meta.command_id, c->meta.time_unix_ns, std::move(c->stream.value),
-                   c->first_version.value - 1, c->events.size(), std::move(commit_bytes),
-                   std::move(done), source_seq};
-  {
-    std::lock_guard lock{impl_->queue_mu};
-    if (impl_->stopping) {
-      auto cb = std::move(p.done);
-      return cb(make_error(errc::closed, "the log is closing"));
-    }
-    impl_->queue.push_back(std::move(p));
-  }
-  impl_->queue_cv.notify_one();
+    return make_error(errc::invalid_argument,
+                      "replicated commit " + std::to_string(source_seq) + " holds no events");
+  std::vector<pending_append> one;
+  one.push_back({c->meta.command_id, c->meta.time_unix_ns, std::move(c->stream.value),
+                 c->first_version.value - 1, c->events.size(), std::move(commit_bytes), {},
+                 source_seq});
+  std::vector<std::optional<result<append_receipt>>> outcome;
+  std::lock_guard lock{impl_->write_mu};
+  if (impl_->closed || impl_->opts.read_only)
+    return make_error(errc::closed, "the log is closing");
+  impl_->write_batch(one, outcome);
+  return std::move(*outcome.front());
 }
 
 result<std::vector<logged_commit>>
@@ -764,6 +822,8 @@ result<std::vector<logged_commit>> rocksdb_event_log::read_all(global_seq after,
 }
 
 result<stream_version> rocksdb_event_log::last_version(const stream_id& stream) {
+  if (auto v = impl_->cached_version(stream.value))
+    return stream_version{*v};
   auto e = impl_->last_index_entry(stream.value);
   if (!e)
     return e.error();

@@ -5,6 +5,7 @@
 #include "storage/console_store.hpp"
 #include "storage/event_log.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <memory>
@@ -21,6 +22,9 @@ struct rocksdb_log_options {
   // which JetStream keeps durable: a copy that lost its last commits in a
   // crash takes them from the stream again.
   bool sync = true;
+  // An unsynced log's WAL reaches its file this often (not on every write),
+  // and a crash loses at most this much of its tail.
+  std::chrono::milliseconds wal_flush_interval{50};
 };
 
 class rocksdb_event_log final : public event_log, public console_store {
@@ -37,8 +41,10 @@ class rocksdb_event_log final : public event_log, public console_store {
   // are recorded but never de-duplicate it. A commit whose version is taken
   // already is left out with error conflict: every copy leaves out the same
   // ones, so every copy holds the same commits. The stream sequence copied
-  // up to is written with the commits (copy_position()).
-  void replicate_async(std::uint64_t source_seq, std::string commit_bytes, append_callback done);
+  // up to is written with the commits (copy_position()). Written on the
+  // caller's thread: a copy has one writer, and a hand-off to the writer
+  // thread was a third of the time an append waits for its copy.
+  result<append_receipt> replicate(std::uint64_t source_seq, std::string commit_bytes);
   // The last stream sequence copied (taken or left out), and that of the
   // last commit taken; 0 for a log that is not a copy.
   std::uint64_t copy_position() const;

@@ -1,6 +1,8 @@
 // The event log's contract: expected versions, gap-free sequences, exactly
 // once acknowledgement, reads, snapshots, reopen, read-only opens.
 #include "log_fixture.hpp"
+#include "events/codec.hpp"
+#include "support/process.hpp"
 
 #include <atomic>
 #include <map>
@@ -185,6 +187,29 @@ TEST_CASE("a read-only open beside a live writer sees its commits after a refres
   auto r = reader->append(note("s", 2, "nope"));
   REQUIRE_FALSE(r);
   CHECK(r.error().code == "read_only");
+}
+
+TEST_CASE("a read-only open beside an unsynced copy sees what it took without a close", "[log]") {
+  temp_dir dir;
+  auto copy = storage::rocksdb_event_log::open({.dir = dir.path(), .sync = false});
+  REQUIRE(copy);
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    auto r = note("s", i, "copied " + std::to_string(i));
+    commit c{r.stream, {i + 1}, r.meta, r.events};
+    REQUIRE((*copy)->replicate(10 + i, codec::encode_commit(c)));
+  }
+  auto reader = open_log(dir.path(), true);
+  // Its WAL reaches the file in the background, not on each write.
+  std::size_t seen = 0;
+  CHECK(wait_until([&] {
+    if (!reader->refresh())
+      return false;
+    auto all = reader->read_all({0}, 10);
+    seen = all ? all->size() : 0;
+    return seen == 3;
+  }));
+  CHECK(seen == 3);
+  CHECK((*copy)->copy_position() == 12);
 }
 
 TEST_CASE("opening a missing log read-only is a clear error", "[log]") {
