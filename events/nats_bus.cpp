@@ -154,6 +154,9 @@ result<std::unique_ptr<nats_bus>> nats_bus::connect(nats_options o) {
   natsOptions_SetReconnectWait(opts, o.reconnect_wait.count());
   natsOptions_SetMaxReconnect(opts, o.max_reconnect);
   natsOptions_SetClosedCB(opts, &impl::on_closed, i.get());
+  // Written at once: NATS.c's flusher thread otherwise sleeps a millisecond
+  // before it writes, and a request and its reply took 2 ms on loopback.
+  natsOptions_SetSendAsap(opts, true);
   auto s = natsConnection_Connect(&i->conn, opts);
   natsOptions_Destroy(opts);
   if (s != NATS_OK)
