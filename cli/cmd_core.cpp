@@ -1,7 +1,7 @@
 // `kiln core --nats URL[,URL…] --data DIR`: a core node alone: the event
 // log, the domain core and its helpers, answering gateways over NATS.
-// (One core per log for now: several cores over a replicated log are the
-// rest of issue 6.)
+// Several cores share the cluster's log, a JetStream stream (its replicas:
+// --log-replicas); each keeps its own copy of it in DIR.
 #include "cli/args.hpp"
 #include "cli/config_file.hpp"
 #include "cli/artifact_args.hpp"

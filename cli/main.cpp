@@ -27,9 +27,8 @@ void usage(std::FILE* out) {
     "  worker --server URL[,URL] --name N [--tags a,b] [--concurrency N]\n"
     "         [--workdir DIR] [--executor bwrap|host|podman]   a worker\n"
     "  simulate RUNDEF.json [-w DIR]          one run locally, as a worker would\n"
-    "  bench log|core|gateway|e2e|objectstore [--json]   benchmarks (docs/performance.md)\n"
-    "  --version\n"
-    "not built yet: several cores over a replicated log (the cluster; see README.md)\n",
+    "  bench log|core|gateway|e2e|objectstore|cluster [--json]   benchmarks (docs/performance.md)\n"
+    "  --version\n",
     out);
 }
 
