@@ -187,10 +187,22 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
       }
       in_flight.insert(stream);
     }
+    start(std::move(j), false);
+  }
+
+  // Publishes at once when the subject's last sequence is known; otherwise
+  // looks it up first, which blocks: only where `may_block` (a publisher
+  // thread), else the job goes to one.
+  void start(publish_job j, bool may_block) {
     auto subject = subjects::log_subject(j.req.stream);
     if (auto last = known_last(subject, j.req))
       return publish(std::move(j), subject, *last);
-    queue(std::move(j));
+    if (!may_block)
+      return queue(std::move(j));
+    auto looked = look_up_last(subject);
+    if (!looked)
+      return finish(j, looked.error());
+    publish(std::move(j), subject, *looked);
   }
 
   void queue(publish_job j) {
@@ -250,21 +262,10 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
         job = std::move(jobs.front());
         jobs.pop_front();
       }
-      if (job.task) {
+      if (job.task)
         job.task(true);
-        continue;
-      }
-      auto subject = subjects::log_subject(job.req.stream);
-      auto last = known_last(subject, job.req);
-      if (last) {
-        publish(std::move(job), subject, *last);
-        continue;
-      }
-      auto looked = look_up_last(subject);
-      if (!looked)
-        finish(job, looked.error());
       else
-        publish(std::move(job), subject, *looked);
+        start(std::move(job), true);
     }
   }
 
