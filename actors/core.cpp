@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <future>
+#include <mutex>
 
 namespace kiln::core {
 
@@ -24,6 +25,7 @@ struct core::impl {
   caf::actor projector;
   std::unique_ptr<storage::subscription> subscription;
   std::shared_ptr<detail::applied_gate> applied = std::make_shared<detail::applied_gate>();
+  std::mutex lead_mu;  // config.leading and the projector's knowledge of it change together
 };
 
 core::core(storage::event_log& log, const storage::secret_box& secrets, core_config config)
@@ -61,11 +63,13 @@ status_result core::start() {
   if (p.config.threads > 0)
     p.system_config->set("scheduler.max-threads", p.config.threads);
   p.system = std::make_unique<caf::actor_system>(*p.system_config);
+  std::unique_lock lead_lock{p.lead_mu};
   auto env = std::make_shared<const environment>(environment{p.log, p.secrets, p.config, p.applied});
   p.registry = spawn_registry(*p.system, env);
   auto from = model->seq();
   p.applied->open(from);
   p.projector = spawn_projector(*p.system, env, p.registry, model);
+  lead_lock.unlock();
   auto projector = p.projector;
   p.subscription = p.log.subscribe(
     from,
@@ -97,7 +101,10 @@ void core::stop() {
   }
   caf::anon_send_exit(p.projector, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(p.registry, caf::exit_reason::user_shutdown);
-  p.projector = nullptr;
+  {
+    std::lock_guard lock{p.lead_mu};
+    p.projector = nullptr;
+  }
   p.registry = nullptr;
   p.system->await_all_actors_done();
   p.system.reset();
@@ -173,6 +180,13 @@ result<query_result> core::read(query q, global_seq min_seq) {
 }
 
 bool core::wait_applied(global_seq seq) { return impl_->applied->wait(seq); }
+
+void core::set_leading(bool leading) {
+  std::lock_guard lock{impl_->lead_mu};
+  impl_->config.leading = leading;
+  if (impl_->projector)
+    caf::anon_send(impl_->projector, lead_atom::value, leading);
+}
 
 core_stats core::stats() const {
   auto& p = *impl_;

@@ -37,6 +37,11 @@ struct core_config {
   // Where console bytes go (must outlive the core); without one, console
   // requests fail with "unavailable".
   storage::console_store* console = nullptr;
+  // Whether this core starts out running the process managers, the
+  // watchdog and the scheduler (set_leading changes it). A cluster's cores
+  // start without, and the one holding the lease (jetstream_lease.hpp) runs
+  // them: the others would only race it for the same appends.
+  bool leading = true;
 };
 
 struct core_stats {
@@ -73,6 +78,10 @@ class core {
   result<query_result> read(query q, global_seq min_seq = {});
 
   core_stats stats() const;
+  // This core now runs the process managers, the watchdog and the
+  // scheduler (picking up every open build, and giving every online worker
+  // a full timeout), or no longer does. Never blocks.
+  void set_leading(bool leading);
 
   // Blocks until the read model holds commit `seq` (true), or the core
   // stops (false). Whoever publishes a commit after this lets the readers

@@ -36,6 +36,7 @@ using query_atom = caf::atom_constant<caf::atom("query")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using save_atom = caf::atom_constant<caf::atom("save")>;
+using lead_atom = caf::atom_constant<caf::atom("lead")>;  // this core leads, or no longer
 
 // Where the projections' snapshot lives among the streams' snapshots; no
 // stream name starts with '$'.

@@ -52,6 +52,9 @@ struct projector_state {
   std::map<std::string, std::int64_t> last_seen;
   std::set<std::string> paused;  // workers taking no new runs (their last check-in said so)
 
+  // Only the leading core runs the process managers, the watchdog and the
+  // scheduler (core_config::leading).
+  bool leading = true;
   std::set<build_id> dirty;
   bool process_pending = false;
   bool schedule_needed = false;
@@ -329,6 +332,10 @@ void process(projector_actor* self) {
   s.process_pending = false;
   auto dirty = std::move(s.dirty);
   s.dirty.clear();
+  if (!s.leading) {  // the leader does it; a core that starts leading looks at every open build
+    s.schedule_needed = false;
+    return;
+  }
   for (auto& id : dirty) {
     auto p = s.model->project(id.first);
     if (!p)
@@ -951,14 +958,11 @@ void answer(projector_actor* self, const query& q, query_callback cb) {
     q);
 }
 
-caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
-                        std::shared_ptr<domain::read_model> model) {
+// Picks up whatever was under way, at a start or when this core starts
+// leading: every open build, and every online worker gets a full timeout
+// to check in again.
+void take_over(projector_actor* self) {
   auto& s = self->state;
-  s.env = env;
-  s.registry = registry;
-  s.model = std::move(model);
-  // Pick up whatever was under way: every open build, and every online
-  // worker gets a full timeout to check in again.
   for (auto& id : s.model->open_builds())
     s.dirty.insert(id);
   auto now = now_ns();
@@ -967,20 +971,40 @@ caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
       s.last_seen[name] = now;
   s.schedule_needed = true;
   wake(self);
+}
+
+caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
+                        std::shared_ptr<domain::read_model> model) {
+  auto& s = self->state;
+  s.env = env;
+  s.registry = registry;
+  s.model = std::move(model);
+  s.leading = env->config.leading;
+  take_over(self);
   self->delayed_send(self, env->config.watchdog_interval, tick_atom::value);
   self->send(self, cron_atom::value);
   return {
     [=](cron_atom) {
       auto now = std::chrono::system_clock::now();
       auto unix_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-      for (auto& step : domain::cron_steps(*self->state.model, unix_s))
-        run_step(self, step);
+      if (self->state.leading)
+        for (auto& step : domain::cron_steps(*self->state.model, unix_s))
+          run_step(self, step);
       // Just after the next whole second: a seconds field fires on time.
       auto into = now.time_since_epoch() % std::chrono::seconds{1};
       self->delayed_send(self, std::chrono::seconds{1} - into + std::chrono::milliseconds{5},
                          cron_atom::value);
     },
     [=](commit_atom, logged_commit& c) { on_commit(self, c); },
+    [=](lead_atom, bool leading) {
+      auto& s = self->state;
+      if (s.leading == leading)
+        return;
+      s.leading = leading;
+      spdlog::info("core leading={}", leading);
+      if (leading)
+        take_over(self);
+    },
     [=](process_atom) { process(self); },
     [=](tick_atom) {
       auto& s = self->state;
@@ -990,9 +1014,10 @@ caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
       for (auto& [name, w] : s.model->workers())
         if (w.online)
           s.last_seen.emplace(name, now);
-      for (auto& step : domain::watchdog_steps(*s.model, now, s.last_seen,
-                                               s.env->config.watchdog))
-        run_step(self, step);
+      if (s.leading)
+        for (auto& step : domain::watchdog_steps(*s.model, now, s.last_seen,
+                                                 s.env->config.watchdog))
+          run_step(self, step);
       s.dirty.insert(s.retry_on_tick.begin(), s.retry_on_tick.end());
       s.retry_on_tick.clear();
       s.schedule_needed = true;

@@ -13,12 +13,15 @@
 #include "gateway/artifact_store.hpp"
 #include "storage/jetstream_console_store.hpp"
 #include "storage/jetstream_event_log.hpp"
+#include "storage/jetstream_lease.hpp"
 #include "storage/rocksdb_event_log.hpp"
 #include "storage/secret_box.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <random>
+#include <unistd.h>
 #include <thread>
 
 namespace kiln::cli {
@@ -51,6 +54,18 @@ void cluster_options_from(const args& a, core_node_options& o) {
     throw usage_error("--console-retention-hours is at least 1");
 }
 
+namespace {
+
+// Unique to this process: a core started again must not renew its old lease.
+std::string lease_holder() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::random_device rd;
+  return std::string{host} + "-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 100000);
+}
+
+} // namespace
+
 struct core_node::impl {
   core_node_options o;
   std::unique_ptr<storage::rocksdb_event_log> local;
@@ -61,6 +76,7 @@ struct core_node::impl {
   storage::console_store* console = nullptr;
   std::unique_ptr<storage::secret_box> box;
   std::unique_ptr<core::core> domain;
+  std::unique_ptr<storage::jetstream_lease> lease;  // in a cluster: whether this core leads
   std::unique_ptr<core::core_service> service;
   std::unique_ptr<core::git_poller> poller;
   std::unique_ptr<core::notifier> notifier;
@@ -122,9 +138,19 @@ result<std::unique_ptr<core_node>> core_node::start(bus::bus& b, core_node_optio
   config.watchdog_interval = std::min<std::chrono::milliseconds>(
     config.watchdog_interval,
     std::chrono::duration_cast<std::chrono::milliseconds>(config.watchdog.worker_timeout) / 3);
+  // A cluster's cores run the process managers one at a time: the lease's holder.
+  config.leading = !cluster;
   i->domain = std::make_unique<core::core>(*i->log, *i->box, config);
   if (auto started = i->domain->start(); !started)
     return error{started.error().code, "the core did not start: " + started.error().message};
+  if (cluster) {
+    auto lease = storage::jetstream_lease::start(
+      {.servers = i->o.cluster, .holder = lease_holder(), .replicas = i->o.log_replicas},
+      [domain = i->domain.get()](bool leading) { domain->set_leading(leading); });
+    if (!lease)
+      return error{lease.error().code, "the cluster's lease: " + lease.error().message};
+    i->lease = std::move(*lease);
+  }
   if (auto t = install_admin_token(*i->domain, data / "admin.token", cluster); !t)
     return error{t.error().code, "admin token: " + t.error().message};
   i->service = std::make_unique<core::core_service>(b, *i->domain, *i->log);
@@ -177,6 +203,7 @@ core_node::~core_node() {
   i.archiver.reset();
   i.notifier.reset();
   i.service.reset();
+  i.lease.reset();  // given up before the core stops: another core takes over at once
   i.domain->stop();
   i.cluster_console.reset();
   i.cluster_log.reset();

@@ -7,6 +7,8 @@
 #                                 balancer); the admin token is in DIR/admin.token
 #   cluster.sh status DIR         every process, and each gateway's /readyz
 #   cluster.sh roll-gateways DIR  SIGTERM each gateway in turn, start it again, wait for it
+#   cluster.sh leader DIR         N of the core that leads (runs the process managers
+#                                 and the scheduler); exits 1 while none does
 #   cluster.sh kill-core DIR N    SIGKILL core N (1 or 2)
 #   cluster.sh restart-core DIR N
 #   cluster.sh kill-nats DIR N    SIGKILL nats-server N (1 to 3)
@@ -51,6 +53,11 @@ port_of() {
 }
 
 alive() { [ -f "$pids/$1" ] && kill -0 "$(cat "$pids/$1")" 2>/dev/null; }
+
+# Whether core N leads: the last word on it in its log (a fresh log each start).
+leads() {
+  alive "core-$1" && grep -o "core leading=[a-z]*" "$logs/core-$1.log" 2>/dev/null | tail -n 1 | grep -q "=true"
+}
 
 # Starts `name` in the background with its output in logs/name.log.
 spawn() {
@@ -176,6 +183,7 @@ case "$cmd" in
       case "$name" in
         gateway-*) extra=" readyz=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(port_of "$name")/readyz" || true)" ;;
         haproxy) extra=" url=http://127.0.0.1:$(port_of lb)" ;;
+        core-*) if leads "${name#core-}"; then extra=" leads"; fi ;;
       esac
       echo "$name: $state$extra"
     done
@@ -185,6 +193,12 @@ case "$cmd" in
       stop_one "gateway-$n" TERM
       start_gateway "$n"
     done
+    ;;
+  leader)
+    for n in 1 2; do
+      if leads "$n"; then echo "$n"; exit 0; fi
+    done
+    exit 1
     ;;
   kill-core) stop_one "core-${3:?N}" KILL ;;
   restart-core)
