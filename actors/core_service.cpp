@@ -9,7 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <deque>
 #include <functional>
+#include <mutex>
 #include <map>
 
 namespace kiln::core {
@@ -388,6 +390,14 @@ struct core_service::impl {
   std::unique_ptr<bus::subscription> queries;
   std::unique_ptr<storage::subscription> published;
 
+  // Whether this core publishes the events, and what it left to the core
+  // that did (when this core copied each).
+  std::mutex publish_mu;
+  bool publishing = true;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, global_seq>> left;
+
+  void publish(const logged_commit& commit);
+
   void handle(const bus::message& m);
   // Appends a run's console bytes, tells followers, then calls `then`.
   void console_append(const json& body, std::string_view bytes, const request_context& ctx,
@@ -562,8 +572,23 @@ bool stale(const logged_commit& commit) {
 
 } // namespace
 
-core_service::core_service(bus::bus& b, core& c, storage::event_log& log)
-    : impl_(std::make_unique<impl>(impl{b, c, log, nullptr, nullptr, nullptr})) {
+// The lease changes hands within ttl + a renewal period (5 s + 1 s): the
+// commits a dead leader may have left unpublished are younger than this.
+constexpr auto republish_window = std::chrono::seconds{10};
+
+void core_service::impl::publish(const logged_commit& commit) {
+  auto line = to_json_line(commit);
+  // With the chain hash: a log started afresh reuses sequences.
+  auto id = "kiln-evt-" + std::to_string(commit.seq.value) + "-" + to_hex(commit.hash).substr(0, 16) + "-";
+  auto& events = commit.body.events;
+  for (std::size_t i = 0; i < events.size(); ++i)
+    b.publish_once(subjects::event_subject(commit.body.stream, type_name(events[i])), line,
+                   id + std::to_string(i));
+}
+
+core_service::core_service(bus::bus& b, core& c, storage::event_log& log, bool publishing)
+    : impl_(std::make_unique<impl>(b, c, log)) {
+  impl_->publishing = publishing;
   auto serve = [p = impl_.get()](const bus::message& m) { p->handle(m); };
   impl_->commands = b.subscribe("kiln.cmd.>", serve, "cores");
   impl_->queries = b.subscribe("kiln.qry.>", serve, "cores");
@@ -573,26 +598,59 @@ core_service::core_service(bus::bus& b, core& c, storage::event_log& log)
   // once the core's read model holds it, so that a reaction to an event
   // never reads a state from before it.
   //
-  // Every core of a cluster publishes every commit it copies: the message id
-  // (the commit's sequence and hash, the same on every core, and the event's
-  // place in it) lets KILN_EVENTS keep each event once. JetStream forgets ids after
-  // its duplicate window (2 min), so a core catching up after longer does
-  // not publish what another core published long ago.
+  // In a cluster the leading core publishes (set_publishing): every core
+  // publishing every commit cost each gateway a copy per core. The message
+  // id (the commit's sequence and hash, the same on every core, and the
+  // event's place in it) lets KILN_EVENTS keep each event once when two
+  // publish it (at a change of leader). JetStream forgets ids after its
+  // duplicate window (2 min), so a core catching up after longer does not
+  // publish what was published long ago.
   auto replica = log.replica();
   impl_->published = log.subscribe(log.last_seq(), [p = impl_.get(), replica](const logged_commit& commit) {
-    auto line = to_json_line(commit);
     if (!p->c.wait_applied(commit.seq))
       return false;  // the core stopped
     if (replica && stale(commit))
       return true;
-    // With the chain hash: a log started afresh reuses sequences.
-    auto id = "kiln-evt-" + std::to_string(commit.seq.value) + "-" + to_hex(commit.hash).substr(0, 16) + "-";
-    auto& events = commit.body.events;
-    for (std::size_t i = 0; i < events.size(); ++i)
-      p->b.publish_once(subjects::event_subject(commit.body.stream, type_name(events[i])), line,
-                        id + std::to_string(i));
+    std::lock_guard lock{p->publish_mu};
+    if (!p->publishing) {
+      auto now = std::chrono::steady_clock::now();
+      p->left.emplace_back(now, commit.seq);
+      while (!p->left.empty() && now - p->left.front().first > republish_window)
+        p->left.pop_front();
+      return true;
+    }
+    p->publish(commit);
     return true;
   });
+}
+
+void core_service::set_publishing(bool publishing) {
+  auto& p = *impl_;
+  std::lock_guard lock{p.publish_mu};
+  if (p.publishing == publishing)
+    return;
+  p.publishing = publishing;
+  auto now = std::chrono::steady_clock::now();
+  while (!p.left.empty() && now - p.left.front().first > republish_window)
+    p.left.pop_front();
+  if (!publishing || p.left.empty())
+    return;
+  auto from = global_seq{p.left.front().second.value - 1};
+  auto last = p.left.back().second;
+  p.left.clear();
+  std::size_t again = 0;
+  while (from < last) {
+    auto commits = p.log.read_all(from, 1024);
+    if (!commits || commits->empty())
+      break;
+    for (auto& c : *commits)
+      if (c.seq <= last) {
+        p.publish(c);
+        ++again;
+      }
+    from = commits->back().seq;
+  }
+  spdlog::info("core events=publishing republished={} up_to_seq={}", again, last.value);
 }
 
 core_service::~core_service() {

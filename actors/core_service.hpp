@@ -23,9 +23,17 @@ namespace kiln::core {
 //          ({"ok","seq","result"}) and the console bytes after the newline.
 class core_service {
  public:
-  // `b`, `c` and `log` must outlive the service.
-  core_service(bus::bus& b, core& c, storage::event_log& log);
+  // `b`, `c` and `log` must outlive the service. `publishing`: whether this
+  // core publishes the events (a cluster's leading core does, set_publishing).
+  core_service(bus::bus& b, core& c, storage::event_log& log, bool publishing = true);
   ~core_service();  // unsubscribes; replies still in flight are dropped
+
+  // Starting to publish, it first publishes again the commits of the last
+  // few seconds (longer than the lease takes to change hands) that it left
+  // to the core leading before: that one may have died before publishing
+  // them. KILN_EVENTS keeps each event once; a plain subscriber may see
+  // those twice (the message id, or the commit's seq, tells).
+  void set_publishing(bool publishing);
 
   struct impl;
 

@@ -76,8 +76,8 @@ struct core_node::impl {
   storage::console_store* console = nullptr;
   std::unique_ptr<storage::secret_box> box;
   std::unique_ptr<core::core> domain;
-  std::unique_ptr<storage::jetstream_lease> lease;  // in a cluster: whether this core leads
   std::unique_ptr<core::core_service> service;
+  std::unique_ptr<storage::jetstream_lease> lease;  // in a cluster: whether this core leads
   std::unique_ptr<core::git_poller> poller;
   std::unique_ptr<core::notifier> notifier;
   std::unique_ptr<core::console_archiver> archiver;
@@ -143,17 +143,22 @@ result<std::unique_ptr<core_node>> core_node::start(bus::bus& b, core_node_optio
   i->domain = std::make_unique<core::core>(*i->log, *i->box, config);
   if (auto started = i->domain->start(); !started)
     return error{started.error().code, "the core did not start: " + started.error().message};
+
+  if (auto t = install_admin_token(*i->domain, data / "admin.token", cluster); !t)
+    return error{t.error().code, "admin token: " + t.error().message};
+  // A cluster's leading core also publishes the events.
+  i->service = std::make_unique<core::core_service>(b, *i->domain, *i->log, !cluster);
   if (cluster) {
     auto lease = storage::jetstream_lease::start(
       {.servers = i->o.cluster, .holder = lease_holder(), .replicas = i->o.log_replicas},
-      [domain = i->domain.get()](bool leading) { domain->set_leading(leading); });
+      [domain = i->domain.get(), service = i->service.get()](bool leading) {
+        domain->set_leading(leading);
+        service->set_publishing(leading);
+      });
     if (!lease)
       return error{lease.error().code, "the cluster's lease: " + lease.error().message};
     i->lease = std::move(*lease);
   }
-  if (auto t = install_admin_token(*i->domain, data / "admin.token", cluster); !t)
-    return error{t.error().code, "admin token: " + t.error().message};
-  i->service = std::make_unique<core::core_service>(b, *i->domain, *i->log);
   // On NATS the events also go into a JetStream stream, so that consumers
   // outside kiln can resume from where they were (docs/events.md).
   if (auto nats = dynamic_cast<bus::nats_bus*>(&b)) {
@@ -202,8 +207,8 @@ core_node::~core_node() {
   i.sweeper.reset();
   i.archiver.reset();
   i.notifier.reset();
+  i.lease.reset();  // given up first: another core takes over at once
   i.service.reset();
-  i.lease.reset();  // given up before the core stops: another core takes over at once
   i.domain->stop();
   i.cluster_console.reset();
   i.cluster_log.reset();

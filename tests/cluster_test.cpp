@@ -16,6 +16,10 @@
 #include <csignal>
 #include <fstream>
 #include <regex>
+#include <iterator>
+#include <algorithm>
+#include <set>
+#include <sstream>
 
 using namespace kiln::test;
 using json = nlohmann::json;
@@ -185,6 +189,39 @@ TEST_CASE("two kiln cores on the cluster's log: either serves, one is killed, it
   }, 60s));
   INFO(head_a << "\n" << head_b);
   CHECK_THAT(head_a, Catch::StartsWith("audit: intact commits="));
+  // Every event of every run and build commit is in KILN_EVENTS: across
+  // the kill of core a, which led (it started alone) and published them, b
+  // took over publishing and published again what a may have left.
+  {
+    auto [status, lines] = run({KILN_BINARY, "events", "--data", (dir / "b").string()}, 60s);
+    REQUIRE(status == 0);
+    std::set<std::pair<std::uint64_t, std::string>> expected, published;
+    std::istringstream in{lines};
+    for (std::string line; std::getline(in, line);) {
+      auto commit = json::parse(line, nullptr, false);
+      if (!commit.is_object())
+        continue;
+      auto stream = commit.value("stream", "");
+      if (stream.rfind("run/", 0) == 0 || stream.rfind("build/", 0) == 0)
+        for (auto& e : commit["events"])
+          expected.insert({commit["seq"].get<std::uint64_t>(), e["type"].get<std::string>()});
+    }
+    REQUIRE(expected.size() > 50);
+    durable_reader reader{nats.url(), "complete"};
+    auto missing = [&] {
+      std::vector<std::pair<std::uint64_t, std::string>> out;
+      std::set_difference(expected.begin(), expected.end(), published.begin(), published.end(),
+                          std::back_inserter(out));
+      return out;
+    };
+    wait_until([&] {
+      for (auto& [subject, commit] : reader.fetch(500))
+        published.insert({commit["seq"].get<std::uint64_t>(), subject.substr(subject.rfind('.') + 1)});
+      return missing().empty();
+    }, 60s);
+    for (auto& [seq, type] : missing())
+      FAIL_CHECK("commit " << seq << ": no " << type << " in KILN_EVENTS");
+  }
   // Consoles read the same through either core (the gateway asks whichever answers).
   for (int n = 1; n <= 16; ++n)
     CHECK_THAT(api("GET", "/v1/projects/app/builds/" + std::to_string(n) + "/runs/count/console").body,
