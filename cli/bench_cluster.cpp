@@ -179,8 +179,12 @@ struct local_cluster {
     auto [status, out] = cluster_sh("start");
     auto at = out.rfind("KILN_URL=");
     if (status != 0 || at == std::string::npos) {
+      // The bench's directory goes with it: what went wrong is told here.
+      std::ifstream err{dir.parent_path() / "cluster-sh.log"};
+      std::string said{std::istreambuf_iterator<char>{err}, {}};
+      auto logs = run_capture({"/bin/sh", "-c", "tail -n 5 " + (dir / "logs").string() + "/*.log"}).second;
       cluster_sh("stop");
-      check(false, "deploy/local-cluster did not start (logs in " + (dir / "logs").string() + "): " + out);
+      check(false, "deploy/local-cluster did not start: " + out + said + "\n" + logs);
     }
     base = out.substr(at + 9);
     base = base.substr(0, base.find_first_of("\r\n"));

@@ -810,9 +810,9 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
   void start() override {
     std::weak_ptr<long_poll> weak = shared_from_this();
     auto& hub = c_->gw.hub;
-    auto e = hub.on_event([weak](std::string_view path) {
+    auto e = hub.on_event([weak](std::string_view path, std::uint64_t seq) {
       if (auto s = weak.lock(); s && (path.ends_with(".RunAssigned") || path.ends_with(".RunCancelRequested")))
-        s->attempt();
+        s->attempt(seq);
     });
     auto t = hub.on_tick([weak] {
       if (auto s = weak.lock(); s && clock_type::now() >= s->deadline_)
@@ -831,16 +831,22 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
   }
 
  private:
-  void attempt() {
+  // `seq`: the commit that woke it, which the answering core must hold
+  // (one event is published once, so a core that had not copied it would
+  // leave the run waiting for the next event).
+  void attempt(std::uint64_t seq = 0) {
     bool first_attempt = false;
+    caller who = c_->as_caller();
     {
       std::lock_guard lock{mu_};
       if (done_)
         return;
+      min_seq_ = std::max(min_seq_, seq);
       if (asking_) {
         again_ = true;
         return;
       }
+      who.min_seq = min_seq_;
       asking_ = true;
       again_ = false;
       first_attempt = !attempted_;
@@ -854,7 +860,7 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
     if (reported_ && first_attempt)
       body["active"] = active_;
     c_->gw.core.command("worker_checkin", body,
-                        c_->as_caller(), [weak](result<core_answer> r) {
+                        who, [weak](result<core_answer> r) {
                           if (auto s = weak.lock())
                             s->answered(std::move(r));
                         });
@@ -914,6 +920,7 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
   bool attempted_ = false;
   mutable std::mutex mu_;
   bool done_ = false, asking_ = false, again_ = false;
+  std::uint64_t min_seq_ = 0;
   std::vector<std::uint64_t> ids_;
 };
 

@@ -77,12 +77,14 @@ void live_hub::deliver_event(const bus::message& m) {
   constexpr std::string_view prefix = "kiln.evt.";
   std::string_view path = m.subject;
   path.remove_prefix(std::min(path.size(), prefix.size()));
+  auto commit = nlohmann::json::parse(m.data, nullptr, false);
+  auto seq = commit.is_object() ? commit.value("seq", std::uint64_t{0}) : 0;
   std::lock_guard lock{mu_};
   // A copy: a listener may remove itself (or others) while called.
   auto copy = events_;
   for (auto& [id, f] : copy)
     if (events_.count(id))
-      (*f)(path);
+      (*f)(path, seq);
 }
 
 void live_hub::deliver_chunk(const bus::message& m) {

@@ -19,7 +19,10 @@ namespace kiln::gateway {
 
 class live_hub {
  public:
-  using event_listener = std::function<void(std::string_view path)>;  // "<p>.<b>.<r>.<Type>"
+  // "<p>.<b>.<r>.<Type>" and the commit's sequence: a read that reacts to
+  // the event asks for a core holding it (min_seq), for the core that
+  // answers may not have copied it yet.
+  using event_listener = std::function<void(std::string_view path, std::uint64_t seq)>;
   using chunk_listener = std::function<void(std::uint64_t offset, std::string_view bytes)>;
   using tick_listener = std::function<void()>;
 

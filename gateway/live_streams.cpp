@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <mutex>
 #include <optional>
 
@@ -239,9 +240,13 @@ class console_follower final : public stream_base {
         if (auto s = weak.lock())
           s->on_chunk(offset, bytes);
       }));
-      ids.push_back(hub_.on_event([weak](std::string_view path) {
-        if (auto s = weak.lock(); s && path == s->completed_)
+      ids.push_back(hub_.on_event([weak](std::string_view path, std::uint64_t seq) {
+        if (auto s = weak.lock(); s && path == s->completed_) {
+          // The answering core must hold the run's end, or the follower
+          // would wait for an event that has passed.
+          s->completed_seq_ = seq;
           s->fetch();
+        }
       }));
     }
     ids.push_back(hub_.on_tick([weak] {
@@ -266,10 +271,12 @@ class console_follower final : public stream_base {
     auto from = *claimed;
     std::weak_ptr<console_follower> weak =
       std::static_pointer_cast<console_follower>(shared_from_this());
+    auto who = req_.who;
+    who.min_seq = std::max<std::uint64_t>(who.min_seq, completed_seq_);
     core_.query("read_console",
                 {{"project", req_.project}, {"build", req_.build}, {"run", req_.run},
                  {"offset", from}, {"max", console_page}},
-                req_.who, [weak, from](result<core_answer> r) {
+                who, [weak, from](result<core_answer> r) {
                   if (auto s = weak.lock())
                     s->on_read(from, std::move(r));
                 });
@@ -368,6 +375,7 @@ class console_follower final : public stream_base {
   // been sent (SSE holds back a cut character).
   std::uint64_t sent_;
   std::string carry_;
+  std::atomic<std::uint64_t> completed_seq_{0};  // RunCompleted's commit, once seen
 };
 
 // ---- events ----
@@ -383,7 +391,7 @@ class event_feed final : public stream_base {
   void start() override {
     std::weak_ptr<event_feed> weak = std::static_pointer_cast<event_feed>(shared_from_this());
     std::vector<std::uint64_t> ids;
-    ids.push_back(hub_.on_event([weak](std::string_view) {
+    ids.push_back(hub_.on_event([weak](std::string_view, std::uint64_t) {
       if (auto s = weak.lock())
         s->fetch();
     }));
