@@ -397,6 +397,8 @@ struct core_service::impl {
   std::deque<std::pair<std::chrono::steady_clock::time_point, global_seq>> left;
 
   void publish(const logged_commit& commit);
+  // Drops from `left` what the previous leader surely published.
+  void forget_old(std::chrono::steady_clock::time_point now);
 
   void handle(const bus::message& m);
   // Appends a run's console bytes, tells followers, then calls `then`.
@@ -576,6 +578,11 @@ bool stale(const logged_commit& commit) {
 // commits a dead leader may have left unpublished are younger than this.
 constexpr auto republish_window = std::chrono::seconds{10};
 
+void core_service::impl::forget_old(std::chrono::steady_clock::time_point now) {
+  while (!left.empty() && now - left.front().first > republish_window)
+    left.pop_front();
+}
+
 void core_service::impl::publish(const logged_commit& commit) {
   auto line = to_json_line(commit);
   // With the chain hash: a log started afresh reuses sequences.
@@ -615,8 +622,7 @@ core_service::core_service(bus::bus& b, core& c, storage::event_log& log, bool p
     if (!p->publishing) {
       auto now = std::chrono::steady_clock::now();
       p->left.emplace_back(now, commit.seq);
-      while (!p->left.empty() && now - p->left.front().first > republish_window)
-        p->left.pop_front();
+      p->forget_old(now);
       return true;
     }
     p->publish(commit);
@@ -630,9 +636,7 @@ void core_service::set_publishing(bool publishing) {
   if (p.publishing == publishing)
     return;
   p.publishing = publishing;
-  auto now = std::chrono::steady_clock::now();
-  while (!p.left.empty() && now - p.left.front().first > republish_window)
-    p.left.pop_front();
+  p.forget_old(std::chrono::steady_clock::now());
   if (!publishing || p.left.empty())
     return;
   auto from = global_seq{p.left.front().second.value - 1};

@@ -5,7 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
-#include <thread>
+#include <unistd.h>
 
 int main(int argc, char** argv) {
   if (argc != 3) {
@@ -24,5 +24,5 @@ int main(int argc, char** argv) {
     return 1;
   }
   for (;;)
-    std::this_thread::sleep_for(std::chrono::seconds{60});
+    ::pause();  // until the test's SIGKILL
 }
