@@ -126,13 +126,13 @@ bool may_be_stale(const std::string& code) {
 // core's copy of the log does not hold yet. Such a refusal is final only
 // once the copy has caught up with the cluster's log; if it took anything
 // new meanwhile, the request is decided again on that.
-void core::submit(request r, request_context ctx, callback<reply> done) {
+void core::submit(request r, request_context ctx, callback<reply> done, global_seq min_seq) {
   if (!impl_->projector)
     return done(error{"unavailable", "the core is not running"});
   auto projector = impl_->projector;
   auto& log = impl_->log;
   if (!log.replica())  // it holds every commit: a refusal is final
-    return caf::anon_send(projector, request_atom::value, std::move(r), std::move(ctx), global_seq{},
+    return caf::anon_send(projector, request_atom::value, std::move(r), std::move(ctx), min_seq,
                           reply_callback{std::move(done)});
   auto sent_at = log.last_seq();
   reply_callback first = [projector, &log, sent_at, r, ctx, done](result<reply> answer) {
@@ -146,7 +146,7 @@ void core::submit(request r, request_context ctx, callback<reply> done) {
                      reply_callback{std::move(done)});
     });
   };
-  caf::anon_send(projector, request_atom::value, std::move(r), std::move(ctx), global_seq{},
+  caf::anon_send(projector, request_atom::value, std::move(r), std::move(ctx), min_seq,
                  std::move(first));
 }
 

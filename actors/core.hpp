@@ -69,7 +69,9 @@ class core {
   using callback = std::function<void(result<T>)>;
 
   // `done` is called exactly once, on a core thread: it must not block.
-  void submit(request r, request_context ctx, callback<reply> done);
+  // `min_seq`: decided only once the read model holds that commit (a
+  // request reacting to an event another core published).
+  void submit(request r, request_context ctx, callback<reply> done, global_seq min_seq = {});
   void ask(query q, global_seq min_seq, callback<query_result> done);
 
   // Blocking forms for tools, tests and benchmarks (never call them from a

@@ -489,12 +489,14 @@ void core_service::impl::handle(const bus::message& m) {
       throw bad_request{"'body' must be an object"};
     request_context ctx{j.value("principal", std::string{"anonymous"}),
                         j.value("command_id", std::string{})};
-    auto submit = [this, respond](request r, request_context ctx) {
+    // Answered once this core holds that commit (a reaction to an event).
+    global_seq min_seq{j.value("min_seq", std::uint64_t{0})};
+    auto submit = [this, respond, min_seq](request r, request_context ctx) {
       c.submit(std::move(r), std::move(ctx), [respond](result<kiln::core::reply> done) {
         if (!done)
           return respond(fail(done.error().code, done.error().message));
         respond(succeed(seq_of(*done), render(*done)));
-      });
+      }, min_seq);
     };
     auto run_command = [submit](std::string_view verb, const json& body, request_context ctx) {
       submit(decode_command(verb, body), std::move(ctx));
@@ -529,7 +531,7 @@ void core_service::impl::handle(const bus::message& m) {
     } else if (subject == "kiln.qry.read_console") {
       read_console q{run_of(body), num(body, "offset", 0),
                      std::min<std::size_t>(num(body, "max", 1 << 20), 1 << 20)};
-      c.ask(std::move(q), global_seq{j.value("min_seq", std::uint64_t{0})},
+      c.ask(std::move(q), min_seq,
             [respond](result<query_result> r) {
               if (!r)
                 return respond(fail(r.error().code, r.error().message));
@@ -544,7 +546,6 @@ void core_service::impl::handle(const bus::message& m) {
               respond(subjects::frame(head.dump(), t.data));
             });
     } else if (subject.substr(0, qry.size()) == qry) {
-      global_seq min_seq{j.value("min_seq", std::uint64_t{0})};
       c.ask(decode_query(subject.substr(qry.size()), body), min_seq,
             [respond, min_seq](result<query_result> r) {
               if (!r)
