@@ -25,11 +25,12 @@ struct core::impl {
   caf::actor projector;
   std::unique_ptr<storage::subscription> subscription;
   std::shared_ptr<detail::applied_gate> applied = std::make_shared<detail::applied_gate>();
+  std::shared_ptr<detail::checkin_relay> checkins = std::make_shared<detail::checkin_relay>();
   std::mutex lead_mu;  // config.leading and the projector's knowledge of it change together
 };
 
 core::core(storage::event_log& log, const storage::secret_box& secrets, core_config config)
-    : impl_{new impl{log, secrets, std::move(config), nullptr, nullptr, {}, {}, nullptr}} {}
+    : impl_{new impl{log, secrets, std::move(config)}} {}
 
 core::~core() { stop(); }
 
@@ -64,7 +65,7 @@ status_result core::start() {
     p.system_config->set("scheduler.max-threads", p.config.threads);
   p.system = std::make_unique<caf::actor_system>(*p.system_config);
   std::unique_lock lead_lock{p.lead_mu};
-  auto env = std::make_shared<const environment>(environment{p.log, p.secrets, p.config, p.applied});
+  auto env = std::make_shared<const environment>(environment{p.log, p.secrets, p.config, p.applied, p.checkins});
   p.registry = spawn_registry(*p.system, env);
   auto from = model->seq();
   p.applied->open(from);
@@ -186,6 +187,16 @@ void core::set_leading(bool leading) {
   impl_->config.leading = leading;
   if (impl_->projector)
     caf::anon_send(impl_->projector, lead_atom::value, leading);
+}
+
+void core::share_checkins(std::function<void(const std::string&, bool)> share) {
+  impl_->checkins->set(std::move(share));
+}
+
+void core::worker_seen(const std::string& worker, bool accepting) {
+  std::lock_guard lock{impl_->lead_mu};  // against stop()
+  if (impl_->projector)
+    caf::anon_send(impl_->projector, seen_atom::value, worker, accepting);
 }
 
 core_stats core::stats() const {

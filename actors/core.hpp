@@ -85,6 +85,16 @@ class core {
   // a full timeout), or no longer does. Never blocks.
   void set_leading(bool leading);
 
+  // In a cluster, check-ins go to any core, and the leading one's watchdog
+  // and scheduler must count them all. `share` is told of each check-in
+  // this core answers while another leads: at most every
+  // worker_timeout / 10 per worker, or when the worker starts or stops
+  // taking runs. It is called on a core thread and must not block; an
+  // empty one stops the calls (none is under way once this returns).
+  void share_checkins(std::function<void(const std::string& worker, bool accepting)> share);
+  // A check-in another core answered (what its `share` passed on).
+  void worker_seen(const std::string& worker, bool accepting);
+
   // Blocks until the read model holds commit `seq` (true), or the core
   // stops (false). Whoever publishes a commit after this lets the readers
   // who react to it (a check-in woken by RunAssigned, a follower by

@@ -18,7 +18,9 @@
 #include <caf/behavior.hpp>
 #include <caf/fwd.hpp>
 
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <variant>
 
 namespace kiln::core::detail {
@@ -37,6 +39,7 @@ using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using save_atom = caf::atom_constant<caf::atom("save")>;
 using lead_atom = caf::atom_constant<caf::atom("lead")>;  // this core leads, or no longer
+using seen_atom = caf::atom_constant<caf::atom("seen")>;  // a check-in another core answered
 
 // Where the projections' snapshot lives among the streams' snapshots; no
 // stream name starts with '$'.
@@ -73,12 +76,33 @@ struct append_result {
 using reply_callback = core::callback<reply>;
 using query_callback = core::callback<query_result>;
 
+// Where a core passes on the check-ins it answered (core::share_checkins).
+// Set and called under one lock: once set to nothing, it is called no more.
+class checkin_relay {
+ public:
+  using share_fn = std::function<void(const std::string& worker, bool accepting)>;
+  void set(share_fn f) {
+    std::lock_guard lock{mu_};
+    share_ = std::move(f);
+  }
+  void operator()(const std::string& worker, bool accepting) {
+    std::lock_guard lock{mu_};
+    if (share_)
+      share_(worker, accepting);
+  }
+
+ private:
+  std::mutex mu_;
+  share_fn share_;
+};
+
 // What every actor of one core shares. Set up before the first spawn.
 struct environment {
   storage::event_log& log;
   const storage::secret_box& secrets;
   core_config config;
   std::shared_ptr<applied_gate> applied;
+  std::shared_ptr<checkin_relay> checkins;
 };
 using env_ptr = std::shared_ptr<const environment>;
 

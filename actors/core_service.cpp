@@ -388,6 +388,7 @@ struct core_service::impl {
   storage::event_log& log;
   std::unique_ptr<bus::subscription> commands;
   std::unique_ptr<bus::subscription> queries;
+  std::unique_ptr<bus::subscription> seen;
   std::unique_ptr<storage::subscription> published;
 
   // Whether this core publishes the events, and what it left to the core
@@ -594,12 +595,26 @@ void core_service::impl::publish(const logged_commit& commit) {
                    id + std::to_string(i));
 }
 
+// The check-ins a core answered while another led, passed on to the one
+// that leads (core::share_checkins); each core takes them, since the
+// leader may change.
+constexpr std::string_view seen_subject = "kiln.core.seen";
+
 core_service::core_service(bus::bus& b, core& c, storage::event_log& log, bool publishing)
     : impl_(std::make_unique<impl>(b, c, log)) {
   impl_->publishing = publishing;
   auto serve = [p = impl_.get()](const bus::message& m) { p->handle(m); };
   impl_->commands = b.subscribe("kiln.cmd.>", serve, "cores");
   impl_->queries = b.subscribe("kiln.qry.>", serve, "cores");
+  impl_->seen = b.subscribe(std::string{seen_subject}, [&c](const bus::message& m) {
+    auto j = json::parse(m.data, nullptr, false);
+    if (!j.is_object() || !j.contains("worker") || !j["worker"].is_string())
+      return spdlog::warn("core seen=unreadable data=\"{}\"", m.data.substr(0, 200));
+    c.worker_seen(j["worker"].get<std::string>(), j.value("accepting", true));
+  });
+  c.share_checkins([&b](const std::string& worker, bool accepting) {
+    b.publish(std::string{seen_subject}, json{{"worker", worker}, {"accepting", accepting}}.dump());
+  });
   // Every committed event, for gateways (/v1/events, follow streams) and
   // outside subscribers: one message per event on its subject, the whole
   // commit as JSON (so a reader sees its sequence and siblings). Published
@@ -660,6 +675,8 @@ void core_service::set_publishing(bool publishing) {
 
 core_service::~core_service() {
   if (impl_) {
+    impl_->c.share_checkins(nullptr);
+    impl_->seen.reset();
     impl_->published.reset();
     impl_->commands.reset();
     impl_->queries.reset();

@@ -51,6 +51,9 @@ struct projector_state {
   std::string last_project;  // the scheduler's round robin
   std::map<std::string, std::int64_t> last_seen;
   std::set<std::string> paused;  // workers taking no new runs (their last check-in said so)
+  // What this core last passed on of each worker's check-ins, and when
+  // (core::share_checkins): {ns, accepting}.
+  std::map<std::string, std::pair<std::int64_t, bool>> shared;
 
   // Only the leading core runs the process managers, the watchdog and the
   // scheduler (core_config::leading).
@@ -518,11 +521,20 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
     return cb(who.error());
   if (who->holder != domain::grant::kind::worker || who->id != c.name)
     return cb(error{"forbidden", "this token is not worker '" + c.name + "'s"});
-  s.last_seen[c.name] = now_ns();
+  auto now = now_ns();
+  s.last_seen[c.name] = now;
   if (c.accepting)
     s.paused.erase(c.name);
   else
     s.paused.insert(c.name);
+  if (!s.leading) {
+    auto every = s.env->config.watchdog.worker_timeout.count() / 10;
+    auto it = s.shared.find(c.name);
+    if (it == s.shared.end() || it->second.second != c.accepting || now - it->second.first >= every) {
+      s.shared[c.name] = {now, c.accepting};
+      (*s.env->checkins)(c.name, c.accepting);
+    }
+  }
   if (!w->online)
     exec(self, streams::worker(c.name), domain::worker::mark_online{}, system_meta(),
          [name = c.name](command_result& r) {
@@ -1004,6 +1016,19 @@ caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
       spdlog::info("core leading={}", leading);
       if (leading)
         take_over(self);
+    },
+    [=](seen_atom, const std::string& worker, bool accepting) {
+      auto& s = self->state;
+      s.last_seen[worker] = now_ns();
+      bool was_accepting = !s.paused.count(worker);
+      if (accepting)
+        s.paused.erase(worker);
+      else
+        s.paused.insert(worker);
+      if (accepting && !was_accepting) {
+        s.schedule_needed = true;
+        wake(self);
+      }
     },
     [=](process_atom) { process(self); },
     [=](tick_atom) {

@@ -2,8 +2,10 @@
 // and notifier: what a cluster's cores do over the replicated log (issue
 // 6 puts JetStream under them). A cron slot, a push and a notification's
 // attempt must each happen once, however the cores race.
+#include "actors/core_service.hpp"
 #include "actors/git_poller.hpp"
 #include "actors/notifier.hpp"
+#include "events/in_process_bus.hpp"
 #include "core_fixture.hpp"
 #include "git_origin.hpp"
 #include "support/http_receiver.hpp"
@@ -138,4 +140,42 @@ TEST_CASE("two cores on one log fire a cron slot once, build a push once, send a
   }
   notifiers.clear();
   second.stop();
+}
+
+// Check-ins go to any core of a cluster (a queue group), but only the
+// leading core runs the watchdog and the scheduler: the others pass them on.
+TEST_CASE("a worker checking in at a core that does not lead stays online at the one that does",
+          "[core][cluster]") {
+  core::core_config config;
+  config.watchdog.worker_timeout = 2s;
+  config.watchdog_interval = 100ms;
+  core_fixture f{{config}};  // leads
+  auto follower_config = config;
+  follower_config.leading = false;
+  core::core follower{*f.log, *f.box, follower_config};
+  REQUIRE(follower.start());
+  bus::in_process_bus b;
+  core::core_service leader_service{b, *f.node, *f.log, true};
+  core::core_service follower_service{b, follower, *f.log, false};
+
+  auto token = f.add_worker("w1", {"linux"});
+  auto online_at_leader = [&] {
+    auto workers = f.read<std::vector<core::worker_info>>(core::list_workers{});
+    return workers.size() == 1 && workers[0].summary.online;
+  };
+  // Once the follower has the worker's enlisting.
+  REQUIRE(wait_until([&] { return bool(follower.call(core::worker_checkin{"w1", token})); }));
+  REQUIRE(wait_until(online_at_leader));
+
+  // Only ever at the follower, for more than twice the timeout.
+  auto until = std::chrono::steady_clock::now() + 5s;
+  bool stayed_online = true;
+  wait_until([&] {
+    REQUIRE(follower.call(core::worker_checkin{"w1", token}));
+    stayed_online = stayed_online && online_at_leader();
+    return std::chrono::steady_clock::now() >= until;
+  }, 20s);
+  CHECK(stayed_online);
+  // Silent, it is let go.
+  CHECK(wait_until([&] { return !online_at_leader(); }));
 }
