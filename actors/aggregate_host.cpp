@@ -7,7 +7,10 @@
 // appends go to the log at once with consecutive expected versions, so they
 // share one group commit. The state is kept only when every append of the
 // round succeeded; otherwise it is reloaded from the log and the commands
-// that did not land are decided again (bounded), as after any conflict.
+// that did not land are decided again, as after any conflict: a few times
+// on a single node, and in a cluster for as long as a request may wait (two
+// cores appending to one busy aggregate, a project numbering builds, each
+// win the race in turn; a count let an unlucky trigger fail).
 #include "actors/core_messages.hpp"
 
 #include "actors/snapshot_codec.hpp"
@@ -27,6 +30,9 @@ namespace {
 
 constexpr int max_retries = 3;
 using clock_type = std::chrono::steady_clock;
+// A cluster's core tries again after a conflict until half the request
+// timeout has passed since the command came, so that its reply comes in time.
+std::chrono::milliseconds conflict_patience(const core_config& c) { return c.request_timeout / 2; }
 
 struct project_traits {
   using state = domain::project::state;
@@ -76,6 +82,7 @@ struct host_state {
     commit_metadata meta;
     caf::response_promise promise;
     int retries = 0;
+    clock_type::time_point arrived = clock_type::now();
     std::optional<command_result> decided;  // known without an append
     std::vector<event> events;
     std::optional<result<storage::append_receipt>> appended;
@@ -204,7 +211,9 @@ void finish_round(host_actor<Traits>* self) {
     }
     bool conflict = p.appended && !*p.appended && p.appended->error().code == "conflict";
     bool undecided = !p.appended;  // decided against a state that did not happen
-    if ((conflict || undecided) && p.retries < max_retries) {
+    bool patient = s.env->log.replica()
+                   && clock_type::now() - p.arrived < conflict_patience(s.env->config);
+    if ((conflict || undecided) && (p.retries < max_retries || patient)) {
       p.retries += conflict ? 1 : 0;
       p.decided.reset();
       p.appended.reset();
@@ -284,7 +293,7 @@ caf::behavior aggregate_host(host_actor<Traits>* self, stream_id stream, env_ptr
       if (!command)
         return command_result{error{"invalid_argument", "wrong command for " + s.stream.value}};
       auto promise = self->make_response_promise();
-      s.queue.push_back({std::move(*command), std::move(c.meta), promise, 0, {}, {}, {}});
+      s.queue.push_back({std::move(*command), std::move(c.meta), promise, 0, clock_type::now(), {}, {}, {}});
       if (s.awaiting == 0 && s.round.empty())
         start_round(self);
       return promise;
