@@ -76,6 +76,8 @@ struct nats_bus::impl {
   std::map<std::uint64_t, pending> waiting;
   std::uint64_t next = 1;
   bool stopping = false;
+  // When the timer thread wakes next: a request due before then wakes it.
+  std::chrono::steady_clock::time_point wake_at;
   std::thread timer;
 
   std::mutex closed_mu;
@@ -134,6 +136,7 @@ struct nats_bus::impl {
         lock.lock();
         continue;
       }
+      wake_at = soonest;
       cv.wait_until(lock, soonest);
     }
   }
@@ -269,12 +272,18 @@ std::unique_ptr<subscription> nats_bus::subscribe(std::string pattern, handler h
 void nats_bus::request(std::string subject, std::string data, std::chrono::milliseconds timeout,
                        std::function<void(result<std::string>)> done) {
   std::uint64_t token;
+  bool sooner = false;
   {
     std::lock_guard lock{impl_->mu};
     token = impl_->next++;
-    impl_->waiting[token] = {std::move(done), std::chrono::steady_clock::now() + timeout};
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    impl_->waiting[token] = {std::move(done), deadline};
+    sooner = deadline < impl_->wake_at;
   }
-  impl_->cv.notify_all();
+  // Only when it must wake sooner: a wake-up per request cost a context
+  // switch per request.
+  if (sooner)
+    impl_->cv.notify_all();
   auto sent = publish(std::move(subject), std::move(data), impl_->inbox + std::to_string(token));
   if (!sent)
     if (auto d = impl_->take(token))

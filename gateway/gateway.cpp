@@ -810,10 +810,11 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
   void start() override {
     std::weak_ptr<long_poll> weak = shared_from_this();
     auto& hub = c_->gw.hub;
-    auto e = hub.on_event([weak](std::string_view path, std::uint64_t seq) {
-      if (auto s = weak.lock(); s && (path.ends_with(".RunAssigned") || path.ends_with(".RunCancelRequested")))
-        s->attempt(seq);
-    });
+    auto e = hub.on_events({"RunAssigned", "RunCancelRequested"},
+                           [weak](std::string_view, std::uint64_t seq) {
+                             if (auto s = weak.lock())
+                               s->attempt(seq);
+                           });
     auto t = hub.on_tick([weak] {
       if (auto s = weak.lock(); s && clock_type::now() >= s->deadline_)
         s->finish(json{{"runs", json::array()}});

@@ -8,25 +8,33 @@
 
 namespace kiln::gateway {
 
-live_hub::live_hub(bus::bus& b, std::chrono::milliseconds tick) {
-  event_sub_ = b.subscribe("kiln.evt.>", [this](const bus::message& m) { deliver_event(m); });
+live_hub::live_hub(bus::bus& b, std::chrono::milliseconds tick) : bus_(b) {
   chunk_sub_ = b.subscribe("kiln.log.>", [this](const bus::message& m) { deliver_chunk(m); });
   ticker_ = std::thread([this, tick] {
     std::unique_lock lock{stop_mu_};
     while (!stop_cv_.wait_for(lock, tick, [this] { return stopping_; })) {
       lock.unlock();
-      std::lock_guard guard{mu_};
-      auto copy = ticks_;
-      for (auto& [id, f] : copy)
-        if (ticks_.count(id))
-          (*f)();
+      {
+        std::lock_guard guard{mu_};
+        auto copy = ticks_;
+        for (auto& [id, f] : copy)
+          if (ticks_.count(id))
+            (*f)();
+      }
+      drop_unwanted();
       lock.lock();
     }
   });
 }
 
 live_hub::~live_hub() {
-  event_sub_.reset();
+  {
+    std::map<std::string, std::unique_ptr<bus::subscription>> subs;
+    {
+      std::lock_guard lock{mu_};
+      subs.swap(event_subs_);
+    }
+  }
   chunk_sub_.reset();
   {
     std::lock_guard lock{stop_mu_};
@@ -36,11 +44,55 @@ live_hub::~live_hub() {
   ticker_.join();
 }
 
-std::uint64_t live_hub::on_event(event_listener f) {
-  std::lock_guard lock{mu_};
-  auto id = next_++;
-  events_[id] = std::make_shared<event_listener>(std::move(f));
+std::unique_ptr<bus::subscription> live_hub::subscribe_events(const std::string& kind) {
+  auto pattern = kind.empty() ? std::string{"kiln.evt.>"} : "kiln.evt.*.*.*." + kind;
+  return bus_.subscribe(pattern, [this, kind](const bus::message& m) { deliver_event(kind, m); });
+}
+
+std::uint64_t live_hub::on_event(event_listener f) { return on_events({""}, std::move(f)); }
+
+std::uint64_t live_hub::on_events(const std::vector<std::string>& types, event_listener f) {
+  std::uint64_t id;
+  {
+    std::lock_guard lock{mu_};
+    id = next_++;
+    auto shared = std::make_shared<event_listener>(std::move(f));
+    for (auto& kind : types)
+      events_[kind][id] = shared;
+    event_kinds_[id] = types;
+  }
+  // Once the listener is in, the ticker keeps its subscriptions; made
+  // outside the lock (a delivery takes it) and before the call returns, so
+  // that an event published after the call reaches the listener.
+  for (auto& kind : types) {
+    {
+      std::lock_guard lock{mu_};
+      if (event_subs_.count(kind))
+        continue;
+    }
+    auto sub = subscribe_events(kind);
+    std::unique_ptr<bus::subscription> extra;  // another call made it first
+    {
+      std::lock_guard lock{mu_};
+      auto& slot = event_subs_[kind];
+      (slot ? extra : slot) = std::move(sub);
+    }
+  }
   return id;
+}
+
+void live_hub::drop_unwanted() {
+  std::unique_ptr<bus::subscription> unwanted;
+  {
+    std::lock_guard lock{mu_};
+    auto it = events_.find("");
+    if (it != events_.end() && !it->second.empty())
+      return;
+    if (auto sub = event_subs_.find(""); sub != event_subs_.end()) {
+      unwanted = std::move(sub->second);
+      event_subs_.erase(sub);
+    }
+  }
 }
 
 std::uint64_t live_hub::on_console(const std::string& run, chunk_listener f) {
@@ -60,7 +112,11 @@ std::uint64_t live_hub::on_tick(tick_listener f) {
 
 void live_hub::remove(std::uint64_t id) {
   std::lock_guard lock{mu_};
-  events_.erase(id);
+  if (auto it = event_kinds_.find(id); it != event_kinds_.end()) {
+    for (auto& kind : it->second)
+      events_[kind].erase(id);
+    event_kinds_.erase(it);
+  }
   ticks_.erase(id);
   if (auto it = chunk_keys_.find(id); it != chunk_keys_.end()) {
     auto [b, e] = chunks_.equal_range(it->second);
@@ -73,7 +129,7 @@ void live_hub::remove(std::uint64_t id) {
   }
 }
 
-void live_hub::deliver_event(const bus::message& m) {
+void live_hub::deliver_event(const std::string& kind, const bus::message& m) {
   constexpr std::string_view prefix = "kiln.evt.";
   std::string_view path = m.subject;
   path.remove_prefix(std::min(path.size(), prefix.size()));
@@ -81,9 +137,9 @@ void live_hub::deliver_event(const bus::message& m) {
   auto seq = commit.is_object() ? commit.value("seq", std::uint64_t{0}) : 0;
   std::lock_guard lock{mu_};
   // A copy: a listener may remove itself (or others) while called.
-  auto copy = events_;
+  auto copy = events_[kind];
   for (auto& [id, f] : copy)
-    if (events_.count(id))
+    if (event_kinds_.count(id))
       (*f)(path, seq);
 }
 

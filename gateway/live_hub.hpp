@@ -1,8 +1,14 @@
 #pragma once
-// One gateway's window on what happens now: a single bus subscription each
-// to every event (kiln.evt.>) and every console chunk (kiln.log.>), fanned
-// out to the streams and long polls that wait on them, and a ticker for
-// their heartbeats and deadlines. Listeners must not block.
+// One gateway's window on what happens now: bus subscriptions to the events
+// its listeners want and to every console chunk (kiln.log.>), fanned out to
+// the streams and long polls that wait on them, and a ticker for their
+// heartbeats and deadlines. Listeners must not block.
+//
+// Long polls and console followers want two or three kinds of event, of the
+// seven a run makes: the hub subscribes to each kind a listener names, and
+// to every event (kiln.evt.>) only while an event feed is open. Each
+// gateway took every event before, and in a cluster that was most of what
+// the bus carried to gateways.
 #include "events/bus.hpp"
 
 #include <chrono>
@@ -14,6 +20,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace kiln::gateway {
 
@@ -29,7 +36,10 @@ class live_hub {
   live_hub(bus::bus& b, std::chrono::milliseconds tick);
   ~live_hub();
 
+  // Every event.
   std::uint64_t on_event(event_listener f);
+  // The events of these types ("RunAssigned", ...) only.
+  std::uint64_t on_events(const std::vector<std::string>& types, event_listener f);
   // Chunks of one run ("<project>/<build>/<run>").
   std::uint64_t on_console(const std::string& run, chunk_listener f);
   std::uint64_t on_tick(tick_listener f);
@@ -37,16 +47,25 @@ class live_hub {
   void remove(std::uint64_t id);
 
  private:
-  void deliver_event(const bus::message& m);
+  // `kind`: the type whose subscription brought it, or "" for every event.
+  void deliver_event(const std::string& kind, const bus::message& m);
   void deliver_chunk(const bus::message& m);
+  std::unique_ptr<bus::subscription> subscribe_events(const std::string& kind);
+  // Drops the subscription to every event once nobody wants it. From the
+  // ticker: a listener may go from within a delivery of that subscription.
+  void drop_unwanted();
 
   std::recursive_mutex mu_;  // held while calling, so remove() waits for a call in progress
   std::uint64_t next_ = 1;
-  std::map<std::uint64_t, std::shared_ptr<event_listener>> events_;
+  bus::bus& bus_;
+  // Listeners by the type they want ("" for every event), and the
+  // subscription for each.
+  std::map<std::string, std::map<std::uint64_t, std::shared_ptr<event_listener>>> events_;
+  std::map<std::uint64_t, std::vector<std::string>> event_kinds_;
+  std::map<std::string, std::unique_ptr<bus::subscription>> event_subs_;
   std::multimap<std::string, std::pair<std::uint64_t, std::shared_ptr<chunk_listener>>> chunks_;
   std::map<std::uint64_t, std::string> chunk_keys_;
   std::map<std::uint64_t, std::shared_ptr<tick_listener>> ticks_;
-  std::unique_ptr<bus::subscription> event_sub_;
   std::unique_ptr<bus::subscription> chunk_sub_;
   bool stopping_ = false;
   std::mutex stop_mu_;

@@ -240,7 +240,7 @@ class console_follower final : public stream_base {
         if (auto s = weak.lock())
           s->on_chunk(offset, bytes);
       }));
-      ids.push_back(hub_.on_event([weak](std::string_view path, std::uint64_t seq) {
+      ids.push_back(hub_.on_events({"RunCompleted"}, [weak](std::string_view path, std::uint64_t seq) {
         if (auto s = weak.lock(); s && path == s->completed_) {
           // The answering core must hold the run's end, or the follower
           // would wait for an event that has passed.
