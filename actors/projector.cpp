@@ -70,6 +70,12 @@ struct projector_state {
   std::map<std::pair<std::string, std::uint32_t>, std::shared_ptr<const domain::project_definition>>
     old_definitions;
 
+  // Requests to the aggregates not answered yet, and when each times out.
+  // A CAF request with a timeout woke CAF's clock thread twice (set and
+  // cancel), several times a run; these are checked each second instead.
+  std::uint64_t next_call = 1;
+  std::map<std::uint64_t, std::pair<std::int64_t, std::function<void(error)>>> calls;
+
   std::uint64_t commits_since_save = 0;
   std::uint64_t next_waiter = 1;
   std::map<build_id, std::vector<waiter>> build_waiters;
@@ -105,25 +111,70 @@ void when_seen(projector_actor* self, global_seq seq, std::function<void()> f) {
     self->state.seq_waiters.emplace(seq.value, std::move(f));
 }
 
+// A call to an aggregate: `fail` if it has not answered by the request
+// timeout (expire_calls); the id, for the answer to claim it first.
+std::uint64_t open_call(projector_actor* self, std::function<void(error)> fail) {
+  auto& s = self->state;
+  auto id = s.next_call++;
+  auto deadline = now_ns() + std::chrono::nanoseconds{s.env->config.request_timeout}.count();
+  s.calls.emplace(id, std::pair{deadline, std::move(fail)});
+  return id;
+}
+// Whether the answer is the first word on call `id` (not timed out before).
+bool close_call(projector_actor* self, std::uint64_t id) { return self->state.calls.erase(id) > 0; }
+
+void expire_calls(projector_actor* self) {
+  auto now = now_ns();
+  std::vector<std::function<void(error)>> late;
+  for (auto it = self->state.calls.begin(); it != self->state.calls.end();)
+    if (it->second.first <= now) {
+      late.push_back(std::move(it->second.second));
+      it = self->state.calls.erase(it);
+    } else {
+      ++it;
+    }
+  for (auto& fail : late)
+    fail(error{"timeout", "the aggregate did not answer in time"});
+}
+
 void exec(projector_actor* self, stream_id stream, aggregate_command command, commit_metadata meta,
           std::function<void(command_result&)> k) {
-  self->request(self->state.registry, self->state.env->config.request_timeout, exec_atom::value,
+  auto id = open_call(self, [k](error e) {
+    command_result r{std::move(e)};
+    k(r);
+  });
+  self->request(self->state.registry, caf::infinite, exec_atom::value,
                 domain_command{std::move(stream), std::move(command), std::move(meta)})
-    .then([=](command_result& r) { k(r); },
-          [=](caf::error& e) {
-            command_result r{error{"timeout", "the aggregate did not answer: " + caf::to_string(e)}};
-            k(r);
-          });
+    .then(
+      [=](command_result& r) {
+        if (close_call(self, id))
+          k(r);
+      },
+      [=](caf::error& e) {
+        if (!close_call(self, id))
+          return;
+        command_result r{error{"timeout", "the aggregate did not answer: " + caf::to_string(e)}};
+        k(r);
+      });
 }
 
 void peek(projector_actor* self, stream_id stream, std::function<void(state_result&)> k) {
-  self->request(self->state.registry, self->state.env->config.request_timeout, peek_atom::value,
-                std::move(stream))
-    .then([=](state_result& r) { k(r); },
-          [=](caf::error& e) {
-            state_result r{error{"timeout", "the aggregate did not answer: " + caf::to_string(e)}};
-            k(r);
-          });
+  auto id = open_call(self, [k](error e) {
+    state_result r{std::move(e)};
+    k(r);
+  });
+  self->request(self->state.registry, caf::infinite, peek_atom::value, std::move(stream))
+    .then(
+      [=](state_result& r) {
+        if (close_call(self, id))
+          k(r);
+      },
+      [=](caf::error& e) {
+        if (!close_call(self, id))
+          return;
+        state_result r{error{"timeout", "the aggregate did not answer: " + caf::to_string(e)}};
+        k(r);
+      });
 }
 
 void wake(projector_actor* self) {
@@ -997,6 +1048,7 @@ caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
   self->send(self, cron_atom::value);
   return {
     [=](cron_atom) {
+      expire_calls(self);
       auto now = std::chrono::system_clock::now();
       auto unix_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
       if (self->state.leading)

@@ -1,5 +1,7 @@
 #include "events/nats_bus.hpp"
 
+#include "events/nats_message_bin.hpp"
+
 #include <nats/nats.h>
 
 #include <condition_variable>
@@ -37,7 +39,7 @@ void on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* closure)
                   std::string{natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))}});
     }
   }
-  natsMsg_Destroy(msg);
+  dispose(msg);
 }
 
 class nats_subscription final : public subscription {
@@ -104,7 +106,7 @@ struct nats_bus::impl {
       else
         done(std::string{natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))});
     }
-    natsMsg_Destroy(msg);
+    dispose(msg);
   }
 
   static void on_closed(natsConnection*, void* closure) {
@@ -217,7 +219,7 @@ status_result nats_bus::publish_once(std::string subject, std::string data, std:
     s = natsMsgHeader_Set(msg, "Nats-Msg-Id", msg_id.c_str());
   if (s == NATS_OK)
     s = natsConnection_PublishMsg(impl_->conn, msg);
-  natsMsg_Destroy(msg);
+  dispose(msg);
   if (s != NATS_OK)
     return error{"unavailable", "publish to " + subject + ": " + status_text(s)};
   return ok;

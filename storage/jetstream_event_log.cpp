@@ -1,6 +1,7 @@
 #include "storage/jetstream_event_log.hpp"
 
 #include "events/codec.hpp"
+#include "events/nats_message_bin.hpp"
 #include "events/subjects.hpp"
 #include "storage/jetstream_link.hpp"
 #include "storage/rocksdb_event_log.hpp"
@@ -369,7 +370,7 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
       if (g.open)
         g.open->answered(msg, ack, failure);
     }
-    natsMsg_Destroy(msg);
+    bus::dispose(msg);
   }
 
   void answered(natsMsg* msg, jsPubAck* ack, jsPubAckErr* failure) {

@@ -1,5 +1,7 @@
 #include "storage/jetstream_link.hpp"
 
+#include "events/nats_message_bin.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -155,7 +157,7 @@ struct ordered_copy::box {
             std::string{natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))});
       }
     }
-    natsMsg_Destroy(m);
+    bus::dispose(m);
   }
 };
 
