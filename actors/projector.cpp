@@ -137,44 +137,38 @@ void expire_calls(projector_actor* self) {
     fail(error{"timeout", "the aggregate did not answer in time"});
 }
 
-void exec(projector_actor* self, stream_id stream, aggregate_command command, commit_metadata meta,
-          std::function<void(command_result&)> k) {
+// Asks the aggregate (through the registry); `k` gets its answer, or an
+// error if it failed or did not come in time.
+template <class Result, class Atom, class Payload>
+void ask_aggregate(projector_actor* self, Atom atom, Payload payload,
+                   std::function<void(Result&)> k) {
   auto id = open_call(self, [k](error e) {
-    command_result r{std::move(e)};
+    Result r{std::move(e)};
     k(r);
   });
-  self->request(self->state.registry, caf::infinite, exec_atom::value,
-                domain_command{std::move(stream), std::move(command), std::move(meta)})
+  self->request(self->state.registry, caf::infinite, atom, std::move(payload))
     .then(
-      [=](command_result& r) {
+      [=](Result& r) {
         if (close_call(self, id))
           k(r);
       },
       [=](caf::error& e) {
         if (!close_call(self, id))
           return;
-        command_result r{error{"timeout", "the aggregate did not answer: " + caf::to_string(e)}};
+        Result r{error{"timeout", "the aggregate did not answer: " + caf::to_string(e)}};
         k(r);
       });
 }
 
+void exec(projector_actor* self, stream_id stream, aggregate_command command, commit_metadata meta,
+          std::function<void(command_result&)> k) {
+  ask_aggregate<command_result>(self, exec_atom::value,
+                                domain_command{std::move(stream), std::move(command), std::move(meta)},
+                                std::move(k));
+}
+
 void peek(projector_actor* self, stream_id stream, std::function<void(state_result&)> k) {
-  auto id = open_call(self, [k](error e) {
-    state_result r{std::move(e)};
-    k(r);
-  });
-  self->request(self->state.registry, caf::infinite, peek_atom::value, std::move(stream))
-    .then(
-      [=](state_result& r) {
-        if (close_call(self, id))
-          k(r);
-      },
-      [=](caf::error& e) {
-        if (!close_call(self, id))
-          return;
-        state_result r{error{"timeout", "the aggregate did not answer: " + caf::to_string(e)}};
-        k(r);
-      });
+  ask_aggregate<state_result>(self, peek_atom::value, std::move(stream), std::move(k));
 }
 
 void wake(projector_actor* self) {
