@@ -18,7 +18,7 @@ namespace kiln::cli {
 int cmd_gateway(int argc, char** argv) {
   args a{argc, argv, 2, {"public-read"}};
   auto known = artifact_options;
-  known.insert({"data", "nats", "listen", "public-read", "max-streams", "config"});
+  known.insert({"data", "nats", "listen", "public-read", "max-streams", "config", "http-threads"});
   a.allow_only(known);
   load_config_file(a, known, {"public-read"});
   // Only spooled uploads (a local store) and S3's spool live here.
@@ -35,7 +35,7 @@ int cmd_gateway(int argc, char** argv) {
   auto bus = bus_from(a, "kiln-gateway", true);
   if (!bus)
     return fail("--nats: " + bus.error().message);
-  auto front = gateway_node::start(**bus, std::move(*gopts), listen);
+  auto front = gateway_node::start(**bus, std::move(*gopts), listen, a.get_u64("http-threads", 1));
   if (!front)
     return fail(front.error().message);
   auto url = (*front)->url();

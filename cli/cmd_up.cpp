@@ -20,7 +20,7 @@ namespace kiln::cli {
 int cmd_up(int argc, char** argv) {
   args a{argc, argv, 2, {"public-read"}};
   auto known = artifact_options;
-  known.insert({"data", "listen", "workers", "executor", "public-read", "config", "max-streams",
+  known.insert({"data", "listen", "workers", "executor", "public-read", "config", "max-streams", "http-threads",
                 "worker-timeout", "public-url", "smtp", "smtp-from", "smtp-user", "github-api",
                 "gitlab-api", "notify-retry", "retention-interval", "event-retention-hours", "nats",
                 "artifact-retry-for"});
@@ -52,7 +52,9 @@ int cmd_up(int argc, char** argv) {
   auto node = core_node::start(**bus, std::move(copts));
   if (!node)
     return fail(node.error().message);
-  auto front = gateway_node::start(**bus, std::move(*gopts), listen);
+  // Two: a single node's one HTTP server takes every client (a cluster
+  // adds gateways instead).
+  auto front = gateway_node::start(**bus, std::move(*gopts), listen, a.get_u64("http-threads", 2));
   if (!front)
     return fail(front.error().message);
   auto url = (*front)->url();

@@ -1,5 +1,7 @@
 #include "cli/gateway_node.hpp"
 
+#include <algorithm>
+
 #include "cli/args.hpp"
 #include "cli/artifact_args.hpp"
 #include "gateway/http_server.hpp"
@@ -24,12 +26,13 @@ result<gateway::gateway_options> gateway_options_from(const args& a,
 }
 
 result<std::unique_ptr<gateway_node>> gateway_node::start(bus::bus& b, gateway::gateway_options o,
-                                                          const listen_address& at) {
+                                                          const listen_address& at,
+                                                          std::size_t http_threads) {
   auto i = std::make_unique<impl>();
   i->front = std::make_unique<gateway::gateway>(b, std::move(o));
   auto* front = i->front.get();
   auto server = gateway::http_server::start(
-    {.host = at.host, .port = at.port, .threads = 2},
+    {.host = at.host, .port = at.port, .threads = std::max<std::size_t>(1, http_threads)},
     [front](gateway::http_request req, gateway::responder respond) {
       front->handle(std::move(req), std::move(respond));
     },

@@ -13,8 +13,13 @@ namespace kiln::cli {
 
 class gateway_node {
  public:
+  // `http_threads`: the HTTP server's event loops. A gateway's handlers
+  // never block (one bus request each), so one serves a stateless gateway
+  // process best: a second one mostly woke the first (about a third of the
+  // context switches a gateway made per run in the local cluster).
   static result<std::unique_ptr<gateway_node>> start(bus::bus& b, gateway::gateway_options o,
-                                                     const listen_address& at);
+                                                     const listen_address& at,
+                                                     std::size_t http_threads);
   ~gateway_node();  // stop() if not done
   std::string url() const;
   // Not ready at once, no new connections, long polls and streams told to
