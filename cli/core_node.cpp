@@ -129,10 +129,13 @@ result<std::unique_ptr<core_node>> core_node::start(bus::bus& b, core_node_optio
   i->box = std::make_unique<storage::secret_box>(std::move(*box));
   core::core_config config;
   config.console = i->console;
-  // One CAF thread per core: CAF's default (at least 4) oversubscribes a
-  // small machine that also runs the HTTP threads and the log's writer
-  // (GET of a build at 64 connections: ~18k -> ~22k req/s on 2 cores).
-  config.threads = std::max(2u, std::thread::hardware_concurrency());
+  // A single node: one CAF thread per CPU core; CAF's default (at least 4)
+  // oversubscribes a small machine that also runs the HTTP threads and the
+  // log's writer (GET of a build at 64 connections: ~18k -> ~22k req/s on
+  // 2 cores). A cluster's core: one, beside its NATS and log threads; the
+  // machine's other processes (servers, gateways) want the CPUs, and a
+  // second CAF thread mostly woke the first.
+  config.threads = cluster ? 1 : std::max(2u, std::thread::hardware_concurrency());
   // A worker silent for this long is offline and its runs are requeued.
   config.watchdog.worker_timeout = i->o.worker_timeout;
   config.watchdog_interval = std::min<std::chrono::milliseconds>(
