@@ -78,8 +78,10 @@ std::pair<natsStatus, jsErrCode> while_electing(const std::string& what, Call ca
   for (;;) {
     auto code = static_cast<jsErrCode>(0);
     natsStatus s = call(code);
+    // A cluster still forming has too few peers known to place a stream
+    // (JSClusterNoPeersErr) for its first seconds.
     bool not_ready = s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS || code == JSClusterNotAvailErr
-                     || code == JSStreamOfflineErr;
+                     || code == JSStreamOfflineErr || code == JSClusterNoPeersErr;
     if (s == NATS_OK || !not_ready || std::chrono::steady_clock::now() >= give_up)
       return {s, code};
     spdlog::warn("jetstream {} state=waiting reason=\"{}\"", what, status_text(s, code));

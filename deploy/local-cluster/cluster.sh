@@ -67,13 +67,16 @@ spawn() {
   echo $! > "$pids/$name"
 }
 
-wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
-  local seconds=$1 what=$2; shift 2
+# wait_up NAME SECONDS COMMAND...: until COMMAND succeeds; a process that
+# exits meanwhile is told at once, with the end of its log.
+wait_up() {
+  local name=$1 seconds=$2; shift 2
   for _ in $(seq 1 $((seconds * 10))); do
     if "$@" > /dev/null 2>&1; then return 0; fi
+    alive "$name" || die "$name exited: $(tail -n 3 "$logs/$name.log" 2>/dev/null | tr '\n' ' ')"
     sleep 0.1
   done
-  die "$what did not come up in ${seconds}s (see $logs)"
+  die "$name did not come up in ${seconds}s (see $logs)"
 }
 
 nats_urls() {
@@ -94,7 +97,7 @@ spawn_nats() {
 }
 
 wait_nats() {
-  wait_for 30 "nats-server $1" bash -c "exec 3<>/dev/tcp/127.0.0.1/$(port_of nats-$1)"
+  wait_up "nats-$1" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$(port_of nats-$1)"
 }
 
 # A core's log starts afresh at each start, so that "ready" is this start's.
@@ -103,14 +106,14 @@ start_core() {
   mkdir -p "$logs"
   [ -f "$logs/core-$n.log" ] && mv "$logs/core-$n.log" "$logs/core-$n.log.$(date +%s%N)"
   spawn "core-$n" "$KILN" core --nats "$(nats_urls)" --data "$dir/core-$n" --log-replicas "$REPLICAS"
-  wait_for 120 "core $n" grep -q "kiln core: ready" "$logs/core-$n.log"
+  wait_up "core-$n" 120 grep -q "kiln core: ready" "$logs/core-$n.log"
 }
 
 start_gateway() {
   local n=$1
   spawn "gateway-$n" "$KILN" gateway --nats "$(nats_urls)" --listen "127.0.0.1:$(port_of gateway-$n)" \
     --data "$dir/gateway-$n"
-  wait_for 30 "gateway $n" curl -fsS "http://127.0.0.1:$(port_of gateway-$n)/readyz"
+  wait_up "gateway-$n" 30 curl -fsS "http://127.0.0.1:$(port_of gateway-$n)/readyz"
 }
 
 start_haproxy() {
@@ -134,7 +137,7 @@ backend gateways
 $(for n in 1 2 3; do echo "  server gw$n 127.0.0.1:$(port_of gateway-$n) check"; done)
 EOF
   spawn haproxy "$HAPROXY" -f "$dir/haproxy.cfg" -db
-  wait_for 20 "haproxy" curl -fsS "http://127.0.0.1:$(port_of lb)/readyz"
+  wait_up haproxy 20 curl -fsS "http://127.0.0.1:$(port_of lb)/readyz"
 }
 
 start_worker() {
@@ -143,7 +146,7 @@ start_worker() {
     --tags "local,$(hostname)" --concurrency "$CONCURRENCY" --workdir "$dir/worker-$n" --executor "$EXECUTOR" \
     --poll-wait 5
   local admin; admin=$(cat "$dir/admin.token")
-  wait_for 60 "worker $n" curl -fsS -X POST -H "Authorization: Bearer $admin" \
+  wait_up "worker-$n" 60 curl -fsS -X POST -H "Authorization: Bearer $admin" \
     "http://127.0.0.1:$(port_of lb)/v1/workers/worker-$n/enlist"
 }
 
