@@ -556,6 +556,17 @@ void issue(projector_actor* self, const issue_token& x, const request_context& c
        });
 }
 
+// A worker's check-in, here or at another core: when, and whether it takes
+// new runs. True when it has started taking them again.
+bool note_checkin(projector_state& s, const std::string& worker, bool accepting, std::int64_t at) {
+  s.last_seen[worker] = at;
+  if (!accepting) {
+    s.paused.insert(worker);
+    return false;
+  }
+  return s.paused.erase(worker) > 0;
+}
+
 void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) {
   auto& s = self->state;
   auto w = s.model->worker(c.name);
@@ -567,11 +578,7 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
   if (who->holder != domain::grant::kind::worker || who->id != c.name)
     return cb(error{"forbidden", "this token is not worker '" + c.name + "'s"});
   auto now = now_ns();
-  s.last_seen[c.name] = now;
-  if (c.accepting)
-    s.paused.erase(c.name);
-  else
-    s.paused.insert(c.name);
+  note_checkin(s, c.name, c.accepting, now);
   if (!s.leading) {
     auto every = s.env->config.watchdog.worker_timeout.count() / 10;
     auto it = s.shared.find(c.name);
@@ -1065,13 +1072,7 @@ caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
     },
     [=](seen_atom, const std::string& worker, bool accepting) {
       auto& s = self->state;
-      s.last_seen[worker] = now_ns();
-      bool was_accepting = !s.paused.count(worker);
-      if (accepting)
-        s.paused.erase(worker);
-      else
-        s.paused.insert(worker);
-      if (accepting && !was_accepting) {
+      if (note_checkin(s, worker, accepting, now_ns())) {
         s.schedule_needed = true;
         wake(self);
       }
