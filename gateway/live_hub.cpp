@@ -133,6 +133,11 @@ void live_hub::deliver_event(const std::string& kind, const bus::message& m) {
   constexpr std::string_view prefix = "kiln.evt.";
   std::string_view path = m.subject;
   path.remove_prefix(std::min(path.size(), prefix.size()));
+  {
+    std::lock_guard lock{mu_};
+    if (events_[kind].empty())
+      return;  // the whole commit is parsed only for someone
+  }
   auto commit = nlohmann::json::parse(m.data, nullptr, false);
   auto seq = commit.is_object() ? commit.value("seq", std::uint64_t{0}) : 0;
   std::lock_guard lock{mu_};

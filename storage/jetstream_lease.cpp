@@ -61,6 +61,13 @@ struct jetstream_lease::impl {
     return true;
   }
 
+  // Our write of the key went through at `sent`.
+  void wrote(std::uint64_t rev, clock_type::time_point sent) {
+    revision = rev;
+    renewed_sent = sent;
+    last_problem.clear();
+  }
+
   void set(bool now_holding) {
     if (holding.exchange(now_holding) == now_holding)
       return;
@@ -77,12 +84,8 @@ struct jetstream_lease::impl {
     if (holding) {
       auto s = kvStore_Update(&rev, kv, o.key.c_str(), o.holder.data(), static_cast<int>(o.holder.size()),
                               revision);
-      if (s == NATS_OK) {
-        revision = rev;
-        renewed_sent = sent;
-        last_problem.clear();
-        return;
-      }
+      if (s == NATS_OK)
+        return wrote(rev, sent);
       std::string why = nats_GetLastError(nullptr) ? nats_GetLastError(nullptr) : "";
       // Another core wrote the key: it is theirs now.
       if (why.find("wrong last sequence") != std::string::npos)
@@ -94,9 +97,7 @@ struct jetstream_lease::impl {
     }
     auto s = kvStore_Create(&rev, kv, o.key.c_str(), o.holder.data(), static_cast<int>(o.holder.size()));
     if (s == NATS_OK) {
-      revision = rev;
-      renewed_sent = sent;
-      last_problem.clear();
+      wrote(rev, sent);
       set(true);
     }
   }
