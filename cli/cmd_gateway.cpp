@@ -28,6 +28,7 @@ int cmd_gateway(int argc, char** argv) {
     std::fprintf(stderr, "kiln gateway: %s\n", what.c_str());
     return 1;
   };
+  auto http_threads = http_threads_from(a, 1);
   auto gopts = gateway_options_from(a, data);
   if (!gopts)
     return fail(gopts.error().message);
@@ -35,7 +36,7 @@ int cmd_gateway(int argc, char** argv) {
   auto bus = bus_from(a, "kiln-gateway", true);
   if (!bus)
     return fail("--nats: " + bus.error().message);
-  auto front = gateway_node::start(**bus, std::move(*gopts), listen, a.get_u64("http-threads", 1));
+  auto front = gateway_node::start(**bus, std::move(*gopts), listen, http_threads);
   if (!front)
     return fail(front.error().message);
   auto url = (*front)->url();

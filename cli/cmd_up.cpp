@@ -38,6 +38,9 @@ int cmd_up(int argc, char** argv) {
     std::fprintf(stderr, "kiln up: %s\n", what.c_str());
     return 1;
   };
+  // Two: a single node's one HTTP server takes every client (a cluster
+  // adds gateways instead).
+  auto http_threads = http_threads_from(a, 2);
   auto gopts = gateway_options_from(a, data);
   if (!gopts)
     return fail(gopts.error().message);
@@ -52,9 +55,7 @@ int cmd_up(int argc, char** argv) {
   auto node = core_node::start(**bus, std::move(copts));
   if (!node)
     return fail(node.error().message);
-  // Two: a single node's one HTTP server takes every client (a cluster
-  // adds gateways instead).
-  auto front = gateway_node::start(**bus, std::move(*gopts), listen, a.get_u64("http-threads", 2));
+  auto front = gateway_node::start(**bus, std::move(*gopts), listen, http_threads);
   if (!front)
     return fail(front.error().message);
   auto url = (*front)->url();

@@ -1,7 +1,5 @@
 #include "cli/gateway_node.hpp"
 
-#include <algorithm>
-
 #include "cli/args.hpp"
 #include "cli/artifact_args.hpp"
 #include "gateway/http_server.hpp"
@@ -25,6 +23,13 @@ result<gateway::gateway_options> gateway_options_from(const args& a,
   return o;
 }
 
+std::size_t http_threads_from(const args& a, std::size_t fallback) {
+  auto n = a.get_u64("http-threads", fallback);
+  if (n == 0)
+    throw usage_error("--http-threads is at least 1");
+  return n;
+}
+
 result<std::unique_ptr<gateway_node>> gateway_node::start(bus::bus& b, gateway::gateway_options o,
                                                           const listen_address& at,
                                                           std::size_t http_threads) {
@@ -32,7 +37,7 @@ result<std::unique_ptr<gateway_node>> gateway_node::start(bus::bus& b, gateway::
   i->front = std::make_unique<gateway::gateway>(b, std::move(o));
   auto* front = i->front.get();
   auto server = gateway::http_server::start(
-    {.host = at.host, .port = at.port, .threads = std::max<std::size_t>(1, http_threads)},
+    {.host = at.host, .port = at.port, .threads = http_threads},
     [front](gateway::http_request req, gateway::responder respond) {
       front->handle(std::move(req), std::move(respond));
     },

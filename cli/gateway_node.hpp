@@ -36,5 +36,7 @@ class gateway_node {
 // The gateway's options from the command line (the artifact store too);
 // an S3 store that cannot work is an error result.
 result<gateway::gateway_options> gateway_options_from(const args& a, const std::filesystem::path& data);
+// --http-threads (at least 1), or `fallback`; a usage_error otherwise.
+std::size_t http_threads_from(const args& a, std::size_t fallback);
 
 } // namespace kiln::cli

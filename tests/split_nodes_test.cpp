@@ -83,3 +83,15 @@ TEST_CASE("kiln core and two kiln gateways over NATS: any gateway serves, one ca
   auto down = a.api("GET", "/v1/projects/app/builds", admin);
   CHECK(down.status == 503);
 }
+
+TEST_CASE("kiln gateway and kiln up refuse a bad --http-threads before they start", "[cli]") {
+  temp_dir dir{"kiln-http-threads"};
+  // No NATS server at this address: the option is checked first.
+  auto [word, word_out] = run({KILN_BINARY, "gateway", "--nats", "nats://127.0.0.1:1", "--data",
+                               (dir / "gw").string(), "--http-threads", "two"});
+  CHECK(word == 2);
+  CHECK(word_out.find("--http-threads wants a whole number") != std::string::npos);
+  auto [zero, zero_out] = run({KILN_BINARY, "up", "--data", (dir / "up").string(), "--http-threads", "0"});
+  CHECK(zero == 2);
+  CHECK(zero_out.find("--http-threads is at least 1") != std::string::npos);
+}
