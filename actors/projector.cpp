@@ -510,25 +510,31 @@ void allocate(projector_actor* self, std::string project, domain::project::alloc
        });
 }
 
-// The worker holding a run (assigned or running) writes its console.
-result<reply> write_console(projector_actor* self, const append_console& x) {
+// The worker holding a run (assigned or running) writes its console. The
+// store answers `cb` itself: a cluster's waits on JetStream, and this
+// actor does not wait with it.
+void write_console(projector_actor* self, const append_console& x, reply_callback cb) {
   auto& s = self->state;
   auto console = s.env->config.console;
   if (!console)
-    return error{"unavailable", "this core keeps no console logs"};
+    return cb(error{"unavailable", "this core keeps no console logs"});
   auto r = s.model->run(x.run);
   if (!r)
-    return error{"not_found", "no run " + x.run.path()};
+    return cb(error{"not_found", "no run " + x.run.path()});
   if (r->worker != x.worker)
-    return error{"not_assigned_to_you", "run " + x.run.path() + " is not held by worker '"
-                                          + x.worker + "'"};
+    return cb(error{"not_assigned_to_you", "run " + x.run.path() + " is not held by worker '"
+                                             + x.worker + "'"});
   if (r->finished())
-    return error{"finished", "run " + x.run.path() + " has ended; its console is closed"};
-  auto a = console->append_console(x.run.path(), x.offset, x.data);
-  if (!a)
-    return a.error();
-  return reply{console_ack{a->size, a->new_from,
-                           a->added ? x.data.substr(x.data.size() - a->added) : std::string{}}};
+    return cb(error{"finished", "run " + x.run.path() + " has ended; its console is closed"});
+  auto data = std::make_shared<const std::string>(x.data);
+  console->append_console_async(x.run.path(), x.offset, *data,
+                                [data, cb = std::move(cb)](result<storage::console_append> a) {
+                                  if (!a)
+                                    return cb(a.error());
+                                  cb(reply{console_ack{a->size, a->new_from,
+                                                       a->added ? data->substr(data->size() - a->added)
+                                                                : std::string{}}});
+                                });
 }
 
 void issue(projector_actor* self, const issue_token& x, const request_context& ctx,
@@ -830,7 +836,7 @@ void handle(projector_actor* self, request& req, const request_context& ctx, rep
         simple(self, streams::token(x.id),
                domain::token::revoke_token{"revoked by " + ctx.principal}, ctx, cb);
       } else if constexpr (std::is_same_v<T, append_console>) {
-        cb(write_console(self, x));
+        write_console(self, x, std::move(cb));
       } else if constexpr (std::is_same_v<T, worker_checkin>) {
         checkin(self, x, cb);
       } else if constexpr (std::is_same_v<T, report_run>) {

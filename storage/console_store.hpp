@@ -6,6 +6,7 @@
 #include "events/result.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,8 @@ struct console_append {
   std::uint64_t added = 0;     // how many it added (0: all were there already)
 };
 
+using console_callback = std::function<void(result<console_append>)>;
+
 class console_store {
  public:
   virtual ~console_store() = default;
@@ -24,6 +27,13 @@ class console_store {
   // error "gap" (its message names the end).
   virtual result<console_append> append_console(const std::string& run, std::uint64_t offset,
                                                 std::string_view bytes) = 0;
+  // The same, told to `done` exactly once: for a store that waits on the
+  // network (the cluster's), later and on one of its threads, so that an
+  // actor never waits on it; for a local one, before returning.
+  virtual void append_console_async(const std::string& run, std::uint64_t offset,
+                                    std::string_view bytes, console_callback done) {
+    done(append_console(run, offset, bytes));
+  }
   // Up to `max` bytes from `offset` ("" at or past the end).
   virtual result<std::string> read_console(const std::string& run, std::uint64_t offset,
                                            std::size_t max) = 0;

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <fstream>
+#include <future>
 
 namespace kiln::storage {
 
@@ -21,6 +22,54 @@ struct jetstream_console_store::impl {
   std::uint64_t saved_position = 0;
 
   impl(console_store& l, jetstream_console_options opts) : local(l), o(std::move(opts)) {}
+
+  // Published, not yet acknowledged.
+  struct pending_append {
+    std::string run;
+    console_callback done;
+  };
+  jetstream::pending_acks<pending_append> acks;
+
+  // Every ack and failure of an append, on NATS's delivery thread.
+  void answered(pending_append p, jsPubAck* ack, jsPubAckErr* failure) {
+    if (!ack) {
+      auto why = failure ? jetstream::status_text(failure->Err, failure->ErrCode)
+                             + (failure->ErrText ? std::string{": "} + failure->ErrText : "")
+                         : std::string{"no answer"};
+      return p.done(error{"unavailable", "the cluster's console stream did not take the chunk: " + why});
+    }
+    // The chunk is the stream's message `seq`: its outcome is what this
+    // core's copy makes of it, in the stream's order.
+    auto seq = ack->Sequence;
+    auto duplicate = ack->Duplicate;
+    auto shared = std::make_shared<pending_append>(std::move(p));
+    progress.when_done(seq, [this, shared, seq, duplicate](bool copied) {
+      auto& done = shared->done;
+      if (!copied)
+        return done(error{"unavailable", "this core's console copy stopped before chunk "
+                                           + std::to_string(seq)});
+      if (duplicate) {
+        // Taken before (a resend): the console as it is now.
+        auto size = local.console_size(shared->run);
+        if (!size)
+          return done(size.error());
+        return done(console_append{*size, *size, 0});
+      }
+      auto outcome = outcomes.get(seq);
+      if (!outcome)
+        return done(error{"unavailable", "chunk " + std::to_string(seq) + " was copied too long ago to tell"});
+      done(std::move(*outcome));
+    });
+  }
+
+  void close() {
+    follower.reset();
+    // A chunk not acknowledged may or may not be in the stream (a resend finds out).
+    for (auto& p : jetstream::close_publishing(link, acks))
+      p.done(error{"unavailable", "the console store closed before the chunk was acknowledged"});
+    progress.stop(std::nullopt);
+    save_position(progress.copied());
+  }
 
   void copy(std::uint64_t seq, const std::string& data) {
     if (!progress.take(seq))
@@ -59,10 +108,14 @@ result<std::unique_ptr<jetstream_console_store>> jetstream_console_store::open(
   console_store& local, jetstream_console_options o) {
   auto p = std::make_unique<impl>(local, std::move(o));
   auto& opts = p->o;
-  auto l = jetstream::link::connect(opts.servers, opts.name, opts.ack_timeout);
+  auto l = jetstream::link::connect(opts.servers, opts.name, opts.ack_timeout,
+                                    p->acks.handler());
   if (!l)
     return l.error();
   p->link = std::move(*l);
+  p->acks.open([raw = p.get()](impl::pending_append a, natsMsg*, jsPubAck* ack, jsPubAckErr* failure) {
+    raw->answered(std::move(a), ack, failure);
+  });
   auto last = p->link->ensure_stream({opts.stream, std::string{subjects::console_copy_subjects},
                                       opts.replicas,
                                       std::chrono::duration_cast<std::chrono::seconds>(opts.max_age),
@@ -89,15 +142,10 @@ result<std::unique_ptr<jetstream_console_store>> jetstream_console_store::open(
 
 jetstream_console_store::jetstream_console_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
-jetstream_console_store::~jetstream_console_store() {
-  impl_->follower.reset();
-  impl_->progress.stop(std::nullopt);
-  impl_->save_position(impl_->progress.copied());
-}
+jetstream_console_store::~jetstream_console_store() { impl_->close(); }
 
-result<console_append> jetstream_console_store::append_console(const std::string& run,
-                                                               std::uint64_t offset,
-                                                               std::string_view bytes) {
+void jetstream_console_store::append_console_async(const std::string& run, std::uint64_t offset,
+                                                   std::string_view bytes, console_callback done) {
   auto& p = *impl_;
   auto data = subjects::frame(nlohmann::json{{"run", run}, {"offset", offset}}.dump(), bytes);
   auto subject = subjects::console_copy_subject(run);
@@ -105,34 +153,33 @@ result<console_append> jetstream_console_store::append_console(const std::string
   natsMsg* msg = nullptr;
   if (auto s = natsMsg_Create(&msg, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
       s != NATS_OK)
-    return error{"io", "cannot make a message: " + jetstream::status_text(s)};
+    return done(error{"io", "cannot make a message: " + jetstream::status_text(s)});
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MaxWait = p.o.ack_timeout.count();
   po.MsgId = id.c_str();
-  jsPubAck* ack = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  auto s = js_PublishMsg(&ack, p.link->js(), msg, &po, &code);
+  auto key = msg;
+  p.acks.add(key, impl::pending_append{run, std::move(done)});
+  auto s = js_PublishMsgAsync(p.link->js(), &msg, &po);
+  if (s == NATS_OK)
+    return;
   natsMsg_Destroy(msg);
-  if (s != NATS_OK)
-    return error{"unavailable", "the cluster's console stream did not take the chunk: "
-                                  + jetstream::status_text(s, code)};
-  auto seq = ack->Sequence;
-  bool duplicate = ack->Duplicate;
-  jsPubAck_Destroy(ack);
-  if (!p.progress.wait_for(seq, p.o.ack_timeout))
-    return error{"unavailable", "this core's console copy has not reached chunk " + std::to_string(seq)};
-  if (duplicate) {
-    // Taken before (a resend): the console as it is now.
-    auto size = p.local.console_size(run);
-    if (!size)
-      return size.error();
-    return console_append{*size, *size, 0};
-  }
-  auto outcome = p.outcomes.get(seq);
-  if (!outcome)
-    return error{"unavailable", "chunk " + std::to_string(seq) + " was copied too long ago to tell"};
-  return *outcome;
+  if (auto unsent = p.acks.take(key))
+    unsent->done(error{"unavailable", "the cluster's console stream did not take the chunk: "
+                                        + jetstream::status_text(s)});
+}
+
+result<console_append> jetstream_console_store::append_console(const std::string& run,
+                                                               std::uint64_t offset,
+                                                               std::string_view bytes) {
+  auto answer = std::make_shared<std::promise<result<console_append>>>();
+  auto future = answer->get_future();
+  append_console_async(run, offset, bytes,
+                       [answer](result<console_append> r) { answer->set_value(std::move(r)); });
+  // The ack has its own deadline; the copy, which follows it, gets as long.
+  if (future.wait_for(2 * impl_->o.ack_timeout) != std::future_status::ready)
+    return error{"unavailable", "this core's console copy did not take the chunk in time"};
+  return future.get();
 }
 
 result<std::string> jetstream_console_store::read_console(const std::string& run, std::uint64_t offset,

@@ -36,8 +36,11 @@ class jetstream_console_store final : public console_store {
                                                                jetstream_console_options options);
   ~jetstream_console_store() override;
 
+  // Waits for the append (off NATS's delivery thread only).
   result<console_append> append_console(const std::string& run, std::uint64_t offset,
                                         std::string_view bytes) override;
+  void append_console_async(const std::string& run, std::uint64_t offset, std::string_view bytes,
+                            console_callback done) override;
   result<std::string> read_console(const std::string& run, std::uint64_t offset,
                                    std::size_t max) override;
   result<std::uint64_t> console_size(const std::string& run) override;

@@ -50,9 +50,8 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
   std::unordered_set<std::string> in_flight;
   std::unordered_map<std::string, std::deque<publish_job>> waiting_streams;
   std::vector<std::thread> publishers;
-  // Published, not yet acknowledged: by the message, which the ack brings back.
-  std::mutex acks_mu;
-  std::unordered_map<natsMsg*, publish_job> awaiting_ack;
+  // Published, not yet acknowledged.
+  jetstream::pending_acks<publish_job> acks;
 
   // ---- the copy: stream -> local log, in order ----
   std::mutex copy_mu;
@@ -329,65 +328,24 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
       po.ExpectLastSubjectSeq = expect_seq;
     else
       po.ExpectNoMessage = true;
-    // The ack handler finds its append by the message: registered first,
-    // for the ack may come before js_PublishMsgAsync returns.
     auto key = msg;
     auto command_id = req.meta.command_id;  // po.MsgId points into it
     po.MsgId = command_id.empty() ? nullptr : command_id.c_str();
-    {
-      std::lock_guard lock{acks_mu};
-      awaiting_ack.emplace(key, std::move(j));
-    }
+    acks.add(key, std::move(j));
     auto s = js_PublishMsgAsync(link->js(), &msg, &po);
     if (s == NATS_OK)
       return;
     natsMsg_Destroy(msg);
-    std::optional<publish_job> unsent;
-    {
-      std::lock_guard lock{acks_mu};
-      if (auto it = awaiting_ack.find(key); it != awaiting_ack.end()) {
-        unsent = std::move(it->second);
-        awaiting_ack.erase(it);
-      }
-    }
-    if (unsent)
+    if (auto unsent = acks.take(key))
       finish(*unsent, make_error(errc::io, "cannot publish to the cluster's log: " + status_text(s)));
   }
 
   // Every ack and every failure of an async publish, on the delivery thread.
-  // The gate lets shutdown wait for a call in progress and turn later ones
-  // away (the library may deliver one while the connection closes).
-  struct ack_gate {
-    std::mutex mu;
-    impl* open = nullptr;
-  };
-  std::unique_ptr<ack_gate> gate = std::make_unique<ack_gate>();
-
-  static void on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* failure, void* closure) {
-    auto& g = *static_cast<ack_gate*>(closure);
-    {
-      std::lock_guard lock{g.mu};
-      if (g.open)
-        g.open->answered(msg, ack, failure);
-    }
-    bus::dispose(msg);
-  }
-
-  void answered(natsMsg* msg, jsPubAck* ack, jsPubAckErr* failure) {
-    std::optional<publish_job> j;
-    {
-      std::lock_guard lock{acks_mu};
-      if (auto it = awaiting_ack.find(msg); it != awaiting_ack.end()) {
-        j = std::move(it->second);
-        awaiting_ack.erase(it);
-      }
-    }
-    if (!j)
-      return;
+  void answered(publish_job j, natsMsg* msg, jsPubAck* ack, jsPubAckErr* failure) {
     if (ack)
-      acknowledged(std::move(*j), msg, ack->Sequence, ack->Duplicate);
+      acknowledged(std::move(j), msg, ack->Sequence, ack->Duplicate);
     else
-      refused(std::move(*j), failure);
+      refused(std::move(j), failure);
   }
 
   void acknowledged(publish_job j, natsMsg* msg, std::uint64_t seq, bool duplicate) {
@@ -494,19 +452,7 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
       t.join();
     publishers.clear();
     follower.reset();
-    {
-      std::lock_guard lock{gate->mu};
-      gate->open = nullptr;
-    }
-    // Closing the connection ends the delivery of acks; what was not
-    // acknowledged by then may or may not be in the stream.
-    link.reset();
-    std::unordered_map<natsMsg*, publish_job> unanswered;
-    {
-      std::lock_guard lock{acks_mu};
-      unanswered.swap(awaiting_ack);
-    }
-    for (auto& [msg, j] : unanswered)
+    for (auto& j : jetstream::close_publishing(link, acks))
       finish(j, make_error(errc::closed, "the log closed before the cluster's log acknowledged "
                                          "the commit (a retry with its command id finds out)"));
     // Appends waiting for the copy; then those queued behind them, and tasks.
@@ -536,11 +482,13 @@ result<std::unique_ptr<jetstream_event_log>> jetstream_event_log::open(rocksdb_e
   auto p = std::make_shared<impl>(local, std::move(o));
   auto& opts = p->o;
   auto l = jetstream::link::connect(opts.servers, opts.name, opts.ack_timeout,
-                                    {&impl::on_ack, p->gate.get(), true});
+                                    p->acks.handler());
   if (!l)
     return l.error();
   p->link = std::move(*l);
-  p->gate->open = p.get();
+  p->acks.open([raw = p.get()](publish_job j, natsMsg* msg, jsPubAck* ack, jsPubAckErr* failure) {
+    raw->answered(std::move(j), msg, ack, failure);
+  });
   auto stream_last = p->link->ensure_stream(
     {opts.stream, std::string{subjects::log_subjects}, opts.replicas, {}, true});
   if (!stream_last)

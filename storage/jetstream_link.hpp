@@ -3,6 +3,7 @@
 // connection with a JetStream context, a stream made if missing, an ordered
 // copy of a stream into this core, and the waits for that copy. Internal to
 // storage/: it includes nats.h, so only their .cpp files include it.
+#include "events/nats_message_bin.hpp"
 #include "events/result.hpp"
 
 #include <nats/nats.h>
@@ -12,9 +13,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace kiln::storage::jetstream {
@@ -27,6 +30,66 @@ struct async_acks {
   jsPubAckHandler handler = nullptr;
   void* closure = nullptr;
   bool one_delivery_thread = false;
+};
+
+// Messages published with js_PublishMsgAsync that wait for their acks,
+// found again by the message the ack brings back. A publisher adds its own
+// before publishing (the ack may come before js_PublishMsgAsync returns).
+// `on_answer` runs on NATS's delivery thread; close() waits for a call in
+// progress and turns later ones away (the library may deliver one while the
+// connection closes), and hands back what was never answered.
+template <class T>
+class pending_acks {
+ public:
+  using answer_fn = std::function<void(T, natsMsg*, jsPubAck*, jsPubAckErr*)>;
+
+  // For link::connect; `this` must outlive the connection.
+  async_acks handler() { return {&on_ack, this, true}; }
+  void open(answer_fn on_answer) {
+    std::lock_guard lock{gate_};
+    answer_ = std::move(on_answer);
+  }
+  void add(natsMsg* msg, T value) {
+    std::lock_guard lock{mu_};
+    by_msg_.emplace(msg, std::move(value));
+  }
+  std::optional<T> take(natsMsg* msg) {
+    std::lock_guard lock{mu_};
+    auto it = by_msg_.find(msg);
+    if (it == by_msg_.end())
+      return std::nullopt;
+    auto value = std::move(it->second);
+    by_msg_.erase(it);
+    return value;
+  }
+  std::vector<T> close() {
+    {
+      std::lock_guard lock{gate_};
+      answer_ = nullptr;
+    }
+    std::vector<T> left;
+    std::lock_guard lock{mu_};
+    for (auto& [msg, value] : by_msg_)
+      left.push_back(std::move(value));
+    by_msg_.clear();
+    return left;
+  }
+
+ private:
+  static void on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* failure, void* closure) {
+    auto& self = *static_cast<pending_acks*>(closure);
+    {
+      std::lock_guard lock{self.gate_};
+      if (self.answer_)
+        if (auto value = self.take(msg))
+          self.answer_(std::move(*value), msg, ack, failure);
+    }
+    bus::dispose(msg);
+  }
+
+  std::mutex gate_, mu_;
+  answer_fn answer_;
+  std::unordered_map<natsMsg*, T> by_msg_;
 };
 
 // One connection and its JetStream context; closed when destroyed.
@@ -59,6 +122,17 @@ class link {
   natsConnection* conn_ = nullptr;
   jsCtx* js_ = nullptr;
 };
+
+// Closes `l`, its acks turned away first; hands back what was never
+// acknowledged (it may or may not be in the stream).
+template <class T>
+std::vector<T> close_publishing(std::unique_ptr<link>& l, pending_acks<T>& acks) {
+  auto left = acks.close();
+  l.reset();
+  for (auto& v : acks.close())  // a publish that raced the close
+    left.push_back(std::move(v));
+  return left;
+}
 
 // A stream's messages after a sequence, in order, to `on_message(seq, subject, data)`
 // on NATS's delivery thread (an ordered consumer: it restarts itself after

@@ -31,6 +31,7 @@ REPLICAS=${KILN_LOG_REPLICAS:-3}
 CONCURRENCY=${KILN_WORKER_CONCURRENCY:-2}
 NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
 HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
+NATS_GOMAXPROCS=${KILN_NATS_GOMAXPROCS:-1}
 
 pids=$dir/pids
 logs=$dir/logs
@@ -91,7 +92,7 @@ spawn_nats() {
   local n=$1 routes=()
   for m in 1 2 3; do [ "$m" = "$n" ] || routes+=("nats://127.0.0.1:$(port_of route-$m)"); done
   local IFS=,
-  spawn "nats-$n" "$NATS_SERVER" -a 127.0.0.1 -p "$(port_of nats-$n)" -n "nats-$n" -js \
+  spawn "nats-$n" env GOMAXPROCS="$NATS_GOMAXPROCS" "$NATS_SERVER" -a 127.0.0.1 -p "$(port_of nats-$n)" -n "nats-$n" -js \
     -sd "$dir/nats-$n" --cluster_name kiln --cluster "nats://127.0.0.1:$(port_of route-$n)" \
     --routes "${routes[*]}"
 }

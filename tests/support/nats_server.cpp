@@ -14,6 +14,9 @@ void nats_server::kill() {
   proc_->wait();
 }
 
+void nats_server::pause() { proc_->signal(SIGSTOP); }
+void nats_server::resume() { proc_->signal(SIGCONT); }
+
 void nats_server::start_again() { start(std::to_string(port_)); }
 
 void nats_server::start(const std::string& port) {

@@ -18,6 +18,9 @@ class nats_server {
   void kill();
   // Starts again on the same port and store.
   void start_again();
+  // SIGSTOP / SIGCONT: connections stay open and nothing is answered.
+  void pause();
+  void resume();
   std::uint16_t port() const { return port_; }
   std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
 
