@@ -264,7 +264,7 @@ struct gateway::impl {
     live.push_back(s);
     return true;
   }
-  stream_limits limits() const { return {opts.stream_buffer_bytes, opts.heartbeat}; }
+  stream_limits limits() const { return {opts.stream_buffer_bytes, opts.heartbeat, opts.follow_recheck}; }
 };
 
 namespace {
@@ -794,6 +794,17 @@ void list_workers(const call_ptr& c) {
   c->gw.core.query("list_workers", json::object(), c->as_caller(), render(c));
 }
 
+// Whether a RunAssigned commit gives a run to `worker`.
+bool assigns_to(const json& commit, const std::string& worker) {
+  if (!commit.is_object())
+    return true;  // unreadable: ask, as before
+  for (auto& e : commit.value("events", json::array()))
+    if (e.value("type", "") == "RunAssigned" && e.contains("data") && e["data"].is_object()
+        && e["data"].value("worker", "") == worker)
+      return true;
+  return false;
+}
+
 // A worker's check-in held open until it has runs, the wait is over, or
 // the node drains: one check-in now, another whenever a run is assigned.
 class long_poll final : public live_stream, public std::enable_shared_from_this<long_poll> {
@@ -811,9 +822,12 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
     std::weak_ptr<long_poll> weak = shared_from_this();
     auto& hub = c_->gw.hub;
     auto e = hub.on_events({"RunAssigned", "RunCancelRequested"},
-                           [weak](std::string_view, std::uint64_t seq) {
+                           [weak, worker = c_->param("name")](const heard_event& e) {
+                             // A run assigned to another worker is no news here.
+                             if (e.path.ends_with(".RunAssigned") && !assigns_to(e.commit, worker))
+                               return;
                              if (auto s = weak.lock())
-                               s->attempt(seq);
+                               s->attempt(e.seq);
                            });
     auto t = hub.on_tick([weak] {
       if (auto s = weak.lock(); s && clock_type::now() >= s->deadline_)
@@ -823,7 +837,9 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
       std::lock_guard lock{mu_};
       ids_ = {e, t};
     }
-    attempt();
+    // A run assigned before the listener was in: the check-in is answered
+    // by a core holding what this gateway has heard.
+    attempt(hub.last_seq());
   }
   void drain() override { finish(json{{"runs", json::array()}, {"draining", true}}); }
   bool ended() const override {

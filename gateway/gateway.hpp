@@ -29,6 +29,8 @@ struct gateway_options {
   std::uint64_t max_secret_bytes = 64 * 1024;
   std::chrono::milliseconds core_timeout{std::chrono::seconds{15}};
   std::chrono::milliseconds heartbeat{std::chrono::seconds{15}};
+  // A console follow that heard nothing this long reads again.
+  std::chrono::milliseconds follow_recheck{std::chrono::seconds{5}};
   std::chrono::seconds max_long_poll{60};
   // A stream whose client has this many bytes unread is cut off (it
   // resumes from its last id).

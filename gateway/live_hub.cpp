@@ -8,6 +8,24 @@
 
 namespace kiln::gateway {
 
+namespace {
+
+// The commit's own "seq" without parsing the line: a commit's keys come
+// sorted (its events before "seq"; "stream" and "time" after it hold only
+// strings, where a quote is escaped), so it is the last such key.
+std::uint64_t commit_seq(std::string_view line) {
+  constexpr std::string_view key = "\"seq\":";
+  auto at = line.rfind(key);
+  if (at == std::string_view::npos)
+    return 0;
+  std::uint64_t seq = 0;
+  for (auto i = at + key.size(); i < line.size() && line[i] >= '0' && line[i] <= '9'; ++i)
+    seq = seq * 10 + static_cast<std::uint64_t>(line[i] - '0');
+  return seq;
+}
+
+} // namespace
+
 live_hub::live_hub(bus::bus& b, std::chrono::milliseconds tick) : bus_(b) {
   chunk_sub_ = b.subscribe("kiln.log.>", [this](const bus::message& m) { deliver_chunk(m); });
   ticker_ = std::thread([this, tick] {
@@ -133,19 +151,22 @@ void live_hub::deliver_event(const std::string& kind, const bus::message& m) {
   constexpr std::string_view prefix = "kiln.evt.";
   std::string_view path = m.subject;
   path.remove_prefix(std::min(path.size(), prefix.size()));
+  auto seq = commit_seq(m.data);
+  for (auto last = last_seq_.load(); seq > last && !last_seq_.compare_exchange_weak(last, seq);) {
+  }
   {
     std::lock_guard lock{mu_};
     if (events_[kind].empty())
       return;  // the whole commit is parsed only for someone
   }
   auto commit = nlohmann::json::parse(m.data, nullptr, false);
-  auto seq = commit.is_object() ? commit.value("seq", std::uint64_t{0}) : 0;
+  heard_event heard{path, seq, commit};
   std::lock_guard lock{mu_};
   // A copy: a listener may remove itself (or others) while called.
   auto copy = events_[kind];
   for (auto& [id, f] : copy)
     if (event_kinds_.count(id))
-      (*f)(path, seq);
+      (*f)(heard);
 }
 
 void live_hub::deliver_chunk(const bus::message& m) {

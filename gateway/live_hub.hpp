@@ -11,6 +11,9 @@
 // the bus carried to gateways.
 #include "events/bus.hpp"
 
+#include <nlohmann/json_fwd.hpp>
+
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -24,12 +27,18 @@
 
 namespace kiln::gateway {
 
+// An event as the hub heard it. A read that reacts to it asks for a core
+// holding its commit (min_seq `seq`): the core that answers may not have
+// copied it yet.
+struct heard_event {
+  std::string_view path;  // "<p>.<b>.<r>.<Type>"
+  std::uint64_t seq = 0;  // the commit's sequence
+  const nlohmann::json& commit;  // the whole commit
+};
+
 class live_hub {
  public:
-  // "<p>.<b>.<r>.<Type>" and the commit's sequence: a read that reacts to
-  // the event asks for a core holding it (min_seq), for the core that
-  // answers may not have copied it yet.
-  using event_listener = std::function<void(std::string_view path, std::uint64_t seq)>;
+  using event_listener = std::function<void(const heard_event&)>;
   using chunk_listener = std::function<void(std::uint64_t offset, std::string_view bytes)>;
   using tick_listener = std::function<void()>;
 
@@ -45,6 +54,12 @@ class live_hub {
   std::uint64_t on_tick(tick_listener f);
   // After remove returns, the listener is not called again.
   void remove(std::uint64_t id);
+
+  // The newest commit among the events heard so far. A read that begins
+  // after its listener is in asks for a core holding it: an event heard
+  // before the listener was in is then in what the read returns, and a
+  // core whose copy lags cannot answer with a state older than it.
+  std::uint64_t last_seq() const { return last_seq_.load(); }
 
  private:
   // `kind`: the type whose subscription brought it, or "" for every event.
@@ -67,6 +82,7 @@ class live_hub {
   std::map<std::uint64_t, std::string> chunk_keys_;
   std::map<std::uint64_t, std::shared_ptr<tick_listener>> ticks_;
   std::unique_ptr<bus::subscription> chunk_sub_;
+  std::atomic<std::uint64_t> last_seq_{0};
   bool stopping_ = false;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -240,20 +240,25 @@ class console_follower final : public stream_base {
         if (auto s = weak.lock())
           s->on_chunk(offset, bytes);
       }));
-      ids.push_back(hub_.on_events({"RunCompleted"}, [weak](std::string_view path, std::uint64_t seq) {
-        if (auto s = weak.lock(); s && path == s->completed_) {
+      ids.push_back(hub_.on_events({"RunCompleted"}, [weak](const heard_event& e) {
+        if (auto s = weak.lock(); s && e.path == s->completed_) {
           // The answering core must hold the run's end, or the follower
           // would wait for an event that has passed.
-          s->completed_seq_ = seq;
+          s->raise_min_seq(e.seq);
           s->fetch();
         }
       }));
     }
     ids.push_back(hub_.on_tick([weak] {
-      if (auto s = weak.lock())
+      if (auto s = weak.lock()) {
         s->heartbeat();
+        s->recheck();
+      }
     }));
     listen(std::move(ids));
+    // An end heard before the listener was in: the first read comes from a
+    // core holding it.
+    raise_min_seq(hub_.last_seq());
     fetch();
   }
 
@@ -263,16 +268,30 @@ class console_follower final : public stream_base {
     return json{{"reason", reason}, {"last_id", sent_}}.dump();
   }
 
+  void raise_min_seq(std::uint64_t seq) {
+    for (auto now = min_seq_.load(); seq > now && !min_seq_.compare_exchange_weak(now, seq);) {
+    }
+  }
+
+  // A follow that heard nothing for a while reads again: an end the bus
+  // never brought (a reconnect, a subscription still spreading through the
+  // NATS cluster) cannot leave it open for ever.
+  void recheck() {
+    if (req_.follow && clock_type::now() - last_heard_.load() >= limits_.recheck)
+      fetch();
+  }
+
   // Reads from `next_` (what the client has been sent, plus held bytes).
   void fetch() {
     auto claimed = claim_read(false);
     if (!claimed)
       return;
+    last_heard_ = clock_type::now();
     auto from = *claimed;
     std::weak_ptr<console_follower> weak =
       std::static_pointer_cast<console_follower>(shared_from_this());
     auto who = req_.who;
-    who.min_seq = std::max<std::uint64_t>(who.min_seq, completed_seq_);
+    who.min_seq = std::max<std::uint64_t>(who.min_seq, min_seq_);
     core_.query("read_console",
                 {{"project", req_.project}, {"build", req_.build}, {"run", req_.run},
                  {"offset", from}, {"max", console_page}},
@@ -329,6 +348,7 @@ class console_follower final : public stream_base {
 
   void on_chunk(std::uint64_t offset, std::string_view bytes) {
     bool gap = false;
+    last_heard_ = clock_type::now();
     {
       std::lock_guard lock{mu_};
       if (ended_)
@@ -375,7 +395,10 @@ class console_follower final : public stream_base {
   // been sent (SSE holds back a cut character).
   std::uint64_t sent_;
   std::string carry_;
-  std::atomic<std::uint64_t> completed_seq_{0};  // RunCompleted's commit, once seen
+  // What the core that answers a read must hold: the newest commit heard
+  // when the follow began, then the run's end.
+  std::atomic<std::uint64_t> min_seq_{0};
+  std::atomic<clock_type::time_point> last_heard_{clock_type::now()};
 };
 
 // ---- events ----
@@ -391,7 +414,7 @@ class event_feed final : public stream_base {
   void start() override {
     std::weak_ptr<event_feed> weak = std::static_pointer_cast<event_feed>(shared_from_this());
     std::vector<std::uint64_t> ids;
-    ids.push_back(hub_.on_event([weak](std::string_view, std::uint64_t) {
+    ids.push_back(hub_.on_event([weak](const heard_event&) {
       if (auto s = weak.lock())
         s->fetch();
     }));

@@ -24,6 +24,8 @@ class live_stream {
 struct stream_limits {
   std::size_t buffer_bytes;                 // a client this far behind is cut off
   std::chrono::milliseconds heartbeat;
+  // A follow that heard nothing this long reads again.
+  std::chrono::milliseconds recheck{std::chrono::seconds{5}};
 };
 
 struct console_follow_request {

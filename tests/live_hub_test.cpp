@@ -13,6 +13,7 @@
 #include <vector>
 
 using namespace kiln;
+using kiln::gateway::heard_event;
 using namespace kiln::test;
 using namespace std::chrono_literals;
 
@@ -46,11 +47,11 @@ TEST_CASE("live hub: a listener hears the kinds of event it names, one for every
   heard assigned, all;
   std::vector<std::uint64_t> seqs;
   auto narrow = hub.on_events({"RunAssigned", "RunCancelRequested"},
-                              [&](std::string_view path, std::uint64_t seq) {
-                                seqs.push_back(seq);  // before add(): its lock publishes it
-                                assigned.add(path);
+                              [&](const heard_event& e) {
+                                seqs.push_back(e.seq);  // before add(): its lock publishes it
+                                assigned.add(e.path);
                               });
-  auto wide = hub.on_event([&](std::string_view path, std::uint64_t) { all.add(path); });
+  auto wide = hub.on_event([&](const heard_event& e) { all.add(e.path); });
 
   b.publish("kiln.evt.p.1.r.RunStarted", commit(7));
   b.publish("kiln.evt.p.1.r.RunAssigned", commit(8));
@@ -61,6 +62,12 @@ TEST_CASE("live hub: a listener hears the kinds of event it names, one for every
   CHECK(seqs == std::vector<std::uint64_t>{8});
   CHECK(all.get() == std::vector<std::string>{"p.1.r.RunStarted", "p.1.r.RunAssigned",
                                               "p.1.r.RunCompleted"});
+  // The newest commit heard; a key "seq" in an event's data is not the commit's.
+  CHECK(hub.last_seq() == 9);
+  b.publish("kiln.evt.p.1.r.RunStarted",
+            R"({"events":[{"data":{"seq":99},"type":"RunStarted"}],"hash":"x","seq":11,"stream":"run/p/1/r"})");
+  REQUIRE(wait_until([&] { return all.get().size() == 4; }));
+  CHECK(hub.last_seq() == 11);
 
   // Gone, it hears nothing more; a later listener for every event hears it.
   hub.remove(wide);
@@ -69,10 +76,10 @@ TEST_CASE("live hub: a listener hears the kinds of event it names, one for every
   auto until = std::chrono::steady_clock::now() + 100ms;
   wait_until([&] { return std::chrono::steady_clock::now() >= until; });
   heard later;
-  auto again = hub.on_event([&](std::string_view path, std::uint64_t) { later.add(path); });
+  auto again = hub.on_event([&](const heard_event& e) { later.add(e.path); });
   b.publish("kiln.evt.p.2.r.RunQueued", commit(10));
   REQUIRE(wait_until([&] { return later.has("p.2.r.RunQueued"); }));
-  CHECK(all.get().size() == 3);
+  CHECK(all.get().size() == 4);
   CHECK(assigned.get().size() == 1);
   hub.remove(again);
 }
