@@ -24,7 +24,7 @@ struct core::impl {
   caf::actor registry;
   caf::actor projector;
   std::unique_ptr<storage::subscription> subscription;
-  std::shared_ptr<detail::applied_gate> applied = std::make_shared<detail::applied_gate>();
+  std::shared_ptr<detail::applied_relay> applied = std::make_shared<detail::applied_relay>();
   std::shared_ptr<detail::checkin_relay> checkins = std::make_shared<detail::checkin_relay>();
   std::mutex lead_mu;  // config.leading and the projector's knowledge of it change together
 };
@@ -68,7 +68,6 @@ status_result core::start() {
   auto env = std::make_shared<const environment>(environment{p.log, p.secrets, p.config, p.applied, p.checkins});
   p.registry = spawn_registry(*p.system, env);
   auto from = model->seq();
-  p.applied->open(from);
   p.projector = spawn_projector(*p.system, env, p.registry, model);
   lead_lock.unlock();
   auto projector = p.projector;
@@ -93,7 +92,6 @@ void core::stop() {
   if (!p.system)
     return;
   p.subscription.reset();
-  p.applied->close();
   {
     // Save the projections so that the next start folds only what comes after.
     caf::scoped_actor self{*p.system};
@@ -180,7 +178,7 @@ result<query_result> core::read(query q, global_seq min_seq) {
   return wait_for<query_result>([&](auto done) { ask(std::move(q), min_seq, done); });
 }
 
-bool core::wait_applied(global_seq seq) { return impl_->applied->wait(seq); }
+void core::on_applied(std::function<void(const logged_commit&)> f) { impl_->applied->set(std::move(f)); }
 
 void core::set_leading(bool leading) {
   std::lock_guard lock{impl_->lead_mu};

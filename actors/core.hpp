@@ -95,11 +95,12 @@ class core {
   // A check-in another core answered (what its `share` passed on).
   void worker_seen(const std::string& worker, bool accepting);
 
-  // Blocks until the read model holds commit `seq` (true), or the core
-  // stops (false). Whoever publishes a commit after this lets the readers
-  // who react to it (a check-in woken by RunAssigned, a follower by
-  // RunCompleted) find it in every answer. Not from a core thread.
-  bool wait_applied(global_seq seq);
+  // `f` hears of each commit as soon as the read model holds it, in order,
+  // on a core thread: whoever publishes it from there lets the readers who
+  // react to it (a check-in woken by RunAssigned, a follower by
+  // RunCompleted) find it in every answer. It must not block; an empty one
+  // stops the calls (none is under way once this returns).
+  void on_applied(std::function<void(const logged_commit&)> f);
 
  private:
   struct impl;

@@ -1,7 +1,7 @@
 #pragma once
 // Internal to the core: the messages its actors exchange and what they
 // share. Included only by the core's .cpp files (it pulls in CAF).
-#include "actors/applied_gate.hpp"
+#include "actors/applied_relay.hpp"
 #include "actors/build_aggregate.hpp"
 #include "actors/core.hpp"
 #include "actors/project_aggregate.hpp"
@@ -101,7 +101,7 @@ struct environment {
   storage::event_log& log;
   const storage::secret_box& secrets;
   core_config config;
-  std::shared_ptr<applied_gate> applied;
+  std::shared_ptr<applied_relay> applied;
   std::shared_ptr<checkin_relay> checkins;
 };
 using env_ptr = std::shared_ptr<const environment>;

@@ -389,7 +389,6 @@ struct core_service::impl {
   std::unique_ptr<bus::subscription> commands;
   std::unique_ptr<bus::subscription> queries;
   std::unique_ptr<bus::subscription> seen;
-  std::unique_ptr<storage::subscription> published;
 
   // Whether this core publishes the events, and what it left to the core
   // that did (when this core copied each).
@@ -628,21 +627,23 @@ core_service::core_service(bus::bus& b, core& c, storage::event_log& log, bool p
   // publish it (at a change of leader). JetStream forgets ids after its
   // duplicate window (2 min), so a core catching up after longer does not
   // publish what was published long ago.
+  //
+  // Published from the core's thread as it applies each commit: through a
+  // log subscription of its own, each commit cost a thread woken, a read
+  // from RocksDB and a wait for the read model.
   auto replica = log.replica();
-  impl_->published = log.subscribe(log.last_seq(), [p = impl_.get(), replica](const logged_commit& commit) {
-    if (!p->c.wait_applied(commit.seq))
-      return false;  // the core stopped
-    if (replica && stale(commit))
-      return true;
+  auto after = log.last_seq();
+  c.on_applied([p = impl_.get(), replica, after](const logged_commit& commit) {
+    if (commit.seq <= after || (replica && stale(commit)))
+      return;
     std::lock_guard lock{p->publish_mu};
     if (!p->publishing) {
       auto now = std::chrono::steady_clock::now();
       p->left.emplace_back(now, commit.seq);
       p->forget_old(now);
-      return true;
+      return;
     }
     p->publish(commit);
-    return true;
   });
 }
 
@@ -676,8 +677,8 @@ void core_service::set_publishing(bool publishing) {
 core_service::~core_service() {
   if (impl_) {
     impl_->c.share_checkins(nullptr);
+    impl_->c.on_applied(nullptr);
     impl_->seen.reset();
-    impl_->published.reset();
     impl_->commands.reset();
     impl_->queries.reset();
   }

@@ -451,7 +451,7 @@ void on_commit(projector_actor* self, const logged_commit& c) {
     s.seq_waiters.erase(s.seq_waiters.begin());
     f();
   }
-  s.env->applied->advance(s.model->seq());
+  (*s.env->applied)(c);
   wake(self);
 }
 
