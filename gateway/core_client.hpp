@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -33,22 +34,31 @@ struct caller {
   std::uint64_t min_seq = 0;
 };
 
+// A request no core took (NATS: no responders, as while every core
+// restarts) is sent again, after 50 ms, then twice as long each time (at
+// most 1 s), until `timeout` has passed. One no core answered in time is
+// sent again only where repeating it is safe: a query, or a command with a
+// command id (an Idempotency-Key); each try of those waits at most half of
+// `timeout`, so that a retry reaches a core that is up while a client
+// still waits.
 class core_client {
  public:
-  core_client(bus::bus& b, std::chrono::milliseconds timeout) : bus_(b), timeout_(timeout) {}
+  core_client(bus::bus& b, std::chrono::milliseconds timeout);
+  ~core_client();  // retries still waiting fail "unavailable"
 
-  // `done` runs on a bus thread: it must not block. A missing core is
-  // error "unavailable".
+  // `done` runs on a bus thread (or the retry timer's): it must not block.
+  // No core answering in time is error "unavailable".
   void command(std::string_view verb, nlohmann::json body, const caller& who, core_callback done,
                std::string_view bytes = {});
   void query(std::string_view verb, nlohmann::json body, const caller& who, core_callback done);
 
-  bus::bus& bus() { return bus_; }
+  bus::bus& bus();
+
+  struct shared;
 
  private:
-  void send(std::string subject, std::string data, core_callback done);
-  bus::bus& bus_;
-  std::chrono::milliseconds timeout_;
+  void send(std::string subject, std::string data, bool repeatable, core_callback done);
+  std::shared_ptr<shared> s_;
 };
 
 // The HTTP status for a core's (or the gateway's) error code.
