@@ -17,7 +17,8 @@
 #
 # KILN (default: kiln on PATH) is the binary; KILN_EXECUTOR (default host) the workers';
 # KILN_LOG_REPLICAS (default 3) the copies JetStream keeps of the log and consoles;
-# KILN_WORKER_CONCURRENCY (default 2) the runs each worker takes at once.
+# KILN_WORKER_CONCURRENCY (default 2) the runs each worker takes at once; KILN_NATS_GOMAXPROCS
+# (default 1) the threads each nats-server runs Go code on (three servers share this machine).
 # `start` on a DIR that was stopped starts the same cluster again, state and ports kept.
 #
 set -euo pipefail
