@@ -449,14 +449,16 @@ void core_service::impl::console_append(const json& body, std::string_view bytes
                                         std::function<void(result<console_ack>)> then) {
   append_console req{run_of(body), str(body, "worker"), num(body, "offset", 0), std::string{bytes}};
   auto key = req.run;
+  // The answer may come after this service is gone (the console store
+  // answers from its own thread): the bus, which outlives it, is all it uses.
   c.submit(std::move(req), ctx,
-           [this, key, then = std::move(then)](result<reply> r) {
+           [bus = &b, key, then = std::move(then)](result<reply> r) {
              if (!r)
                return then(r.error());
              auto& ack = std::get<console_ack>(*r);
              // Followers first, then the worker: a follower never lags an ack.
              if (!ack.added.empty())
-               b.publish(subjects::console_subject(key.project, key.build, key.name),
+               bus->publish(subjects::console_subject(key.project, key.build, key.name),
                          subjects::frame(json{{"run", key.path()},
                                               {"offset", ack.new_from},
                                               {"size", ack.size}}.dump(),
@@ -472,12 +474,14 @@ void core_service::impl::handle(const bus::message& m) {
   std::string_view subject = m.subject;
   // A request slower than a gateway waits (15 s by default) is answered to
   // nobody: the operator hears of the slow ones.
-  auto respond = [this, to = m.reply_to, subject = std::string{m.subject},
+  // Answers may come after this service is gone (a core finishing what it
+  // was asked while it stops): the bus, which outlives it, is all they use.
+  auto respond = [bus = &b, to = m.reply_to, subject = std::string{m.subject},
                   t0 = std::chrono::steady_clock::now()](std::string out) {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
     if (ms > std::chrono::seconds{5})
       spdlog::warn("core request=slow subject={} ms={} answer=\"{}\"", subject, ms.count(), out.substr(0, 200));
-    b.publish(to, std::move(out));
+    bus->publish(to, std::move(out));
   };
   try {
     auto [head, bytes] = subjects::unframe(m.data);

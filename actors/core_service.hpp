@@ -26,7 +26,7 @@ class core_service {
   // `b`, `c` and `log` must outlive the service. `publishing`: whether this
   // core publishes the events (a cluster's leading core does, set_publishing).
   core_service(bus::bus& b, core& c, storage::event_log& log, bool publishing = true);
-  ~core_service();  // unsubscribes; replies still in flight are dropped
+  ~core_service();  // unsubscribes; a reply still in flight goes out on the bus
 
   // Starting to publish, it first publishes again the commits of the last
   // few seconds (longer than the lease takes to change hands) that it left
