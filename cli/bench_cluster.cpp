@@ -17,7 +17,8 @@
 //
 // M trivial runs through `kiln up` (4 local workers) and through
 // deploy/local-cluster (3 nats-servers, 2 cores, 3 gateways behind
-// HAProxy, 2 workers of 2 runs each), C clients each triggering a build and
+// HAProxy, 2 workers of 2 runs each given the gateways' URLs), C clients
+// (through HAProxy) each triggering a build and
 // following it to its end: runs/s and trigger->finish p50/p99 of each;
 // cluster_vs_single_ratio is the cluster's runs/s over the single node's.
 #include "cli/args.hpp"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A whole kiln cluster on loopback, its state under one directory:
 # 3 nats-servers (a JetStream cluster), 2 cores (log and consoles with 3
-# replicas), 3 gateways behind HAProxy and 2 workers.
+# replicas), 3 gateways behind HAProxy and 2 workers (which talk to the gateways
+# directly).
 #
 #   cluster.sh start DIR          last line: KILN_URL=http://127.0.0.1:PORT (the load
 #                                 balancer); the admin token is in DIR/admin.token
@@ -144,7 +145,12 @@ EOF
 
 start_worker() {
   local n=$1
-  spawn "worker-$n" "$KILN" worker --server "http://127.0.0.1:$(port_of lb)" --name "worker-$n" \
+  # Workers get the gateways' URLs, each starting at another (a worker tries the next when
+  # one drains or is down); clients get HAProxy. Through HAProxy too, workers cost each
+  # run four more hops: 1,000 runs, alternated, 115-130 runs/s direct against 100-116.
+  local urls="" k
+  for k in 0 1 2; do urls+="${urls:+,}http://127.0.0.1:$(port_of gateway-$(( (n - 1 + k) % 3 + 1 )))"; done
+  spawn "worker-$n" "$KILN" worker --server "$urls" --name "worker-$n" \
     --tags "local,$(hostname)" --concurrency "$CONCURRENCY" --workdir "$dir/worker-$n" --executor "$EXECUTOR" \
     --poll-wait 5
   local admin; admin=$(cat "$dir/admin.token")
