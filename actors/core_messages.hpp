@@ -1,7 +1,7 @@
 #pragma once
 // Internal to the core: the messages its actors exchange and what they
 // share. Included only by the core's .cpp files (it pulls in CAF).
-#include "actors/applied_relay.hpp"
+#include "actors/relay.hpp"
 #include "actors/build_aggregate.hpp"
 #include "actors/core.hpp"
 #include "actors/project_aggregate.hpp"
@@ -76,25 +76,11 @@ struct append_result {
 using reply_callback = core::callback<reply>;
 using query_callback = core::callback<query_result>;
 
-// Where a core passes on the check-ins it answered (core::share_checkins).
-// Set and called under one lock: once set to nothing, it is called no more.
-class checkin_relay {
- public:
-  using share_fn = std::function<void(const std::string& worker, bool accepting)>;
-  void set(share_fn f) {
-    std::lock_guard lock{mu_};
-    share_ = std::move(f);
-  }
-  void operator()(const std::string& worker, bool accepting) {
-    std::lock_guard lock{mu_};
-    if (share_)
-      share_(worker, accepting);
-  }
-
- private:
-  std::mutex mu_;
-  share_fn share_;
-};
+// Where a core passes on the check-ins it answered (core::share_checkins):
+// worker, accepting.
+using checkin_relay = relay<const std::string&, bool>;
+// Who hears of each commit once the read model holds it (core::on_applied).
+using applied_relay = relay<const logged_commit&>;
 
 // What every actor of one core shares. Set up before the first spawn.
 struct environment {

@@ -152,8 +152,7 @@ void live_hub::deliver_event(const std::string& kind, const bus::message& m) {
   std::string_view path = m.subject;
   path.remove_prefix(std::min(path.size(), prefix.size()));
   auto seq = commit_seq(m.data);
-  for (auto last = last_seq_.load(); seq > last && !last_seq_.compare_exchange_weak(last, seq);) {
-  }
+  raise_to(last_seq_, seq);
   {
     std::lock_guard lock{mu_};
     if (events_[kind].empty())

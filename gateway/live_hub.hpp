@@ -27,6 +27,12 @@
 
 namespace kiln::gateway {
 
+// Raises `a` to `v` if `v` is higher (from any thread).
+inline void raise_to(std::atomic<std::uint64_t>& a, std::uint64_t v) {
+  for (auto now = a.load(); v > now && !a.compare_exchange_weak(now, v);) {
+  }
+}
+
 // An event as the hub heard it. A read that reacts to it asks for a core
 // holding its commit (min_seq `seq`): the core that answers may not have
 // copied it yet.

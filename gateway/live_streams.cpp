@@ -244,7 +244,7 @@ class console_follower final : public stream_base {
         if (auto s = weak.lock(); s && e.path == s->completed_) {
           // The answering core must hold the run's end, or the follower
           // would wait for an event that has passed.
-          s->raise_min_seq(e.seq);
+          raise_to(s->min_seq_, e.seq);
           s->fetch();
         }
       }));
@@ -258,7 +258,7 @@ class console_follower final : public stream_base {
     listen(std::move(ids));
     // An end heard before the listener was in: the first read comes from a
     // core holding it.
-    raise_min_seq(hub_.last_seq());
+    raise_to(min_seq_, hub_.last_seq());
     fetch();
   }
 
@@ -266,11 +266,6 @@ class console_follower final : public stream_base {
   bool sse_mode() const override { return req_.sse; }
   std::string reconnect_data(std::string_view reason) const override {
     return json{{"reason", reason}, {"last_id", sent_}}.dump();
-  }
-
-  void raise_min_seq(std::uint64_t seq) {
-    for (auto now = min_seq_.load(); seq > now && !min_seq_.compare_exchange_weak(now, seq);) {
-    }
   }
 
   // A follow that heard nothing for a while reads again: an end the bus
