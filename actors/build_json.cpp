@@ -48,7 +48,7 @@ json run_json(const domain::run_summary& r, const std::string& project, std::uin
 
 json build_json(const domain::build_summary& b, bool with_notifications) {
   auto runs = json::array();
-  for (auto& r : b.runs) {
+  for (auto& r : b.readable_runs()) {
     auto j = run_json(r, b.project, b.number);
     // Which trigger added it, and from which run (a chained trigger's).
     j["trigger"] = b.facts.trigger;

@@ -90,6 +90,9 @@ struct report_run {
   kiln::status status = kiln::status::running;  // RUNNING or a final status
   std::int32_t exit_code = 0;
   std::string message;
+  // A final status's console size after its last bytes (core_service sets
+  // it from its own append; a worker's word is not taken).
+  std::uint64_t console_size = 0;
 };
 struct store_artifact {
   domain::run_key run;

@@ -152,7 +152,7 @@ request decode_command(std::string_view verb, const json& b) {
   if (verb == "report_run")
     return report_run{run_of(b), str(b, "worker"), status_of(str(b, "status")),
                       static_cast<std::int32_t>(b.value("exit_code", 0)),
-                      str(b, "message", false)};
+                      str(b, "message", false), num(b, "console_size", 0)};
   if (verb == "store_artifact")
     return store_artifact{run_of(b), str(b, "worker"), str(b, "path"), num(b, "size", 0),
                           str(b, "sha256", false)};
@@ -491,6 +491,7 @@ void core_service::impl::handle(const bus::message& m) {
     auto body = j.value("body", json::object());
     if (!body.is_object())
       throw bad_request{"'body' must be an object"};
+    body.erase("console_size");  // this core's own figure, never a caller's
     request_context ctx{j.value("principal", std::string{"anonymous"}),
                         j.value("command_id", std::string{})};
     // Answered once this core holds that commit (a reaction to an event).
@@ -523,9 +524,11 @@ void core_service::impl::handle(const bus::message& m) {
       // after the run ended finds the console closed and reports again.
       auto tail = body;
       tail["offset"] = num(body, "console_offset", 0);
-      console_append(tail, bytes, ctx, [run_command, body, ctx, respond](result<console_ack> a) {
+      console_append(tail, bytes, ctx, [run_command, body, ctx, respond](result<console_ack> a) mutable {
         if (!a && a.error().code != "finished")
           return respond(fail(a.error().code, a.error().message));
+        if (a)
+          body["console_size"] = a->size;
         run_command("report_run", body, ctx);
       });
     } else if (subject.substr(0, cmd.size()) == cmd) {

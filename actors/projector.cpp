@@ -510,6 +510,14 @@ void allocate(projector_actor* self, std::string project, domain::project::alloc
        });
 }
 
+// A final status's console size: its last bytes' append's, or the console
+// as this core holds it (chunks the worker sent before, through any core).
+std::uint64_t final_console_size(projector_actor* self, const report_run& x) {
+  auto console = self->state.env->config.console;
+  auto held = console ? console->console_size(x.run.path()) : result<std::uint64_t>{0ull};
+  return std::max(x.console_size, held ? *held : 0);
+}
+
 // The worker holding a run (assigned or running) writes its console. The
 // store answers `cb` itself: a cluster's waits on JetStream, and this
 // actor does not wait with it.
@@ -844,7 +852,9 @@ void handle(projector_actor* self, request& req, const request_context& ctx, rep
           simple(self, x.run.id(), domain::run::start_run{x.worker}, ctx, cb);
         else
           simple(self, x.run.id(),
-                 domain::run::complete_run{x.worker, x.status, x.exit_code, x.message}, ctx, cb);
+                 domain::run::complete_run{x.worker, x.status, x.exit_code, x.message,
+                                           final_console_size(self, x)},
+                 ctx, cb);
       } else if constexpr (std::is_same_v<T, store_artifact>) {
         simple(self, x.run.id(),
                domain::run::store_artifact{x.worker, x.path, x.size, x.sha256}, ctx, cb);
@@ -924,14 +934,13 @@ void answer(projector_actor* self, const query& q, query_callback cb) {
           return cb(error{"not_found", "no build " + x.project + "/" + std::to_string(x.build)});
         cb(query_result{*b});
       } else if constexpr (std::is_same_v<T, get_run>) {
-        auto r = m.run(x.run);
-        if (!r)
+        auto summary = m.readable_run(x.run);
+        if (!summary)
           return cb(error{"not_found", "no run " + x.run.stream()});
-        auto summary = *r;
         peek(self, x.run.id(), [=](state_result& st) {
           if (!st)
             return cb(st.error());
-          cb(query_result{run_detail{summary, std::get<domain::run::state>(*st)}});
+          cb(query_result{run_detail{*summary, std::get<domain::run::state>(*st)}});
         });
       } else if constexpr (std::is_same_v<T, list_workers>) {
         std::vector<worker_info> out;
@@ -950,18 +959,23 @@ void answer(projector_actor* self, const query& q, query_callback cb) {
           return cb(g.error());
         cb(query_result{std::move(*g)});
       } else if constexpr (std::is_same_v<T, read_console>) {
-        auto r = m.run(x.run);
+        auto r = m.readable_run(x.run);
         if (!r)
           return cb(error{"not_found", "no run " + x.run.path()});
         auto console = self->state.env->config.console;
         if (!console)
           return cb(error{"unavailable", "this core keeps no console logs"});
-        // The status first: bytes read after it was final are all there are.
+        // The status first: bytes read after it was final are all there are,
+        // once this core's copy of the consoles holds what the run ended
+        // with (a cluster copies consoles and commits apart). A follower told
+        // "not finished" reads again (gateway_options::follow_recheck).
         auto finished = r->finished();
         auto status = r->status;
         auto size = console->console_size(x.run.path());
         if (!size)
           return cb(size.error());
+        if (finished && *size < r->console_size)
+          finished = false;
         auto data = console->read_console(x.run.path(), x.offset, x.max);
         if (!data)
           return cb(data.error());

@@ -92,6 +92,29 @@ std::vector<std::string> build_summary::run_names() const {
   return names;
 }
 
+std::optional<run_summary> build_summary::readable_run(std::string_view name) const {
+  if (auto r = run(name))
+    return *r;
+  auto names = run_names();
+  if (cancelled || completed || std::find(names.begin(), names.end(), name) == names.end())
+    return std::nullopt;
+  run_summary pending;
+  pending.name = std::string{name};
+  pending.queued_ns = created_ns;
+  return pending;
+}
+
+std::vector<run_summary> build_summary::readable_runs() const {
+  if (cancelled || completed)
+    return runs;
+  // runs is already in the build's order; the pending ones go in between.
+  std::vector<run_summary> out;
+  for (auto& name : run_names())
+    if (auto r = readable_run(name))
+      out.push_back(std::move(*r));
+  return out;
+}
+
 const project_summary* read_model::project(std::string_view name) const {
   auto it = projects_.find(std::string{name});
   return it == projects_.end() ? nullptr : &it->second;
@@ -108,6 +131,11 @@ const build_summary* read_model::build(std::string_view project, std::uint32_t n
 const run_summary* read_model::run(const run_key& k) const {
   auto b = build(k.project, k.build);
   return b ? b->run(k.name) : nullptr;
+}
+
+std::optional<run_summary> read_model::readable_run(const run_key& k) const {
+  auto b = build(k.project, k.build);
+  return b ? b->readable_run(k.name) : std::nullopt;
 }
 
 const worker_summary* read_model::worker(std::string_view name) const {
@@ -332,6 +360,7 @@ void read_model::apply_run(const stream_id& s, const commit& c, const event& e, 
     release();
     r->status = x->status;
     r->exit_code = x->exit_code;
+    r->console_size = x->console_size;
     r->finished_ns = now;
     if (!r->console_archived)
       unarchived_.insert(*key);

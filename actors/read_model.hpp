@@ -45,6 +45,7 @@ struct run_summary {
   std::int64_t queued_ns = 0;
   std::int64_t started_ns = 0;
   std::int64_t finished_ns = 0;
+  std::uint64_t console_size = 0;   // as RunCompleted gave it (0: not known; not in snapshots)
   std::uint32_t artifacts = 0;      // stored
   bool artifacts_expired = false;   // deleted by the retention policy
   bool console_archived = false;    // stored as one object (S3 stores)
@@ -85,6 +86,13 @@ struct build_summary {
   run_summary* run(std::string_view name);
   // Every run the build has or should have (facts.runs + added runs).
   std::vector<std::string> run_names() const;
+  // A run as a reader sees it: queued, or named by the build and not queued
+  // yet. The build's commit comes first and its runs' RunQueued just after,
+  // while the trigger's answer already names them: QUEUED to a reader, as
+  // it soon is; none once the build was cancelled or completed without it.
+  std::optional<run_summary> readable_run(std::string_view name) const;
+  // Every readable run, in the build's order.
+  std::vector<run_summary> readable_runs() const;
 };
 
 struct project_summary {
@@ -143,6 +151,8 @@ class read_model {
   const project_summary* project(std::string_view name) const;
   const build_summary* build(std::string_view project, std::uint32_t number) const;
   const run_summary* run(const run_key& k) const;
+  // build_summary::readable_run of the run's build.
+  std::optional<run_summary> readable_run(const run_key& k) const;
   const std::map<std::string, worker_summary>& workers() const { return workers_; }
   const worker_summary* worker(std::string_view name) const;
   const std::map<std::string, token_summary>& tokens() const { return tokens_; }

@@ -83,7 +83,7 @@ result<events> decide_one(const state& s, const complete_run& c) {
     return *e;
   if (auto e = must_hold(s, c.worker))
     return *e;
-  return events{run_completed{c.status, c.exit_code, c.message}};
+  return events{run_completed{c.status, c.exit_code, c.message, c.console_size}};
 }
 
 result<events> decide_one(const state& s, const cancel_run& c) {

@@ -77,6 +77,7 @@ struct complete_run {
   kiln::status status = kiln::status::passed;  // PASSED, FAILED, CANCELLED or TIMEOUT
   std::int32_t exit_code = 0;
   std::string message;
+  std::uint64_t console_size = 0;  // the console as the deciding core holds it
 };
 struct cancel_run {
   std::string reason;

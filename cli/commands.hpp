@@ -11,4 +11,5 @@ int cmd_replay(int argc, char** argv);
 int cmd_token(int argc, char** argv);
 int cmd_worker(int argc, char** argv);
 int cmd_simulate(int argc, char** argv);
+int cmd_balance(int argc, char** argv);
 } // namespace kiln::cli

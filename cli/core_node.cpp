@@ -10,6 +10,7 @@
 #include "cli/data_dir.hpp"
 #include "cli/node_args.hpp"
 #include "events/nats_bus.hpp"
+#include "events/subjects.hpp"
 #include "gateway/artifact_store.hpp"
 #include "storage/jetstream_console_store.hpp"
 #include "storage/jetstream_event_log.hpp"
@@ -165,10 +166,11 @@ result<std::unique_ptr<core_node>> core_node::start(bus::bus& b, core_node_optio
   // On NATS the events also go into a JetStream stream, so that consumers
   // outside kiln can resume from where they were (docs/events.md).
   if (auto nats = dynamic_cast<bus::nats_bus*>(&b)) {
-    if (auto kept = nats->keep_stream("KILN_EVENTS", "kiln.evt.>", i->o.event_retention); !kept)
+    std::string name{subjects::events_stream};
+    if (auto kept = nats->keep_stream(name, "kiln.evt.>", i->o.event_retention); !kept)
       spdlog::warn("core events=no_stream message=\"{}\"", kept.error().message);
     else
-      spdlog::info("core events=stream name=KILN_EVENTS subjects=kiln.evt.> max_age_h={}",
+      spdlog::info("core events=stream name={} subjects=kiln.evt.> max_age_h={}", name,
                    i->o.event_retention.count());
   }
   i->poller = std::make_unique<core::git_poller>(*i->domain,

@@ -18,6 +18,7 @@ void usage(std::FILE* out) {
     "  up [--data DIR] [--listen HOST:PORT]   single node (core + gateway)\n"
     "  core --nats URL[,URL] --data DIR       a core alone, answering gateways over NATS\n"
     "  gateway --nats URL[,URL] --listen HOST:PORT   a gateway alone (stateless)\n"
+    "  balance --nats URL[,URL] [--json]      the cluster's streams led by different servers\n"
     "  audit verify --data DIR                verify the event log's hash chain\n"
     "  events --data DIR [--after SEQ] [--follow]  print events as JSON lines\n"
     "  replay --data DIR [--at RFC3339|SEQ] [--project P]  state as of a moment, as JSON\n"
@@ -75,6 +76,8 @@ int main(int argc, char** argv) {
       return kiln::cli::cmd_worker(argc, argv);
     if (cmd == "simulate")
       return kiln::cli::cmd_simulate(argc, argv);
+    if (cmd == "balance")
+      return kiln::cli::cmd_balance(argc, argv);
   } catch (const kiln::cli::usage_error& e) {
     std::fprintf(stderr, "kiln %.*s: %s\n", static_cast<int>(cmd.size()), cmd.data(), e.what());
     return 2;

@@ -155,7 +155,9 @@ body_ref encode(fb::FlatBufferBuilder& b, const run_started& e) {
 }
 body_ref encode(fb::FlatBufferBuilder& b, const run_completed& e) {
   return {s::EventBody::RunCompleted,
-          s::CreateRunCompleted(b, to_schema(e.status), e.exit_code, str(b, e.message)).Union()};
+          s::CreateRunCompleted(b, to_schema(e.status), e.exit_code, str(b, e.message),
+                                       e.console_size)
+            .Union()};
 }
 body_ref encode(fb::FlatBufferBuilder& b, const run_cancel_requested& e) {
   return {s::EventBody::RunCancelRequested,
@@ -357,7 +359,8 @@ result<event> decode_event(const s::Event& ev) {
       return event{run_started{str(ev.body_as_RunStarted()->worker())}};
     case B::RunCompleted: {
       auto t = ev.body_as_RunCompleted();
-      return event{run_completed{from_schema(t->status()), t->exit_code(), str(t->message())}};
+      return event{run_completed{from_schema(t->status()), t->exit_code(), str(t->message()),
+                                 t->console_size()}};
     }
     case B::RunCancelRequested:
       return event{run_cancel_requested{str(ev.body_as_RunCancelRequested()->reason())}};

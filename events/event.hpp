@@ -197,6 +197,9 @@ struct run_completed {
   kiln::status status = status::passed;
   std::int32_t exit_code = 0;
   std::string message;
+  // The console's size once its worker's last bytes were in (0: not known):
+  // a core whose copy of the consoles holds less has not got them all yet.
+  std::uint64_t console_size = 0;
   bool operator==(const run_completed&) const = default;
 };
 struct run_cancel_requested {

@@ -40,7 +40,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_queued, project, build, name, host_tag, r
                                    timeout_s)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_assigned, worker, attempt)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_started, worker)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_completed, status, exit_code, message)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(run_completed, status, exit_code, message, console_size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_cancel_requested, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_requeued, reason, attempt)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(run_artifact_stored, path, size, sha256)

@@ -39,6 +39,10 @@ inline constexpr std::string_view log_subjects = "kiln.es.>";
 std::string console_copy_subject(std::string_view run);
 inline constexpr std::string_view console_copy_subjects = "kiln.con.>";
 
+// The JetStream stream that keeps every event for outside consumers
+// (docs/events.md), over kiln.evt.>.
+inline constexpr std::string_view events_stream = "KILN_EVENTS";
+
 // One message: a JSON header (never holding a raw newline), '\n', bytes.
 std::string frame(std::string_view header, std::string_view bytes);
 std::pair<std::string_view, std::string_view> unframe(std::string_view message);

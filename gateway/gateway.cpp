@@ -60,12 +60,11 @@ struct call {
   responder respond;
 
   const std::string& param(const char* name) const { return params.at(name); }
-  caller as_caller() const {
-    caller c;
-    c.principal = who.anonymous ? "anonymous" : (who.worker ? "worker:" : "token:") + who.id;
-    c.command_id = std::string{req.header("idempotency-key")};
-    return c;
-  }
+  // Answered by a core holding every commit this gateway has heard of: a
+  // client that saw a run end (a follow, an event) and asks again, maybe
+  // through another gateway, is not told it still runs by a core whose copy
+  // of the log is a commit behind.
+  caller as_caller() const;
   void fail(const error& e) const { respond(json_error(http_status(e.code), e.code, e.message)); }
   void fail(int status, std::string_view code, std::string_view message) const {
     respond(json_error(status, code, message));
@@ -792,6 +791,14 @@ void delete_worker(const call_ptr& c) { worker_admin(c, "delete_worker", "delete
 
 void list_workers(const call_ptr& c) {
   c->gw.core.query("list_workers", json::object(), c->as_caller(), render(c));
+}
+
+caller call::as_caller() const {
+  caller c;
+  c.principal = who.anonymous ? "anonymous" : (who.worker ? "worker:" : "token:") + who.id;
+  c.command_id = std::string{req.header("idempotency-key")};
+  c.min_seq = gw.hub.last_seq();
+  return c;
 }
 
 // Whether a RunAssigned commit gives a run to `worker`.

@@ -31,6 +31,25 @@ struct publish_job {
   std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();
 };
 
+// The subject's last sequence in JetStream's refusal of an append that
+// expected another ("wrong last sequence: 1234"); none if it says otherwise.
+std::optional<std::uint64_t> wrong_last_sequence(const char* text) {
+  if (!text)
+    return std::nullopt;
+  std::string_view t{text};
+  constexpr std::string_view key = "wrong last sequence: ";
+  auto at = t.find(key);
+  if (at == std::string_view::npos)
+    return std::nullopt;
+  std::uint64_t seq = 0;
+  auto digits = 0;
+  for (auto i = at + key.size(); i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i, ++digits)
+    seq = seq * 10 + static_cast<std::uint64_t>(t[i] - '0');
+  if (digits == 0)
+    return std::nullopt;
+  return seq;
+}
+
 } // namespace
 
 struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
@@ -391,9 +410,24 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
                                               + why));
     }
     // Another core appended to the aggregate first, or the hint was stale.
-    // Once the copy holds what the stream holds now, the caller re-reads the
-    // stream and decides again. Asking JetStream blocks: a publisher's work.
+    // Once the copy holds the subject's last commit, the caller re-reads the
+    // stream and decides again. JetStream names that commit in its refusal
+    // ("wrong last sequence: N"), which saves two requests to its API.
     auto pending = std::make_shared<publish_job>(std::move(j));
+    if (auto last = failure ? wrong_last_sequence(failure->ErrText) : std::nullopt) {
+      {
+        std::lock_guard lock{subjects_mu};
+        auto& hint = subject_last[subjects::log_subject(pending->req.stream)];
+        hint = std::max(hint, *last);
+      }
+      auto conflict = make_error(errc::conflict, "stream " + pending->req.stream.value
+                                                   + " moved on in the cluster's log");
+      progress.when_done(*last, [self = shared_from_this(), pending, conflict](bool) {
+        self->conflict_or_duplicate(*pending, conflict);
+      });
+      return;
+    }
+    // Asking JetStream blocks: a publisher's work.
     run_task([self = shared_from_this(), pending](bool run) {
       if (!run)
         return self->finish(*pending, make_error(errc::closed, "the log is closing"));

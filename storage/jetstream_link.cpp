@@ -2,6 +2,7 @@
 
 #include "events/nats_message_bin.hpp"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -127,6 +128,46 @@ result<std::uint64_t> link::last_seq(const std::string& stream) {
   auto last = info->State.LastSeq;
   jsStreamInfo_Destroy(info);
   return last;
+}
+
+result<stream_placement> link::placement(const std::string& stream) {
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  auto s = js_GetStreamInfo(&info, js_, stream.c_str(), nullptr, &code);
+  if (s == NATS_NOT_FOUND || code == JSStreamNotFoundErr)
+    return error{"not_found", "no JetStream stream " + stream};
+  if (s != NATS_OK)
+    return error{"io", "JetStream stream " + stream + ": " + status_text(s, code)};
+  stream_placement out{stream, {}, {}};
+  if (auto c = info->Cluster) {  // none on a server outside a cluster
+    if (c->Leader) {
+      out.leader = c->Leader;
+      out.servers.push_back(c->Leader);
+    }
+    for (int i = 0; i < c->ReplicasLen; ++i)
+      if (c->Replicas[i] && c->Replicas[i]->Name)
+        out.servers.push_back(c->Replicas[i]->Name);
+  }
+  jsStreamInfo_Destroy(info);
+  return out;
+}
+
+status_result link::step_down(const std::string& stream) {
+  natsMsg* reply = nullptr;
+  auto subject = "$JS.API.STREAM.LEADER.STEPDOWN." + stream;
+  auto s = natsConnection_RequestString(&reply, conn_, subject.c_str(), "", 10'000);
+  if (s != NATS_OK)
+    return error{"io", "step-down of JetStream stream " + stream + ": " + status_text(s)};
+  auto answer = nlohmann::json::parse(
+    std::string_view{natsMsg_GetData(reply), static_cast<std::size_t>(natsMsg_GetDataLength(reply))},
+    nullptr, false);
+  natsMsg_Destroy(reply);
+  if (answer.is_object() && answer.value("success", false))
+    return ok;
+  std::string why = "unreadable answer";
+  if (answer.is_object() && answer.contains("error") && answer["error"].is_object())
+    why = answer["error"].value("description", why);
+  return error{"io", "step-down of JetStream stream " + stream + ": " + why};
 }
 
 result<std::string> link::message_at_start(const std::string& stream, std::uint64_t seq) {

@@ -5,6 +5,7 @@
 // storage/: it includes nats.h, so only their .cpp files include it.
 #include "events/nats_message_bin.hpp"
 #include "events/result.hpp"
+#include "storage/leader_balance.hpp"
 
 #include <nats/nats.h>
 
@@ -114,6 +115,11 @@ class link {
   // Makes the stream if there is none; its last sequence.
   result<std::uint64_t> ensure_stream(const stream_spec& spec);
   result<std::uint64_t> last_seq(const std::string& stream);
+  // Who leads the stream and which servers hold it; error "not_found" for
+  // a stream JetStream does not have.
+  result<stream_placement> placement(const std::string& stream);
+  // Asks the stream's leader to step down: its replicas elect another.
+  status_result step_down(const std::string& stream);
   // The data of the stream's message at `seq`, for a start-up check: waits,
   // as ensure_stream does, for a JetStream cluster still electing.
   result<std::string> message_at_start(const std::string& stream, std::uint64_t seq);

@@ -14,7 +14,10 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <regex>
+#include <set>
 #include <sstream>
 
 using namespace kiln::test;
@@ -222,7 +225,8 @@ void put_project(local_cluster& c) {
 // 100 runs start; `fault` is made while they print; every run PASSES with
 // its script's output. Then `repair` (if any), one more build, and both
 // cores' chains agree. "leader" in either stands for the leading core's N.
-void under_load(std::vector<std::string> fault, std::vector<std::string> repair = {}) {
+void under_load(std::vector<std::string> fault, std::vector<std::string> repair = {},
+                std::function<void(local_cluster&)> then = {}) {
   local_cluster c;
   put_project(c);
   load l{c};
@@ -244,6 +248,27 @@ void under_load(std::vector<std::string> fault, std::vector<std::string> repair 
     l.check_all_passed();
   }
   check_logs_agree(c);
+  if (then)
+    then(c);
+}
+
+// `cluster.sh balance`: the log, the consoles and the events each led by
+// another nats-server (each stream's leader, from its output).
+void check_balanced(local_cluster& c) {
+  auto out = c.script({"balance"});
+  INFO(out);
+  CHECK_THAT(out, Catch::Contains("spread=true"));
+  std::map<std::string, std::string> leaders;
+  std::regex line{R"(stream=(\S+) leader=(\S*) )"};
+  for (std::sregex_iterator it{out.begin(), out.end(), line}, end; it != end; ++it)
+    leaders[(*it)[1]] = (*it)[2];
+  REQUIRE(leaders.size() == 3);
+  std::set<std::string> distinct;
+  for (auto& [stream, leader] : leaders) {
+    CHECK_FALSE(leader.empty());
+    distinct.insert(leader);
+  }
+  CHECK(distinct.size() == 3);
 }
 
 } // namespace
@@ -262,7 +287,8 @@ TEST_CASE("local cluster: a core SIGKILLed under load loses nothing and its copy
 
 TEST_CASE("local cluster: a nats-server SIGKILLed under load, the cluster carries on, it comes back",
           "[cluster][faults]") {
-  under_load({"kill-nats", "2"}, {"restart-nats", "2"});
+  // A restart moves leaders about; balancing spreads them again.
+  under_load({"kill-nats", "2"}, {"restart-nats", "2"}, check_balanced);
 }
 
 TEST_CASE("local cluster: stopped whole and started again, every projection is as it was",

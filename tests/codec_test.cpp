@@ -35,7 +35,7 @@ std::vector<event> one_of_each() {
     run_queued{"app", 12, "unit-test", "amd64", "{\"script\":\"x\"}", 1},
     run_assigned{"lab-3", 1},
     run_started{"lab-3"},
-    run_completed{status::timeout, -9, "killed after 5 minutes"},
+    run_completed{status::timeout, -9, "killed after 5 minutes", 123456789},
     run_cancel_requested{"by bob"},
     run_requeued{"worker lost", 2},
     run_artifact_stored{"out/app.tar.gz", 123456789012ull, "cafe"},

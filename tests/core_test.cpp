@@ -317,3 +317,43 @@ TEST_CASE("core: a check-in that lists its active runs loses only the RUNNING on
   CHECK(kept->status == status::running);
   CHECK(kept->attempt == 1);
 }
+
+// In a cluster a core copies consoles and commits apart: RunCompleted says
+// how long the console was when the run ended, and a core whose copy of the
+// consoles is shorter does not call the run finished to a reader yet.
+TEST_CASE("core: a console read is finished only once it holds what its run ended with") {
+  core_fixture f;
+  f.node.reset();
+  f.config.console = f.log.get();
+  f.start();
+  f.call<core::receipt>(core::put_project{"app", one_run_project});
+  auto token = f.add_worker("w1", {"linux"}, 1);
+  auto read = [&](const domain::run_key& run) {
+    return f.read<core::console_text>(core::read_console{run, 0, 1 << 20});
+  };
+
+  f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  auto first = f.take("w1", token, 1).at(0).run;
+  f.call<core::receipt>(core::report_run{first, "w1", status::running, 0, ""});
+  f.call<core::console_ack>(core::append_console{first, "w1", 0, "hello\n"});
+  // As if the last bytes went into the consoles through another core whose
+  // copy this one has not got yet.
+  f.call<core::receipt>(core::report_run{first, "w1", status::passed, 0, "", 100});
+  auto lagging = read(first);
+  CHECK(lagging.data == "hello\n");
+  CHECK(lagging.status == status::passed);
+  CHECK_FALSE(lagging.finished);
+
+  // Held whole (the size this core's own console gives, at least): finished.
+  CHECK(f.wait_build("app", 1, [](auto& b) { return b.completed; }));
+  f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  auto second = f.take("w1", token, 1).at(0).run;
+  f.call<core::receipt>(core::report_run{second, "w1", status::running, 0, ""});
+  f.call<core::console_ack>(core::append_console{second, "w1", 0, "bye\n"});
+  f.call<core::receipt>(core::report_run{second, "w1", status::passed, 0, ""});
+  auto whole = read(second);
+  CHECK(whole.data == "bye\n");
+  CHECK(whole.finished);
+  auto detail = f.read<core::run_detail>(core::get_run{second});
+  CHECK(detail.summary.console_size == 4);
+}

@@ -3,7 +3,8 @@
 // these tests see. A console follow must end with its run even when the
 // run's end was heard before the follow began (the core answering it may
 // lag) or never heard at all; a worker's long poll asks the core again
-// only for runs assigned to that worker.
+// only for runs assigned to that worker; a plain read asks for a core
+// holding what the gateway has heard.
 #include "events/in_process_bus.hpp"
 #include "events/subjects.hpp"
 #include "gateway/gateway.hpp"
@@ -87,6 +88,7 @@ struct scripted_core {
   // not named has not ended
   std::map<std::string, std::uint64_t> ends_at;
   std::map<std::string, std::vector<std::uint64_t>> read_min_seqs;  // per run
+  std::vector<std::uint64_t> get_run_min_seqs;
   std::atomic<int> checkins{0};
   std::atomic<bool> hand_out{false};
   std::unique_ptr<bus::subscription> qry, cmd;
@@ -129,6 +131,13 @@ struct scripted_core {
       return reply_console(m, {{"offset", body.value("offset", 0)}, {"size", 6}, {"finished", ended},
                                {"status", ended ? "PASSED" : "RUNNING"}},
                            bytes);
+    }
+    if (m.subject == "kiln.qry.get_run") {
+      {
+        std::lock_guard lock{mu};
+        get_run_min_seqs.push_back(min_seq);
+      }
+      return reply(m, {{"name", body.value("run", "")}, {"status", "PASSED"}});
     }
     if (m.subject == "kiln.cmd.worker_checkin") {
       ++checkins;
@@ -243,4 +252,27 @@ TEST_CASE("a worker's long poll asks the core again only for a run assigned to t
   CHECK(json::parse(poll->text())["runs"].size() == 1);
   // The first check-in, and the one for w2's run: w1's run woke nothing.
   CHECK(core.checkins.load() == 2);
+}
+
+TEST_CASE("a read after a run's end was heard asks for a core holding that end",
+          "[gateway][live]") {
+  bus::in_process_bus b;
+  scripted_core core{b};
+  gateway::gateway gw{b, {}};
+  // A follow makes the gateway listen for runs' ends.
+  auto follow = std::make_shared<recorded>();
+  gw.handle(get("/v1/projects/app/builds/1/runs/other/console?follow=1"), gateway::responder{follow});
+  REQUIRE(wait_until([&] { return !core.min_seqs("app/1/other").empty(); }));
+  b.publish("kiln.evt.app.1.t.RunCompleted", run_commit(42, "RunCompleted"));
+  settle(b);
+
+  // Whoever saw run t end (this follow's client, another's) and reads it
+  // now must not be told it runs by a core whose copy is behind.
+  auto read = std::make_shared<recorded>();
+  gw.handle(get("/v1/projects/app/builds/1/runs/t"), gateway::responder{read});
+  REQUIRE(wait_until([&] { return read->done(); }, 10s));
+  CHECK(read->status_code() == 200);
+  std::lock_guard lock{core.mu};
+  REQUIRE(core.get_run_min_seqs.size() == 1);
+  CHECK(core.get_run_min_seqs.front() >= 42);
 }

@@ -115,10 +115,19 @@ TEST_CASE("two cores deciding on one aggregate: one wins, the other re-reads and
   temp_dir dir{"kiln-js-race"};
   core_log a{dir / "a", ns.url()}, b{dir / "b", ns.url()};
 
+  // What a losing core asks JetStream's API: its refusal names the
+  // winner's sequence, so nothing.
+  natsConnection* watcher = nullptr;
+  natsSubscription* api = nullptr;
+  REQUIRE(natsConnection_ConnectTo(&watcher, ns.url().c_str()) == NATS_OK);
+  REQUIRE(natsConnection_SubscribeSync(&api, watcher, "$JS.API.>") == NATS_OK);
+  REQUIRE(natsConnection_Flush(watcher) == NATS_OK);
+
   REQUIRE(a.log->append(note("build/p/1", 0, "first")));
   auto lost = b.log->append(note("build/p/1", 0, "second"));
   REQUIRE(!lost);
   CHECK(lost.error().code == "conflict");
+
   // The conflict comes once B's copy holds the winner: deciding again works.
   CHECK(b.log->last_version({"build/p/1"})->value == 1);
   REQUIRE(b.log->append(note("build/p/1", 1, "after")));
@@ -144,6 +153,14 @@ TEST_CASE("two cores deciding on one aggregate: one wins, the other re-reads and
   ta.join();
   tb.join();
   CHECK(other == 0);
+  REQUIRE(natsConnection_Flush(watcher) == NATS_OK);
+  std::vector<std::string> asked;
+  for (natsMsg* m = nullptr; natsSubscription_NextMsg(&m, api, 0) == NATS_OK; natsMsg_Destroy(m))
+    asked.push_back(natsMsg_GetSubject(m));
+  INFO("conflicts: " << conflicts.load() << ", API requests: " << asked.size());
+  CHECK(asked.empty());
+  natsSubscription_Destroy(api);
+  natsConnection_Destroy(watcher);
   same_history(a, b, 82);
   auto stream = a.log->read_stream({"build/p/1"}, {1}, 1000);
   REQUIRE(stream);

@@ -63,6 +63,11 @@ TEST_CASE("a run goes QUEUED -> assigned -> RUNNING -> PASSED", "[run]") {
   CHECK(s.finished());
 }
 
+TEST_CASE("a run's end carries the console size the deciding core held", "[run]") {
+  auto e = then(given({queued, assigned, started}), run::complete_run{"w1", status::failed, 2, "", 4096});
+  REQUIRE(e == std::vector<event>{run_completed{status::failed, 2, "", 4096}});
+}
+
 TEST_CASE("repeated worker reports change nothing", "[run]") {
   CHECK(then(given({queued, assigned, started}), run::start_run{"w1"}).empty());
   CHECK(then(given({queued, assigned, started, passed}),

@@ -8,6 +8,8 @@
 #                                 balancer); the admin token is in DIR/admin.token
 #   cluster.sh status DIR         every process, and each gateway's /readyz
 #   cluster.sh roll-gateways DIR  SIGTERM each gateway in turn, start it again, wait for it
+#   cluster.sh balance DIR        the log's, consoles' and events' streams led by different
+#                                 nats-servers (start does it; after a restart-nats, again)
 #   cluster.sh leader DIR         N of the core that leads (runs the process managers
 #                                 and the scheduler); exits 1 while none does
 #   cluster.sh kill-core DIR N    SIGKILL core N (1 or 2)
@@ -26,7 +28,7 @@ set -euo pipefail
 
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,20p' "$0"; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,24p' "$0"; exit 2; }
 KILN=${KILN:-kiln}
 EXECUTOR=${KILN_EXECUTOR:-host}
 REPLICAS=${KILN_LOG_REPLICAS:-3}
@@ -80,6 +82,15 @@ wait_up() {
     sleep 0.1
   done
   die "$name did not come up in ${seconds}s (see $logs)"
+}
+
+# The log, the consoles and the events led by three different servers:
+# JetStream elects at random, and two led by one server queue behind each
+# other there (kiln balance; docs/performance.md). Not fatal: a cluster
+# that cannot spread them still works.
+balance() {
+  "$KILN" balance --nats "$(nats_urls)" > "$logs/balance.log" 2>&1 \
+    || echo "cluster.sh: kiln balance failed (see $logs/balance.log)" >&2
 }
 
 nats_urls() {
@@ -182,6 +193,7 @@ case "$cmd" in
     cp "$dir/core-1/secret.key" "$dir/core-1/admin.token" "$dir/core-2/"
     cp "$dir/core-1/admin.token" "$dir/admin.token"
     start_core 2
+    balance
     for n in 1 2 3; do start_gateway "$n"; done
     start_haproxy
     for n in 1 2; do start_worker "$n"; done
@@ -217,6 +229,7 @@ case "$cmd" in
     stop_one "core-$n" TERM
     start_core "$n"
     ;;
+  balance) balance; cat "$logs/balance.log" ;;
   kill-nats) stop_one "nats-${3:?N}" KILL ;;
   restart-nats) n=${3:?N}; stop_one "nats-$n" TERM; spawn_nats "$n"; wait_nats "$n" ;;
   stop)
@@ -224,5 +237,5 @@ case "$cmd" in
       stop_one "$name" TERM
     done
     ;;
-  *) die "unknown command '$cmd' (start, status, roll-gateways, kill-core, restart-core, kill-nats, restart-nats, stop)" ;;
+  *) die "unknown command '$cmd' (start, status, balance, roll-gateways, kill-core, restart-core, kill-nats, restart-nats, stop)" ;;
 esac
