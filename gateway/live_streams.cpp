@@ -245,7 +245,7 @@ class console_follower final : public stream_base {
           // The answering core must hold the run's end, or the follower
           // would wait for an event that has passed.
           raise_to(s->min_seq_, e.seq);
-          s->fetch();
+          s->on_completed(e.commit);
         }
       }));
     }
@@ -296,6 +296,44 @@ class console_follower final : public stream_base {
                 });
   }
 
+  // The run ended. When its RunCompleted names the console's size and the
+  // live chunks brought exactly that much, the follow is over without
+  // asking a core again; otherwise a read finds what is missing.
+  void on_completed(const json& commit) {
+    std::optional<std::uint64_t> size;
+    std::string status;
+    if (commit.is_object())
+      for (auto& e : commit.value("events", json::array()))
+        if (e.is_object() && e.value("type", "") == "RunCompleted" && e.contains("data")
+            && e["data"].is_object()) {
+          size = e["data"].value("console_size", std::uint64_t{0});
+          status = e["data"].value("status", std::string{});
+        }
+    std::string last;
+    {
+      std::lock_guard lock{mu_};
+      if (ended_)
+        return;
+      // 0: a commit from before kiln recorded the size, or an empty console.
+      bool whole = size && *size > 0 && next_ == *size && !fetching_ && !dirty_ && opened_locked();
+      if (whole)
+        last = end_message_locked(status, true);
+      else
+        size.reset();
+    }
+    if (!size)
+      return fetch();
+    end_with(std::move(last));
+  }
+
+  // The SSE stream's last message: how the console ended.
+  std::string end_message_locked(const std::string& status, bool finished) const {
+    if (!req_.sse)
+      return {};
+    return sse("end", std::to_string(sent_),
+               json{{"status", status}, {"size", next_}, {"finished", finished}}.dump());
+  }
+
   void on_read(std::uint64_t from, result<core_answer> r) {
     bool again = false, done = false;
     std::string last;
@@ -326,10 +364,7 @@ class console_follower final : public stream_base {
           again = true;
         } else if (finished || !req_.follow) {
           done = true;
-          if (req_.sse)
-            last = sse("end", std::to_string(sent_),
-                       json{{"status", r->result().value("status", std::string{})},
-                            {"size", next_}, {"finished", finished}}.dump());
+          last = end_message_locked(r->result().value("status", std::string{}), finished);
         }
       }
     }

@@ -209,6 +209,54 @@ TEST_CASE("a console follow ends with its run when the end was heard before the 
   CHECK_FALSE(other->done());
 }
 
+TEST_CASE("a console follow that heard every byte its run ended with ends without another read",
+          "[gateway][live]") {
+  bus::in_process_bus b;
+  scripted_core core{b};
+  gateway::gateway gw{b, {}};
+  auto completed = [](std::uint64_t seq, std::uint64_t console_size) {
+    return json{{"events", {{{"type", "RunCompleted"},
+                             {"data", {{"status", "PASSED"}, {"console_size", console_size}}}}}},
+                {"seq", seq},
+                {"stream", "run/app/1/t"}}
+      .dump();
+  };
+  auto chunk = [&](std::uint64_t offset, const std::string& bytes) {
+    b.publish(subjects::console_subject("app", 1, "t"),
+              subjects::frame(json{{"run", "app/1/t"}, {"offset", offset}}.dump(), bytes));
+  };
+
+  SECTION("the end names the size the live chunks brought: no second read") {
+    auto follow = std::make_shared<recorded>();
+    auto r = get("/v1/projects/app/builds/1/runs/t/console?follow=1");
+    r.headers.emplace_back("accept", "text/event-stream");
+    gw.handle(r, gateway::responder{follow});
+    REQUIRE(wait_until([&] { return follow->text().find("hello") != std::string::npos; }));
+    chunk(6, "bye\n");
+    REQUIRE(wait_until([&] { return follow->text().find("bye") != std::string::npos; }));
+    b.publish("kiln.evt.app.1.t.RunCompleted", completed(42, 10));
+    REQUIRE(wait_until([&] { return follow->done(); }, 10s));
+    CHECK(follow->text().find("event: end") != std::string::npos);
+    CHECK(follow->text().find(R"("status":"PASSED")") != std::string::npos);
+    CHECK(follow->text().find(R"("size":10)") != std::string::npos);
+    CHECK(core.min_seqs("app/1/t").size() == 1);
+  }
+  SECTION("bytes the follow has not heard: it reads them from a core holding the end") {
+    {
+      std::lock_guard lock{core.mu};
+      core.ends_at["app/1/t"] = 42;
+    }
+    auto follow = std::make_shared<recorded>();
+    gw.handle(get("/v1/projects/app/builds/1/runs/t/console?follow=1"), gateway::responder{follow});
+    REQUIRE(wait_until([&] { return follow->text() == "hello\n"; }));
+    b.publish("kiln.evt.app.1.t.RunCompleted", completed(42, 10));
+    REQUIRE(wait_until([&] { return follow->done(); }, 10s));
+    auto asked = core.min_seqs("app/1/t");
+    REQUIRE(asked.size() == 2);
+    CHECK(asked.back() >= 42);
+  }
+}
+
 TEST_CASE("a console follow whose run's end is never heard reads again and ends",
           "[gateway][live]") {
   bus::in_process_bus b;
