@@ -92,16 +92,25 @@ std::vector<std::string> build_summary::run_names() const {
   return names;
 }
 
+namespace {
+
+// A run its open build names but has not queued yet, as a reader sees it.
+run_summary about_to_queue(std::string_view name, std::int64_t build_created_ns) {
+  run_summary r;
+  r.name = std::string{name};
+  r.queued_ns = build_created_ns;
+  return r;
+}
+
+} // namespace
+
 std::optional<run_summary> build_summary::readable_run(std::string_view name) const {
   if (auto r = run(name))
     return *r;
   auto names = run_names();
   if (cancelled || completed || std::find(names.begin(), names.end(), name) == names.end())
     return std::nullopt;
-  run_summary pending;
-  pending.name = std::string{name};
-  pending.queued_ns = created_ns;
-  return pending;
+  return about_to_queue(name, created_ns);
 }
 
 std::vector<run_summary> build_summary::readable_runs() const {
@@ -110,8 +119,10 @@ std::vector<run_summary> build_summary::readable_runs() const {
   // runs is already in the build's order; the pending ones go in between.
   std::vector<run_summary> out;
   for (auto& name : run_names())
-    if (auto r = readable_run(name))
-      out.push_back(std::move(*r));
+    if (auto r = run(name))
+      out.push_back(*r);
+    else
+      out.push_back(about_to_queue(name, created_ns));
   return out;
 }
 

@@ -805,11 +805,8 @@ caller call::as_caller() const {
 bool assigns_to(const json& commit, const std::string& worker) {
   if (!commit.is_object())
     return true;  // unreadable: ask, as before
-  for (auto& e : commit.value("events", json::array()))
-    if (e.value("type", "") == "RunAssigned" && e.contains("data") && e["data"].is_object()
-        && e["data"].value("worker", "") == worker)
-      return true;
-  return false;
+  auto assigned = event_data(commit, "RunAssigned");
+  return assigned && assigned->value("worker", "") == worker;
 }
 
 // A worker's check-in held open until it has runs, the wait is over, or

@@ -26,6 +26,15 @@ std::uint64_t commit_seq(std::string_view line) {
 
 } // namespace
 
+const nlohmann::json* event_data(const nlohmann::json& commit, std::string_view type) {
+  if (!commit.is_object() || !commit.contains("events") || !commit["events"].is_array())
+    return nullptr;
+  for (auto& e : commit["events"])
+    if (e.is_object() && e.value("type", "") == type && e.contains("data") && e["data"].is_object())
+      return &e["data"];
+  return nullptr;
+}
+
 live_hub::live_hub(bus::bus& b, std::chrono::milliseconds tick) : bus_(b) {
   chunk_sub_ = b.subscribe("kiln.log.>", [this](const bus::message& m) { deliver_chunk(m); });
   ticker_ = std::thread([this, tick] {

@@ -42,6 +42,10 @@ struct heard_event {
   const nlohmann::json& commit;  // the whole commit
 };
 
+// The data of the commit's first event of `type`; none in a commit that
+// holds no such event or cannot be read.
+const nlohmann::json* event_data(const nlohmann::json& commit, std::string_view type);
+
 class live_hub {
  public:
   using event_listener = std::function<void(const heard_event&)>;

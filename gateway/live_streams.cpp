@@ -300,30 +300,20 @@ class console_follower final : public stream_base {
   // live chunks brought exactly that much, the follow is over without
   // asking a core again; otherwise a read finds what is missing.
   void on_completed(const json& commit) {
-    std::optional<std::uint64_t> size;
-    std::string status;
-    if (commit.is_object())
-      for (auto& e : commit.value("events", json::array()))
-        if (e.is_object() && e.value("type", "") == "RunCompleted" && e.contains("data")
-            && e["data"].is_object()) {
-          size = e["data"].value("console_size", std::uint64_t{0});
-          status = e["data"].value("status", std::string{});
-        }
-    std::string last;
+    auto completed = event_data(commit, "RunCompleted");
+    // 0: a commit from before kiln recorded the size, or an empty console.
+    auto size = completed ? completed->value("console_size", std::uint64_t{0}) : 0;
+    std::optional<std::string> last;
     {
       std::lock_guard lock{mu_};
       if (ended_)
         return;
-      // 0: a commit from before kiln recorded the size, or an empty console.
-      bool whole = size && *size > 0 && next_ == *size && !fetching_ && !dirty_ && opened_locked();
-      if (whole)
-        last = end_message_locked(status, true);
-      else
-        size.reset();
+      if (size > 0 && next_ == size && !fetching_ && !dirty_ && opened_locked())
+        last = end_message_locked(completed->value("status", std::string{}), true);
     }
-    if (!size)
+    if (!last)
       return fetch();
-    end_with(std::move(last));
+    end_with(std::move(*last));
   }
 
   // The SSE stream's last message: how the console ended.

@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -42,10 +43,8 @@ std::optional<std::uint64_t> wrong_last_sequence(const char* text) {
   if (at == std::string_view::npos)
     return std::nullopt;
   std::uint64_t seq = 0;
-  auto digits = 0;
-  for (auto i = at + key.size(); i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i, ++digits)
-    seq = seq * 10 + static_cast<std::uint64_t>(t[i] - '0');
-  if (digits == 0)
+  auto digits = t.substr(at + key.size());
+  if (std::from_chars(digits.data(), digits.data() + digits.size(), seq).ec != std::errc{})
     return std::nullopt;
   return seq;
 }
@@ -174,10 +173,25 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
     // JetStream's own answer may be ahead of the copy: the version check
     // that follows means something only once the copy holds it.
     progress.wait_for(seq, o.ack_timeout);
+    raise_hint(subject, seq);
+    return seq;
+  }
+
+  void raise_hint(const std::string& subject, std::uint64_t seq) {
     std::lock_guard lock{subjects_mu};
     auto& last = subject_last[subject];
     last = std::max(last, seq);
-    return seq;
+  }
+
+  // The caller decides again once the copy holds `seq` (the subject's last
+  // commit as JetStream has it): a conflict, or the first try's receipt.
+  void conflict_once_copied(std::shared_ptr<publish_job> pending, std::uint64_t seq) {
+    auto conflict = make_error(errc::conflict, "stream " + pending->req.stream.value
+                                                 + " moved on in the cluster's log");
+    progress.when_done(seq, [self = shared_from_this(), pending, conflict](bool) {
+      // JetStream checks the sequence before the message id.
+      self->conflict_or_duplicate(*pending, conflict);
+    });
   }
 
   error copy_error() {
@@ -415,17 +429,8 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
     // ("wrong last sequence: N"), which saves two requests to its API.
     auto pending = std::make_shared<publish_job>(std::move(j));
     if (auto last = failure ? wrong_last_sequence(failure->ErrText) : std::nullopt) {
-      {
-        std::lock_guard lock{subjects_mu};
-        auto& hint = subject_last[subjects::log_subject(pending->req.stream)];
-        hint = std::max(hint, *last);
-      }
-      auto conflict = make_error(errc::conflict, "stream " + pending->req.stream.value
-                                                   + " moved on in the cluster's log");
-      progress.when_done(*last, [self = shared_from_this(), pending, conflict](bool) {
-        self->conflict_or_duplicate(*pending, conflict);
-      });
-      return;
+      raise_hint(subjects::log_subject(pending->req.stream), *last);
+      return conflict_once_copied(std::move(pending), *last);
     }
     // Asking JetStream blocks: a publisher's work.
     run_task([self = shared_from_this(), pending](bool run) {
@@ -434,12 +439,7 @@ struct jetstream_event_log::impl : std::enable_shared_from_this<impl> {
       auto subject = subjects::log_subject(pending->req.stream);
       (void) self->look_up_last(subject);
       auto last = self->link->last_seq(self->o.stream);
-      auto conflict = make_error(errc::conflict, "stream " + pending->req.stream.value
-                                                   + " moved on in the cluster's log");
-      self->progress.when_done(last ? *last : 0, [self, pending, conflict](bool) {
-        // JetStream checks the sequence before the message id.
-        self->conflict_or_duplicate(*pending, conflict);
-      });
+      self->conflict_once_copied(pending, last ? *last : 0);
     });
   }
 

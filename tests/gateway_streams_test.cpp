@@ -172,11 +172,22 @@ void settle(bus::bus& b) {
   REQUIRE(wait_until([&] { return seen.load(); }));
 }
 
-std::string run_commit(std::uint64_t seq, const std::string& type, const std::string& worker = "w1") {
-  return json{{"events", {{{"type", type}, {"data", {{"worker", worker}}}}}},
-              {"seq", seq},
-              {"stream", "run/app/1/t"}}
+// A commit of run app/1/t as the hub hears it: one event of `type`.
+std::string commit_of(std::uint64_t seq, const std::string& type, const json& data) {
+  return json{{"events", {{{"type", type}, {"data", data}}}}, {"seq", seq}, {"stream", "run/app/1/t"}}
     .dump();
+}
+std::string run_commit(std::uint64_t seq, const std::string& type, const std::string& worker = "w1") {
+  return commit_of(seq, type, json{{"worker", worker}});
+}
+
+// A follow of run app/1/other, once its first read is in: it makes the
+// gateway listen for runs' ends.
+std::shared_ptr<recorded> follow_other(gateway::gateway& gw, scripted_core& core) {
+  auto follow = std::make_shared<recorded>();
+  gw.handle(get("/v1/projects/app/builds/1/runs/other/console?follow=1"), gateway::responder{follow});
+  REQUIRE(wait_until([&] { return !core.min_seqs("app/1/other").empty(); }));
+  return follow;
 }
 
 } // namespace
@@ -186,10 +197,7 @@ TEST_CASE("a console follow ends with its run when the end was heard before the 
   bus::in_process_bus b;
   scripted_core core{b};
   gateway::gateway gw{b, {}};
-  // Another follow makes the gateway listen for runs' ends.
-  auto other = std::make_shared<recorded>();
-  gw.handle(get("/v1/projects/app/builds/1/runs/other/console?follow=1"), gateway::responder{other});
-  REQUIRE(wait_until([&] { return !core.min_seqs("app/1/other").empty(); }));
+  auto other = follow_other(gw, core);
 
   // Run t ends (commit 42); a core whose copy lags would still call it running.
   {
@@ -215,11 +223,7 @@ TEST_CASE("a console follow that heard every byte its run ended with ends withou
   scripted_core core{b};
   gateway::gateway gw{b, {}};
   auto completed = [](std::uint64_t seq, std::uint64_t console_size) {
-    return json{{"events", {{{"type", "RunCompleted"},
-                             {"data", {{"status", "PASSED"}, {"console_size", console_size}}}}}},
-                {"seq", seq},
-                {"stream", "run/app/1/t"}}
-      .dump();
+    return commit_of(seq, "RunCompleted", json{{"status", "PASSED"}, {"console_size", console_size}});
   };
   auto chunk = [&](std::uint64_t offset, const std::string& bytes) {
     b.publish(subjects::console_subject("app", 1, "t"),
@@ -307,10 +311,7 @@ TEST_CASE("a read after a run's end was heard asks for a core holding that end",
   bus::in_process_bus b;
   scripted_core core{b};
   gateway::gateway gw{b, {}};
-  // A follow makes the gateway listen for runs' ends.
-  auto follow = std::make_shared<recorded>();
-  gw.handle(get("/v1/projects/app/builds/1/runs/other/console?follow=1"), gateway::responder{follow});
-  REQUIRE(wait_until([&] { return !core.min_seqs("app/1/other").empty(); }));
+  auto follow = follow_other(gw, core);
   b.publish("kiln.evt.app.1.t.RunCompleted", run_commit(42, "RunCompleted"));
   settle(b);
 
