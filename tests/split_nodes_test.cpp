@@ -98,3 +98,13 @@ TEST_CASE("kiln gateway and kiln up refuse a bad --http-threads before they star
   CHECK(zero == 2);
   CHECK(zero_out.find("--http-threads is at least 1") != std::string::npos);
 }
+
+TEST_CASE("kiln balance refuses a missing --nats or a bad --max-step-downs", "[cli]") {
+  auto [none, none_out] = run({KILN_BINARY, "balance"});
+  CHECK(none == 2);
+  CHECK(none_out.find("--nats URL[,URL] is required") != std::string::npos);
+  auto [word, word_out] = run({KILN_BINARY, "balance", "--nats", "nats://127.0.0.1:1",
+                               "--max-step-downs", "many"});
+  CHECK(word == 2);
+  CHECK(word_out.find("--max-step-downs wants a whole number") != std::string::npos);
+}
