@@ -72,6 +72,7 @@ result<balance_outcome> balance_leaders(const balance_options& o) {
   auto l = jetstream::link::connect(o.servers, "kiln-balance", o.settle);
   if (!l)
     return l.error();
+  auto until = clock_type::now() + o.time_limit;
   balance_outcome out;
   for (;;) {
     auto placements = read_placements(**l, o);
@@ -83,7 +84,7 @@ result<balance_outcome> balance_leaders(const balance_options& o) {
       out.spread = true;
       return out;
     }
-    if (out.step_downs >= o.max_step_downs)
+    if (out.step_downs >= o.max_step_downs || clock_type::now() >= until)
       return out;
     std::string was;
     for (auto& s : out.streams)

@@ -31,6 +31,9 @@ struct balance_options {
   std::vector<std::string> streams;  // missing ones are left out
   unsigned max_step_downs = 12;      // JetStream picks the next leader at random
   std::chrono::milliseconds settle{10'000};  // for each new leader
+  // No step-down begins after this: a start-up step (deploy/local-cluster)
+  // must not hold a loaded cluster's start for minutes of elections.
+  std::chrono::milliseconds time_limit{30'000};
 };
 
 struct balance_outcome {
@@ -39,8 +42,8 @@ struct balance_outcome {
   bool spread = false;  // stream_to_move found nothing
 };
 
-// Steps streams down (stream_to_move) until they are spread or
-// `max_step_downs` are spent. A stream stays served through a step-down:
+// Steps streams down (stream_to_move) until they are spread, or
+// `max_step_downs` or `time_limit` are spent. A stream stays served through a step-down:
 // its replicas elect the next leader, and kiln's appends and copies carry
 // on over it, so this can run while the cluster works.
 result<balance_outcome> balance_leaders(const balance_options& o);
