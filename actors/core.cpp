@@ -79,7 +79,10 @@ status_result core::start() {
     },
     [](const error& e) {
       spdlog::critical("core subscription=failed error={} message=\"{}\"", e.code, e.message);
-    });
+    },
+    // A send never blocks; the writer's hand-off saves a thread woken and a
+    // read of each commit back from RocksDB.
+    storage::live_delivery::writer_thread);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   spdlog::info("core started=true seq={} from_snapshot={} projects={} workers={} open_builds={} ms={}",
                from.value, from_snapshot.value, model->projects().size(), model->workers().size(),

@@ -59,6 +59,14 @@ using commit_handler = std::function<bool(const logged_commit&)>;
 // Called at most once, when the subscription cannot go on (corrupt record).
 using error_handler = std::function<void(const error&)>;
 
+// Where a subscription's live commits are handed over. History is always
+// read on the subscription's own thread. `writer_thread`: once caught up,
+// each new commit goes to the handler on the thread that made it durable
+// (the writer, or a copy's delivery thread), with no thread woken in
+// between; for handlers that never block (a message send), since the
+// writer waits for them.
+enum class live_delivery { own_thread, writer_thread };
+
 // Delivery stops when this handle is destroyed (destruction waits for a
 // handler call in progress to return).
 class subscription {
@@ -103,9 +111,10 @@ class event_log {
 
   // Every commit after `after`: history first, then live, with no gap and no
   // duplicate while appends continue. Handlers run on the subscription's own
-  // thread.
+  // thread, or live ones on the writer's (live_delivery).
   virtual std::unique_ptr<subscription>
-  subscribe(global_seq after, commit_handler on_commit, error_handler on_error = {}) = 0;
+  subscribe(global_seq after, commit_handler on_commit, error_handler on_error = {},
+            live_delivery live = live_delivery::own_thread) = 0;
 
   // Snapshots are a cache: losing one costs replay time, never correctness,
   // so they are written without a sync.

@@ -607,8 +607,9 @@ void jetstream_event_log::sync_async(std::function<void(std::optional<global_seq
   });
 }
 std::unique_ptr<subscription> jetstream_event_log::subscribe(global_seq after, commit_handler on_commit,
-                                                             error_handler on_error) {
-  return impl_->local.subscribe(after, std::move(on_commit), std::move(on_error));
+                                                             error_handler on_error,
+                                                             live_delivery live) {
+  return impl_->local.subscribe(after, std::move(on_commit), std::move(on_error), live);
 }
 status_result jetstream_event_log::save_snapshot(const stream_id& stream, const snapshot& s) {
   return impl_->local.save_snapshot(stream, s);

@@ -61,7 +61,8 @@ class jetstream_event_log final : public event_log {
   bool replica() const override { return true; }
   void sync_async(std::function<void(std::optional<global_seq>)> done) override;
   std::unique_ptr<subscription>
-  subscribe(global_seq after, commit_handler on_commit, error_handler on_error = {}) override;
+  subscribe(global_seq after, commit_handler on_commit, error_handler on_error = {},
+            live_delivery live = live_delivery::own_thread) override;
   status_result save_snapshot(const stream_id& stream, const snapshot& s) override;
   result<std::optional<snapshot>> load_snapshot(const stream_id& stream) override;
 

@@ -156,6 +156,15 @@ struct pending_append {
   std::uint64_t source_seq = 0;
 };
 
+// A subscription caught up with the log whose live commits the writer hands
+// over itself (live_delivery::writer_thread). Under the log's commit_mu.
+struct live_listener {
+  commit_handler* on_commit = nullptr;
+  std::uint64_t after = 0;  // the last commit it was handed
+  bool listening = false;   // in the log's list
+  bool ended = false;       // its handler returned false
+};
+
 } // namespace
 
 struct rocksdb_event_log::impl {
@@ -204,6 +213,7 @@ struct rocksdb_event_log::impl {
   std::mutex commit_mu;
   std::condition_variable commit_cv;
   std::atomic<bool> closed{false};
+  std::vector<live_listener*> live;  // under commit_mu
 
   ~impl() {
     shutdown();
@@ -348,6 +358,12 @@ struct rocksdb_event_log::impl {
     auto seq = next_seq;
     auto hash = last_hash;
     std::uint64_t batch_position = 0, batch_taken = 0;
+    struct written_commit {
+      std::size_t index;
+      std::uint64_t seq;
+      digest prev, hash;
+    };
+    std::vector<written_commit> written;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       auto& p = batch[i];
       if (p.source_seq != 0)
@@ -388,6 +404,7 @@ struct rocksdb_event_log::impl {
       if (p.source_seq != 0)
         batch_taken = p.source_seq;
       outcomes[i] = append_receipt{global_seq{seq}, stream_version{last}};
+      written.push_back({i, seq, hash, h});
       hash = h;
       ++seq;
     }
@@ -441,8 +458,39 @@ struct rocksdb_event_log::impl {
     {
       std::lock_guard lock{commit_mu};
       committed_seq.store(seq - 1);
+      if (!live.empty())
+        hand_to_live(batch, written);
     }
     commit_cv.notify_all();
+  }
+
+  // Under commit_mu, right after the commits became visible: every
+  // listener has had all before them, so each gets them with no gap.
+  template <class Written>
+  void hand_to_live(const std::vector<pending_append>& batch, const Written& written) {
+    for (auto& w : written) {
+      auto body = codec::decode_commit(batch[w.index].commit_bytes);
+      if (!body) {
+        // Never expected (the bytes were just encoded or verified): the
+        // listeners go back to reading, which reports it.
+        spdlog::error("event_log live=undecodable seq={} error=\"{}\"", w.seq, body.error().message);
+        for (auto* l : live)
+          l->listening = false;
+        live.clear();
+        return;
+      }
+      logged_commit c{global_seq{w.seq}, w.prev, w.hash, std::move(*body)};
+      for (auto* l : live) {
+        l->after = w.seq;
+        if (!(*l->on_commit)(c)) {
+          l->ended = true;
+          l->listening = false;
+        }
+      }
+      std::erase_if(live, [](live_listener* l) { return !l->listening; });
+      if (live.empty())
+        return;
+    }
   }
 
   // Group commit. A sync costs about the same for 1 commit or 100, so the
@@ -553,16 +601,21 @@ namespace {
 class rocksdb_subscription final : public subscription {
  public:
   rocksdb_subscription(std::shared_ptr<rocksdb_event_log::impl> log, global_seq after,
-                       commit_handler on_commit, error_handler on_error)
+                       commit_handler on_commit, error_handler on_error, live_delivery live)
     : log_(std::move(log)), after_(after), on_commit_(std::move(on_commit)),
-      on_error_(std::move(on_error)) {
+      on_error_(std::move(on_error)), live_(live) {
+    listener_.on_commit = &on_commit_;
     thread_ = std::thread([this] { run(); });
   }
 
   ~rocksdb_subscription() override {
     {
+      // Under commit_mu: a writer handing this a commit has finished.
       std::lock_guard lock{log_->commit_mu};
       stop_ = true;
+      if (listener_.listening)
+        std::erase(log_->live, &listener_);
+      listener_.listening = false;
     }
     log_->commit_cv.notify_all();
     thread_.join();
@@ -590,6 +643,23 @@ class rocksdb_subscription final : public subscription {
       if (commits->size() == page)
         continue;
       std::unique_lock lock{log_->commit_mu};
+      if (live_ == live_delivery::writer_thread && !log_->opts.read_only && !stop_ && !log_->closed
+          && log_->committed_seq.load() == after_.value) {
+        // Caught up: from here the writer hands this each commit.
+        listener_.after = after_.value;
+        listener_.listening = true;
+        log_->live.push_back(&listener_);
+        log_->commit_cv.wait(lock, [&] { return stop_ || log_->closed || !listener_.listening; });
+        if (stop_ || listener_.ended)
+          return;
+        if (listener_.listening) {  // the log closed
+          std::erase(log_->live, &listener_);
+          listener_.listening = false;
+          return;
+        }
+        after_ = global_seq{listener_.after};  // handed back: read on from there
+        continue;
+      }
       auto caught_up = [&] {
         return stop_ || log_->closed || log_->committed_seq.load() > after_.value;
       };
@@ -607,6 +677,8 @@ class rocksdb_subscription final : public subscription {
   global_seq after_;
   commit_handler on_commit_;
   error_handler on_error_;
+  live_delivery live_;
+  live_listener listener_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
@@ -847,9 +919,10 @@ std::uint64_t rocksdb_event_log::copy_position() const { return impl_->copy_posi
 std::uint64_t rocksdb_event_log::copy_taken() const { return impl_->copy_taken.load(); }
 
 std::unique_ptr<subscription>
-rocksdb_event_log::subscribe(global_seq after, commit_handler on_commit, error_handler on_error) {
+rocksdb_event_log::subscribe(global_seq after, commit_handler on_commit, error_handler on_error,
+                             live_delivery live) {
   return std::make_unique<rocksdb_subscription>(impl_, after, std::move(on_commit),
-                                                std::move(on_error));
+                                                std::move(on_error), live);
 }
 
 status_result rocksdb_event_log::save_snapshot(const stream_id& stream, const snapshot& snap) {

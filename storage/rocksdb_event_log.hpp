@@ -56,7 +56,8 @@ class rocksdb_event_log final : public event_log, public console_store {
   global_seq last_seq() const override;
   std::optional<append_receipt> find_command(const std::string& command_id) override;
   std::unique_ptr<subscription>
-  subscribe(global_seq after, commit_handler on_commit, error_handler on_error = {}) override;
+  subscribe(global_seq after, commit_handler on_commit, error_handler on_error = {},
+            live_delivery live = live_delivery::own_thread) override;
   status_result save_snapshot(const stream_id& stream, const snapshot& s) override;
   result<std::optional<snapshot>> load_snapshot(const stream_id& stream) override;
 
