@@ -225,6 +225,7 @@ const layout_entry* layout_for(projector_actor* self, const domain::build_summar
 }
 
 void run_step(projector_actor* self, const domain::saga_step& step);
+void schedule(projector_actor* self, const std::vector<domain::queue_run_step>& steps = {});
 
 // A project's secrets, opened (key -> clear value).
 std::map<std::string, std::string> opened_secrets(projector_actor* self,
@@ -301,24 +302,8 @@ void run_step(projector_actor* self, const domain::saga_step& step) {
       if constexpr (std::is_same_v<T, domain::create_build_step>) {
         create_build(self, x, name);
       } else if constexpr (std::is_same_v<T, domain::queue_run_step>) {
-        auto b = s.model->build(x.run.project, x.run.build);
-        auto layout = b ? layout_for(self, *b) : nullptr;
-        const domain::planned_run* planned = nullptr;
-        if (layout)
-          for (auto& r : layout->runs)
-            if (r.name == x.run.name)
-              planned = &r;
-        if (!planned) {
-          s.steps_in_flight.erase(name);
-          s.given_up.insert(name);
-          spdlog::error("core step=unplannable what=\"{}\"", name);
-          return;
-        }
-        auto timeout = planned->timeout_s;
-        exec(self, streams::run(x.run.project, x.run.build, x.run.name),
-             domain::run::queue_run{x.run.project, x.run.build, x.run.name, planned->host_tag,
-                                    planned->rundef, timeout},
-             system_meta(), step_done(self, name, build_id{x.run.project, x.run.build}));
+        s.steps_in_flight.erase(name);  // schedule() keeps its own
+        schedule(self, {x});
       } else if constexpr (std::is_same_v<T, domain::cancel_run_step>) {
         exec(self, streams::run(x.run.project, x.run.build, x.run.name),
              domain::run::cancel_run{"the build was cancelled"}, system_meta(),
@@ -361,16 +346,69 @@ void run_step(projector_actor* self, const domain::saga_step& step) {
     step);
 }
 
-void schedule(projector_actor* self) {
+// An assignment stays in flight until the model shows it (or it failed).
+std::function<void(command_result&)> assignment_done(projector_actor* self, domain::assignment a) {
+  self->state.assigning.add(a);
+  return [=](command_result& r) {
+    if (r && !r->events.empty())
+      when_seen(self, r->seq, [=] { self->state.assigning.remove(a.run, a.worker); });
+    else
+      self->state.assigning.remove(a.run, a.worker);
+  };
+}
+
+// Queued runs to free workers, and the runs its builds queue now (`steps`)
+// with them: one the scheduler gives a worker at once is queued and
+// assigned in one commit, a round trip to the log (in a cluster, a
+// replicated commit) fewer on the way to its worker.
+void schedule(projector_actor* self, const std::vector<domain::queue_run_step>& steps) {
   auto& s = self->state;
-  for (auto& a : domain::schedule(*s.model, s.assigning, s.last_project, s.paused)) {
-    s.assigning.add(a);
-    exec(self, a.run.id(), domain::run::assign_run{a.worker}, system_meta(),
-         [=](command_result& r) {
-           if (r && !r->events.empty())
-             when_seen(self, r->seq, [=] { self->state.assigning.remove(a.run, a.worker); });
-           else
-             self->state.assigning.remove(a.run, a.worker);
+  struct queueing {
+    std::string step;
+    domain::run::queue_run command;
+  };
+  std::map<domain::run_key, queueing> queue;
+  std::vector<domain::incoming_run> incoming;
+  for (auto& x : steps) {
+    auto name = domain::describe(domain::saga_step{x});
+    if (s.steps_in_flight.count(name) || s.given_up.count(name))
+      continue;
+    auto b = s.model->build(x.run.project, x.run.build);
+    auto layout = b ? layout_for(self, *b) : nullptr;
+    const domain::planned_run* planned = nullptr;
+    if (layout)
+      for (auto& r : layout->runs)
+        if (r.name == x.run.name)
+          planned = &r;
+    if (!planned) {
+      s.given_up.insert(name);
+      spdlog::error("core step=unplannable what=\"{}\"", name);
+      continue;
+    }
+    s.steps_in_flight.insert(name);
+    queue[x.run] = {name, domain::run::queue_run{x.run.project, x.run.build, x.run.name,
+                                                 planned->host_tag, planned->rundef,
+                                                 planned->timeout_s, {}}};
+    incoming.push_back({x.run, planned->host_tag, b->facts.priority});
+  }
+  std::map<domain::run_key, std::function<void(command_result&)>> assigned;
+  for (auto& a : domain::schedule(*s.model, s.assigning, s.last_project, s.paused, incoming)) {
+    if (auto q = queue.find(a.run); q != queue.end()) {
+      q->second.command.worker = a.worker;
+      assigned[a.run] = assignment_done(self, a);
+    } else {
+      exec(self, a.run.id(), domain::run::assign_run{a.worker}, system_meta(),
+           assignment_done(self, a));
+    }
+  }
+  for (auto& [run, q] : queue) {
+    auto step = step_done(self, q.step, build_id{run.project, run.build});
+    auto assignment = assigned.count(run) ? assigned[run] : nullptr;
+    exec(self, run.id(), std::move(q.command), system_meta(),
+         [step, assignment](command_result& r) {
+           if (assignment)
+             assignment(r);
+           step(r);
          });
   }
 }
@@ -384,6 +422,7 @@ void process(projector_actor* self) {
     s.schedule_needed = false;
     return;
   }
+  std::vector<domain::queue_run_step> queueing;
   for (auto& id : dirty) {
     auto p = s.model->project(id.first);
     if (!p)
@@ -391,14 +430,18 @@ void process(projector_actor* self) {
     auto b = s.model->build(id.first, id.second);
     const layout_entry* layout = b ? layout_for(self, *b) : nullptr;
     for (auto& step : domain::next_build_steps(*p, id.second, layout ? layout->def.get() : nullptr,
-                                               layout ? &layout->runs : nullptr))
-      run_step(self, step);
+                                               layout ? &layout->runs : nullptr)) {
+      if (auto q = std::get_if<domain::queue_run_step>(&step))
+        queueing.push_back(*q);
+      else
+        run_step(self, step);
+    }
     if (b && b->completed)
       s.layouts.erase(id);
   }
-  if (s.schedule_needed) {
+  if (s.schedule_needed || !queueing.empty()) {
     s.schedule_needed = false;
-    schedule(self);
+    schedule(self, queueing);
   }
 }
 

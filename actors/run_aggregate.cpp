@@ -48,7 +48,10 @@ std::optional<error> must_hold(const state& s, const std::string& worker) {
 result<events> decide_one(const state& s, const queue_run& c) {
   if (s.exists)
     return refuse(errc::already_exists, "run " + c.name + " exists");
-  return events{run_queued{c.project, c.build, c.name, c.host_tag, c.rundef, 1, c.timeout_s}};
+  events out{run_queued{c.project, c.build, c.name, c.host_tag, c.rundef, 1, c.timeout_s}};
+  if (!c.worker.empty())
+    out.push_back(run_assigned{c.worker, 1});
+  return out;
 }
 
 result<events> decide_one(const state& s, const assign_run& c) {

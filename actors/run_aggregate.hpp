@@ -65,6 +65,9 @@ struct queue_run {
   std::string host_tag;
   std::string rundef;
   std::uint32_t timeout_s = 0;
+  // The worker the scheduler gives it as it is queued, if any: queued and
+  // assigned in one commit (one round trip to the log fewer per run).
+  std::string worker;
 };
 struct assign_run {
   std::string worker;

@@ -80,10 +80,11 @@ bool blocked_by_older(const std::map<std::string, std::uint32_t>& oldest, const 
 } // namespace
 
 std::vector<assignment> schedule(const read_model& model, const in_flight_assignments& in_flight,
-                                 std::string& last_project, const std::set<std::string>& paused) {
+                                 std::string& last_project, const std::set<std::string>& paused,
+                                 const std::vector<incoming_run>& incoming) {
   std::vector<assignment> out;
   auto slots = free_slots(model, in_flight, paused);
-  if (slots.empty() || model.queue().empty())
+  if (slots.empty() || (model.queue().empty() && incoming.empty()))
     return out;
   auto oldest = oldest_open(model);
 
@@ -102,6 +103,9 @@ std::vector<assignment> schedule(const read_model& model, const in_flight_assign
       continue;
     levels[b->facts.priority][key.project].push_back({&key, &r->host_tag});
   }
+  for (auto& x : incoming)
+    if (!in_flight.runs.count(x.run) && !blocked_by_older(oldest, x.run))
+      levels[x.priority][x.run.project].push_back({&x.run, &x.host_tag});
 
   auto place = [&](const candidate& c) -> slot* {
     slot* best = nullptr;

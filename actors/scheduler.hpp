@@ -48,12 +48,22 @@ struct in_flight_assignments {
   void remove(const run_key& run, const std::string& worker);
 };
 
+// A run its build is queueing now, not yet in the model's queue: planned
+// with the queue, after every run already in it, so that it can be queued
+// and assigned in one commit.
+struct incoming_run {
+  run_key run;
+  std::string host_tag;
+  std::int32_t priority = 0;  // its build's
+};
+
 // `last_project` carries the round robin from one call to the next.
 // `paused`: workers that said at their last check-in that they take no new
 // runs (draining, low on disk); not events, like heartbeats.
 std::vector<assignment> schedule(const read_model& model, const in_flight_assignments& in_flight,
                                  std::string& last_project,
-                                 const std::set<std::string>& paused = {});
+                                 const std::set<std::string>& paused = {},
+                                 const std::vector<incoming_run>& incoming = {});
 
 // Why each queued run (in queue order) is still waiting.
 std::vector<waiting_run> explain_queue(const read_model& model,

@@ -92,6 +92,37 @@ TEST_CASE("core: workers take runs, a chained run joins, and the build passes") 
   CHECK(detail.triggers[1].type == "simple");
 }
 
+TEST_CASE("core: a run a free worker can take is queued and assigned in one commit") {
+  core_fixture f;
+  f.call<core::receipt>(core::put_project{"app", chained_project});
+  auto token = f.add_worker("w1", {"linux"}, 2);
+  REQUIRE(f.node->call(core::worker_checkin{"w1", token}));
+  REQUIRE(wait_until([&] {
+    auto workers = f.read<std::vector<core::worker_info>>(core::list_workers{});
+    return workers.size() == 1 && workers[0].summary.online;
+  }));
+  f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  auto runs = f.take("w1", token, 2);
+  REQUIRE(runs.size() == 2);
+  for (auto& h : runs) {
+    auto commits = f.log->read_stream(h.run.id(), stream_version{1}, 10);
+    REQUIRE(commits);
+    REQUIRE(commits->size() == 1);
+    auto& events = commits->front().body.events;
+    REQUIRE(events.size() == 2);
+    CHECK(std::holds_alternative<run_queued>(events[0]));
+    REQUIRE(std::holds_alternative<run_assigned>(events[1]));
+    CHECK(std::get<run_assigned>(events[1]).worker == "w1");
+  }
+  // With its two slots taken, the next build's runs are only queued.
+  f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  CHECK(f.wait_build("app", 2, [](auto& b) { return b.runs.size() == 2; }));
+  auto queued = f.log->read_stream(streams::run("app", 2, "lint"), stream_version{1}, 10);
+  REQUIRE(queued);
+  REQUIRE(queued->size() == 1);
+  CHECK(queued->front().body.events.size() == 1);
+}
+
 TEST_CASE("core: a failed run fails the build, and a failed-only rerun remakes just it") {
   core_fixture f;
   f.call<core::receipt>(core::put_project{"app", chained_project});

@@ -35,6 +35,17 @@ std::string refused(const run::state& s, const run::command& c) {
 
 } // namespace
 
+TEST_CASE("a run queued with a worker is queued and assigned in one decision", "[run]") {
+  auto e = then(given({}), run::queue_run{"app", 1, "unit", "amd64", "{}", 30, "w1"});
+  REQUIRE(e == std::vector<event>{run_queued{"app", 1, "unit", "amd64", "{}", 1, 30},
+                                  run_assigned{"w1", 1}});
+  auto s = given(e);
+  CHECK(s.status == status::queued);
+  CHECK(s.worker == "w1");
+  CHECK(then(s, run::start_run{"w1"}) == std::vector<event>{run_started{"w1"}});
+  CHECK(refused(s, run::queue_run{"app", 1, "unit", "amd64", "{}", 30, "w2"}) == "already_exists");
+}
+
 TEST_CASE("a run goes QUEUED -> assigned -> RUNNING -> PASSED", "[run]") {
   auto s = given({});
   auto e = then(s, run::queue_run{"app", 1, "unit", "amd64", "{}"});

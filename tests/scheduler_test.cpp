@@ -166,3 +166,51 @@ TEST_CASE("scheduler: a paused worker (draining, low on disk) gets nothing new")
     CHECK(a.worker == "w2");
   CHECK(schedule(m.model, {}, last, {"w1", "w2"}).empty());
 }
+
+TEST_CASE("scheduler: runs being queued now are planned after the queue, by the same rules") {
+  model_builder m;
+  m.project("p", simple_yaml);
+  m.project("q", simple_yaml);
+  m.build("p", 1, {"old"});
+  m.build("p", 2, {});
+  m.build("q", 1, {}, "linux", 10);
+  m.worker("w1", {"linux"}, 2);
+  std::string last;
+  // A free slot each: the queued run and the incoming one both go.
+  std::vector<incoming_run> incoming{{{"p", 2, "new"}, "linux", 0}};
+  auto plan = schedule(m.model, {}, last, {}, incoming);
+  CHECK(run_names(plan) == std::vector<std::string>{"p/1/old", "p/2/new"});
+
+  // One slot: the queue's run first (FIFO within a project)...
+  m.assign("p", 1, "old", "w1");
+  plan = schedule(m.model, {}, last, {}, {{{"p", 2, "new"}, "linux", 0}, {{"p", 2, "next"}, "linux", 0}});
+  CHECK(run_names(plan) == std::vector<std::string>{"p/2/new"});
+  // ...and a higher priority before either.
+  m.add(streams::run("p", 1, "old"), {run_completed{status::passed, 0, ""}});
+  m.build("p", 3, {"queued"});
+  m.assign("p", 3, "queued", "w1");
+  m.build("p", 4, {"waiting"});
+  plan = schedule(m.model, {}, last, {}, {{{"q", 1, "urgent"}, "linux", 10}});
+  CHECK(run_names(plan) == std::vector<std::string>{"q/1/urgent"});
+
+  // Never to a worker without the tag, nor beyond a worker's concurrency.
+  plan = schedule(m.model, {}, last, {}, {{{"p", 2, "arm"}, "aarch64", 0}});
+  CHECK(run_names(plan) == std::vector<std::string>{"p/4/waiting"});
+  in_flight_assignments busy;
+  busy.add({{"p", 4, "waiting"}, "w1"});
+  CHECK(schedule(m.model, busy, last, {}, {{{"p", 2, "late"}, "linux", 0}}).empty());
+}
+
+TEST_CASE("scheduler: an incoming run of a synchronous project waits for the older build") {
+  model_builder m;
+  m.project("p", std::string{simple_yaml} + "synchronous-builds: true\n");
+  m.worker("w1", {"linux"}, 4);
+  m.build("p", 1, {"a"});
+  m.assign("p", 1, "a", "w1");
+  m.build("p", 2, {});
+  std::string last;
+  std::vector<incoming_run> incoming{{{"p", 2, "b"}, "linux", 0}};
+  CHECK(schedule(m.model, {}, last, {}, incoming).empty());
+  m.add(streams::build("p", 1), {build_completed{status::passed}});
+  CHECK(run_names(schedule(m.model, {}, last, {}, incoming)) == std::vector<std::string>{"p/2/b"});
+}
