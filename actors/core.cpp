@@ -95,6 +95,7 @@ void core::stop() {
   if (!p.system)
     return;
   p.subscription.reset();
+  caf::anon_send(p.projector, drain_atom::value);
   {
     // Save the projections so that the next start folds only what comes after.
     caf::scoped_actor self{*p.system};

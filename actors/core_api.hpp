@@ -12,6 +12,7 @@
 #include "events/event.hpp"
 #include "events/ids.hpp"
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <set>
@@ -83,6 +84,12 @@ struct worker_checkin {
   // The runs the worker has under way, when it says: a run RUNNING on it
   // that it does not have was lost (the worker restarted) and is requeued.
   std::optional<std::set<std::string>> active;
+  // Held open up to this long while the core has nothing for the worker
+  // that it does not know of yet (`known_runs`, `known_stopping`: run ids
+  // it has, and is stopping): answered as soon as a run is assigned to it
+  // or one it has is to stop, without the gateway asking again. 0: at once.
+  std::chrono::milliseconds hold{0};
+  std::set<std::string> known_runs, known_stopping;
 };
 struct report_run {
   domain::run_key run;
@@ -227,6 +234,7 @@ struct handed_run {
 struct checkin_reply {
   std::vector<handed_run> runs;
   std::vector<domain::run_key> cancel;  // runs it holds that were asked to stop
+  bool waited = false;  // held for all of its hold: nothing new came
 };
 struct api_token {
   global_seq seq;

@@ -94,6 +94,9 @@ std::vector<std::string> strings(const json& b, const char* key) {
   return out;
 }
 
+// A gateway waits 15 s for a core's answer (gateway_options::core_timeout).
+constexpr std::chrono::milliseconds max_checkin_hold{10'000};
+
 // What a worker may report (QUEUED and LOST are the core's to say).
 kiln::status status_of(const std::string& s) {
   auto st = kiln::status_from_string(s);
@@ -147,6 +150,13 @@ request decode_command(std::string_view verb, const json& b) {
       auto ids = strings(b, "active");
       c.active.emplace(ids.begin(), ids.end());
     }
+    // Never longer than a gateway waits for a core's answer.
+    c.hold = std::chrono::milliseconds{static_cast<std::int64_t>(
+      std::min<std::uint64_t>(num(b, "hold_ms", 0), max_checkin_hold.count()))};
+    for (auto& id : strings(b, "known_runs"))
+      c.known_runs.insert(id);
+    for (auto& id : strings(b, "known_stopping"))
+      c.known_stopping.insert(id);
     return c;
   }
   if (verb == "report_run")
@@ -238,7 +248,10 @@ json render(const reply& r) {
       auto cancel = json::array();
       for (auto& k : x.cancel)
         cancel.push_back(k.path());
-      return {{"runs", std::move(runs)}, {"cancel", std::move(cancel)}};
+      json out{{"runs", std::move(runs)}, {"cancel", std::move(cancel)}};
+      if (x.waited)
+        out["waited"] = true;
+      return out;
     }
   } visitor;
   return std::visit(visitor, r);

@@ -54,6 +54,14 @@ struct projector_state {
   // What this core last passed on of each worker's check-ins, and when
   // (core::share_checkins): {ns, accepting}.
   std::map<std::string, std::pair<std::int64_t, bool>> shared;
+  // Check-ins held until a commit brings their worker news, by worker
+  // (worker_checkin::hold); each answered by `until_ns` at the latest.
+  struct held_checkin {
+    std::int64_t until_ns;
+    worker_checkin c;
+    reply_callback cb;
+  };
+  std::map<std::string, std::vector<held_checkin>> held_checkins;
 
   // Only the leading core runs the process managers, the watchdog and the
   // scheduler (core_config::leading).
@@ -226,6 +234,10 @@ const layout_entry* layout_for(projector_actor* self, const domain::build_summar
 
 void run_step(projector_actor* self, const domain::saga_step& step);
 void schedule(projector_actor* self, const std::vector<domain::queue_run_step>& steps = {});
+void answer_checkin(projector_actor* self, const worker_checkin& c, reply_callback cb,
+                    bool waited = false);
+void wake_checkins(projector_actor* self, const std::string& worker);
+void release_checkins(projector_actor* self, bool all);
 
 // A project's secrets, opened (key -> clear value).
 std::map<std::string, std::string> opened_secrets(projector_actor* self,
@@ -483,8 +495,17 @@ void on_commit(projector_actor* self, const logged_commit& c) {
       }
     }
   } else if (kind == "run") {
-    if (auto k = domain::parse_run_stream(c.body.stream.value))
+    if (auto k = domain::parse_run_stream(c.body.stream.value)) {
       s.dirty.emplace(k->project, k->build);
+      // A held check-in learns of a run given to its worker, or to stop.
+      if (!s.held_checkins.empty())
+        for (auto& e : c.body.events)
+          if (auto a = std::get_if<run_assigned>(&e))
+            wake_checkins(self, a->worker);
+          else if (std::holds_alternative<run_cancel_requested>(e))
+            if (auto r = s.model->run(*k))
+              wake_checkins(self, r->worker);
+    }
     s.schedule_needed = true;
   } else if (kind == "worker") {
     s.schedule_needed = true;
@@ -653,26 +674,53 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
   s.schedule_needed = true;
   wake(self);
 
-  std::vector<domain::run_key> held, cancel;
-  for (auto& k : w->holds)
-    if (auto r = s.model->run(k)) {
-      if (c.active && r->status == kiln::status::running && !c.active->count(k.path())) {
-        // The worker does not have it: it restarted and the run died with it.
+  // A RUNNING run the worker says it does not have died with it (it restarted).
+  if (c.active)
+    for (auto& k : w->holds)
+      if (auto r = s.model->run(k); r && r->status == kiln::status::running
+                                    && !c.active->count(k.path())) {
         spdlog::warn("core run=lost id={} worker={} reason=\"not in the worker's check-in\"",
                      k.path(), c.name);
         exec(self, k.id(),
              domain::run::lose_run{"worker " + c.name + " checked in without it (restarted?)",
                                    s.env->config.max_attempts, c.name},
              system_meta(), [](command_result&) {});
-        continue;
       }
-      if (r->assigned())
+  answer_checkin(self, c, std::move(cb));
+}
+
+// What a check-in is answered: the runs its worker holds (assigned, with
+// their rundefs and secrets) and those it is to stop. A check-in with a
+// hold and nothing its worker does not know of yet waits (held_checkins)
+// until a commit brings something (wake_checkins) or its hold is over.
+void answer_checkin(projector_actor* self, const worker_checkin& c, reply_callback cb,
+                    bool waited) {
+  auto& s = self->state;
+  auto w = s.model->worker(c.name);
+  if (!w || w->deleted)
+    return cb(error{"not_found", "no worker '" + c.name + "'"});
+  std::vector<domain::run_key> held, cancel;
+  bool news = false;
+  for (auto& k : w->holds)
+    if (auto r = s.model->run(k)) {
+      if (c.active && r->status == kiln::status::running && !c.active->count(k.path()))
+        continue;  // lost (checkin)
+      if (r->assigned()) {
         held.push_back(k);
-      if (r->cancel_requested && !r->finished())
+        news = news || !c.known_runs.count(k.path());
+      }
+      if (r->cancel_requested && !r->finished()) {
         cancel.push_back(k);
+        news = news || !c.known_stopping.count(k.path());
+      }
     }
+  if (!news && !waited && c.hold.count() > 0) {
+    auto until = now_ns() + std::chrono::nanoseconds{c.hold}.count();
+    s.held_checkins[c.name].push_back({until, c, std::move(cb)});
+    return;
+  }
   if (held.empty())
-    return cb(reply{checkin_reply{{}, std::move(cancel)}});
+    return cb(reply{checkin_reply{{}, std::move(cancel), waited}});
 
   // Each run's rundef from its actor, and its project's secrets, opened.
   struct gather {
@@ -701,7 +749,7 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
       h.rundef = rundef.dump();
       handed.push_back(std::move(h));
     }
-    cb(reply{checkin_reply{std::move(handed), cancel}});
+    cb(reply{checkin_reply{std::move(handed), cancel, waited}});
   };
   std::set<std::string> projects;
   for (auto& k : held)
@@ -724,6 +772,45 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
       if (--g->left == 0)
         finish();
     });
+}
+
+// Held check-ins of `worker` asked again: a commit may have brought news.
+void wake_checkins(projector_actor* self, const std::string& worker) {
+  auto& s = self->state;
+  auto it = s.held_checkins.find(worker);
+  if (it == s.held_checkins.end())
+    return;
+  auto held = std::move(it->second);
+  s.held_checkins.erase(it);
+  for (auto& h : held) {
+    auto c = h.c;
+    c.hold = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::nanoseconds{std::max<std::int64_t>(0, h.until_ns - now_ns())});
+    answer_checkin(self, c, std::move(h.cb), c.hold.count() == 0);
+  }
+}
+
+// Held check-ins whose hold is over (checked each second), or all of them.
+void release_checkins(projector_actor* self, bool all) {
+  auto& s = self->state;
+  auto now = now_ns();
+  for (auto it = s.held_checkins.begin(); it != s.held_checkins.end();) {
+    auto& list = it->second;
+    std::vector<projector_state::held_checkin> due;
+    for (auto h = list.begin(); h != list.end();)
+      if (all || h->until_ns <= now) {
+        due.push_back(std::move(*h));
+        h = list.erase(h);
+      } else {
+        ++h;
+      }
+    it = list.empty() ? s.held_checkins.erase(it) : std::next(it);
+    for (auto& h : due)
+      if (all)  // the core stops: nothing new, and no time to gather
+        h.cb(reply{checkin_reply{{}, {}, true}});
+      else
+        answer_checkin(self, h.c, std::move(h.cb), true);
+  }
 }
 
 // Verified and decided with the project's secrets opened (domain/webhooks),
@@ -1113,6 +1200,7 @@ caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
   return {
     [=](cron_atom) {
       expire_calls(self);
+      release_checkins(self, false);
       auto now = std::chrono::system_clock::now();
       auto unix_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
       if (self->state.leading)
@@ -1141,6 +1229,7 @@ caf::behavior projector(projector_actor* self, env_ptr env, caf::actor registry,
       }
     },
     [=](process_atom) { process(self); },
+    [=](drain_atom) { release_checkins(self, true); },
     [=](tick_atom) {
       auto& s = self->state;
       // A worker that came online through another core's commit checked in

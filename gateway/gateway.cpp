@@ -810,7 +810,9 @@ bool assigns_to(const json& commit, const std::string& worker) {
 }
 
 // A worker's check-in held open until it has runs, the wait is over, or
-// the node drains: one check-in now, another whenever a run is assigned.
+// the node drains: each attempt held at a core until it has news for the
+// worker; a RunAssigned or cancel heard brings another attempt when a core
+// answered without holding.
 class long_poll final : public live_stream, public std::enable_shared_from_this<long_poll> {
  public:
   // `active` and `stopping`: runs the worker already has, and those it is
@@ -874,7 +876,17 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
       attempted_ = true;
     }
     std::weak_ptr<long_poll> weak = shared_from_this();
-    json body{{"name", c_->param("name")}, {"token", token_}, {"accepting", accepting_}};
+    json body{{"name", c_->param("name")}, {"token", token_}, {"accepting", accepting_},
+              {"known_runs", active_}, {"known_stopping", stopping_}};
+    // The core holds the check-in until it has news for the worker (it
+    // applies the commit that assigns a run before this gateway hears of
+    // it): one check-in per assignment, and no trip back to ask. Well
+    // inside the time a core's answer is waited for, and the poll's own.
+    auto hold = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(
+                           deadline_ - clock_type::now() - std::chrono::milliseconds{500}),
+                         c_->gw.opts.core_timeout / 3);
+    if (hold >= std::chrono::milliseconds{100})
+      body["hold_ms"] = hold.count();
     // The active list is true when the worker sent it; a later attempt can
     // reach the core after the worker started what this poll handed it,
     // and must not call those runs lost.
@@ -898,7 +910,9 @@ class long_poll final : public live_stream, public std::enable_shared_from_this<
       return finish(r.error());
     if (has_news(r->result()) || clock_type::now() >= deadline_)
       return finish(r->result());
-    if (again)
+    // `waited`: the core held it as long as asked (a core that does not
+    // hold answers at once, and the events bring the next attempt).
+    if (again || r->result().value("waited", false))
       attempt();
   }
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <future>
 #include <sstream>
 
 using namespace kiln;
@@ -121,6 +122,60 @@ TEST_CASE("core: a run a free worker can take is queued and assigned in one comm
   REQUIRE(queued);
   REQUIRE(queued->size() == 1);
   CHECK(queued->front().body.events.size() == 1);
+}
+
+TEST_CASE("core: a held check-in is answered when its worker gets a run or is to stop one") {
+  core_fixture f;
+  f.call<core::receipt>(core::put_project{"app", chained_project});
+  auto token = f.add_worker("w1", {"linux"}, 2);
+  REQUIRE(f.node->call(core::worker_checkin{"w1", token}));
+  auto held = [&](std::set<std::string> known = {}, std::set<std::string> stopping = {}) {
+    core::worker_checkin c{"w1", token};
+    c.hold = 10s;
+    c.known_runs = std::move(known);
+    c.known_stopping = std::move(stopping);
+    return std::async(std::launch::async, [&f, c] { return f.node->call(c); });
+  };
+  auto reply_of = [](std::future<result<core::reply>>& answer) {
+    REQUIRE(answer.wait_for(20s) == std::future_status::ready);
+    auto r = answer.get();
+    REQUIRE(r);
+    return std::get<core::checkin_reply>(*r);
+  };
+
+  // Nothing for it: held for all of its hold, then answered.
+  core::worker_checkin idle{"w1", token};
+  idle.hold = 300ms;
+  auto t0 = std::chrono::steady_clock::now();
+  auto out = f.node->call(idle);
+  REQUIRE(out);
+  CHECK(std::get<core::checkin_reply>(*out).waited);
+  CHECK(std::get<core::checkin_reply>(*out).runs.empty());
+  CHECK(std::chrono::steady_clock::now() - t0 >= 300ms);
+
+  // Held until a run is assigned to the worker, then answered with it.
+  auto first = held();
+  CHECK(first.wait_for(300ms) == std::future_status::timeout);
+  f.call<core::build_ref>(core::trigger_build{"app", "ci", {}, "", "", "", 0});
+  auto handed = reply_of(first);
+  CHECK_FALSE(handed.waited);
+  CHECK_FALSE(handed.runs.empty());
+
+  // Runs it knows of are no news; one of them to stop is.
+  auto runs = f.take("w1", token, 2);
+  REQUIRE(runs.size() == 2);
+  auto stop = held({runs[0].run.path(), runs[1].run.path()});
+  CHECK(stop.wait_for(300ms) == std::future_status::timeout);
+  f.call<core::receipt>(core::cancel_run{runs[0].run});
+  auto told = reply_of(stop);
+  REQUIRE(told.cancel.size() == 1);
+  CHECK(told.cancel[0] == runs[0].run);
+
+  // A core that stops answers what it holds.
+  auto last = held({runs[0].run.path(), runs[1].run.path()}, {runs[0].run.path()});
+  CHECK(last.wait_for(300ms) == std::future_status::timeout);
+  f.node->stop();
+  CHECK(reply_of(last).waited);
 }
 
 TEST_CASE("core: a failed run fails the build, and a failed-only rerun remakes just it") {
