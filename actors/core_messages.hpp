@@ -40,7 +40,6 @@ using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using save_atom = caf::atom_constant<caf::atom("save")>;
 using lead_atom = caf::atom_constant<caf::atom("lead")>;  // this core leads, or no longer
 using seen_atom = caf::atom_constant<caf::atom("seen")>;  // a check-in another core answered
-using hold_atom = caf::atom_constant<caf::atom("hold")>;  // a held check-in's time is up
 using drain_atom = caf::atom_constant<caf::atom("drain")>;  // the core stops: answer what is held
 
 // Where the projections' snapshot lives among the streams' snapshots; no

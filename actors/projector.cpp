@@ -235,7 +235,7 @@ const layout_entry* layout_for(projector_actor* self, const domain::build_summar
 void run_step(projector_actor* self, const domain::saga_step& step);
 void schedule(projector_actor* self, const std::vector<domain::queue_run_step>& steps = {});
 void answer_checkin(projector_actor* self, const worker_checkin& c, reply_callback cb,
-                    bool waited = false);
+                    std::int64_t hold_until_ns);
 void wake_checkins(projector_actor* self, const std::string& worker);
 void release_checkins(projector_actor* self, bool all);
 
@@ -378,6 +378,7 @@ void schedule(projector_actor* self, const std::vector<domain::queue_run_step>& 
   struct queueing {
     std::string step;
     domain::run::queue_run command;
+    std::function<void(command_result&)> assignment;  // when it gets a worker
   };
   std::map<domain::run_key, queueing> queue;
   std::vector<domain::incoming_run> incoming;
@@ -400,14 +401,14 @@ void schedule(projector_actor* self, const std::vector<domain::queue_run_step>& 
     s.steps_in_flight.insert(name);
     queue[x.run] = {name, domain::run::queue_run{x.run.project, x.run.build, x.run.name,
                                                  planned->host_tag, planned->rundef,
-                                                 planned->timeout_s, {}}};
+                                                 planned->timeout_s, {}},
+                    nullptr};
     incoming.push_back({x.run, planned->host_tag, b->facts.priority});
   }
-  std::map<domain::run_key, std::function<void(command_result&)>> assigned;
   for (auto& a : domain::schedule(*s.model, s.assigning, s.last_project, s.paused, incoming)) {
     if (auto q = queue.find(a.run); q != queue.end()) {
       q->second.command.worker = a.worker;
-      assigned[a.run] = assignment_done(self, a);
+      q->second.assignment = assignment_done(self, a);
     } else {
       exec(self, a.run.id(), domain::run::assign_run{a.worker}, system_meta(),
            assignment_done(self, a));
@@ -415,9 +416,8 @@ void schedule(projector_actor* self, const std::vector<domain::queue_run_step>& 
   }
   for (auto& [run, q] : queue) {
     auto step = step_done(self, q.step, build_id{run.project, run.build});
-    auto assignment = assigned.count(run) ? assigned[run] : nullptr;
     exec(self, run.id(), std::move(q.command), system_meta(),
-         [step, assignment](command_result& r) {
+         [step, assignment = std::move(q.assignment)](command_result& r) {
            if (assignment)
              assignment(r);
            step(r);
@@ -645,6 +645,11 @@ bool note_checkin(projector_state& s, const std::string& worker, bool accepting,
   return s.paused.erase(worker) > 0;
 }
 
+// A RUNNING run its worker's check-in does not list died with it (it restarted).
+bool lost_by(const worker_checkin& c, const domain::run_summary& r, const domain::run_key& k) {
+  return c.active && r.status == kiln::status::running && !c.active->count(k.path());
+}
+
 void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) {
   auto& s = self->state;
   auto w = s.model->worker(c.name);
@@ -674,27 +679,26 @@ void checkin(projector_actor* self, const worker_checkin& c, reply_callback cb) 
   s.schedule_needed = true;
   wake(self);
 
-  // A RUNNING run the worker says it does not have died with it (it restarted).
-  if (c.active)
-    for (auto& k : w->holds)
-      if (auto r = s.model->run(k); r && r->status == kiln::status::running
-                                    && !c.active->count(k.path())) {
-        spdlog::warn("core run=lost id={} worker={} reason=\"not in the worker's check-in\"",
-                     k.path(), c.name);
-        exec(self, k.id(),
-             domain::run::lose_run{"worker " + c.name + " checked in without it (restarted?)",
-                                   s.env->config.max_attempts, c.name},
-             system_meta(), [](command_result&) {});
-      }
-  answer_checkin(self, c, std::move(cb));
+  for (auto& k : w->holds)
+    if (auto r = s.model->run(k); r && lost_by(c, *r, k)) {
+      spdlog::warn("core run=lost id={} worker={} reason=\"not in the worker's check-in\"",
+                   k.path(), c.name);
+      exec(self, k.id(),
+           domain::run::lose_run{"worker " + c.name + " checked in without it (restarted?)",
+                                 s.env->config.max_attempts, c.name},
+           system_meta(), [](command_result&) {});
+    }
+  answer_checkin(self, c, std::move(cb),
+                 c.hold.count() > 0 ? now + std::chrono::nanoseconds{c.hold}.count() : 0);
 }
 
 // What a check-in is answered: the runs its worker holds (assigned, with
 // their rundefs and secrets) and those it is to stop. A check-in with a
 // hold and nothing its worker does not know of yet waits (held_checkins)
-// until a commit brings something (wake_checkins) or its hold is over.
+// until a commit brings something (wake_checkins) or `hold_until_ns` (0: no
+// hold) has passed, and then says it waited.
 void answer_checkin(projector_actor* self, const worker_checkin& c, reply_callback cb,
-                    bool waited) {
+                    std::int64_t hold_until_ns) {
   auto& s = self->state;
   auto w = s.model->worker(c.name);
   if (!w || w->deleted)
@@ -703,8 +707,8 @@ void answer_checkin(projector_actor* self, const worker_checkin& c, reply_callba
   bool news = false;
   for (auto& k : w->holds)
     if (auto r = s.model->run(k)) {
-      if (c.active && r->status == kiln::status::running && !c.active->count(k.path()))
-        continue;  // lost (checkin)
+      if (lost_by(c, *r, k))
+        continue;
       if (r->assigned()) {
         held.push_back(k);
         news = news || !c.known_runs.count(k.path());
@@ -714,9 +718,9 @@ void answer_checkin(projector_actor* self, const worker_checkin& c, reply_callba
         news = news || !c.known_stopping.count(k.path());
       }
     }
-  if (!news && !waited && c.hold.count() > 0) {
-    auto until = now_ns() + std::chrono::nanoseconds{c.hold}.count();
-    s.held_checkins[c.name].push_back({until, c, std::move(cb)});
+  bool waited = hold_until_ns > 0 && hold_until_ns <= now_ns();
+  if (!news && hold_until_ns > 0 && !waited) {
+    s.held_checkins[c.name].push_back({hold_until_ns, c, std::move(cb)});
     return;
   }
   if (held.empty())
@@ -782,12 +786,8 @@ void wake_checkins(projector_actor* self, const std::string& worker) {
     return;
   auto held = std::move(it->second);
   s.held_checkins.erase(it);
-  for (auto& h : held) {
-    auto c = h.c;
-    c.hold = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::nanoseconds{std::max<std::int64_t>(0, h.until_ns - now_ns())});
-    answer_checkin(self, c, std::move(h.cb), c.hold.count() == 0);
-  }
+  for (auto& h : held)
+    answer_checkin(self, h.c, std::move(h.cb), h.until_ns);
 }
 
 // Held check-ins whose hold is over (checked each second), or all of them.
@@ -809,7 +809,7 @@ void release_checkins(projector_actor* self, bool all) {
       if (all)  // the core stops: nothing new, and no time to gather
         h.cb(reply{checkin_reply{{}, {}, true}});
       else
-        answer_checkin(self, h.c, std::move(h.cb), true);
+        answer_checkin(self, h.c, std::move(h.cb), h.until_ns);
   }
 }
 
