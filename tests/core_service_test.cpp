@@ -87,6 +87,16 @@ TEST_CASE("core service: bad requests and refusals come back as error codes") {
   auto wrong_type = s.ask("kiln.qry.get_build", {{"project", "app"}, {"build", "seven"}});
   CHECK(wrong_type["error"] == "bad_request");
 
+  // A held check-in's fields: a bad one is named, not ignored.
+  auto bad_hold = s.ask("kiln.cmd.worker_checkin",
+                        {{"name", "w1"}, {"token", "t"}, {"hold_ms", "soon"}});
+  CHECK(bad_hold["error"] == "bad_request");
+  CHECK(bad_hold["message"] == "'hold_ms' must be a non-negative integer");
+  auto bad_known = s.ask("kiln.cmd.worker_checkin",
+                         {{"name", "w1"}, {"token", "t"}, {"known_runs", "app/1/unit"}});
+  CHECK(bad_known["error"] == "bad_request");
+  CHECK(bad_known["message"] == "'known_runs' must be a list of strings");
+
   auto unknown = s.ask("kiln.cmd.explode", json::object());
   CHECK(unknown["error"] == "bad_request");
 
